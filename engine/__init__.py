@@ -1,0 +1,8 @@
+"""DynaSketch engine: a video becomes a temporally coherent animated stroke sketch.
+
+Pipeline (see docs/ARCHITECTURE.md): ``video`` decode -> ``masking`` -> ``tracking`` ->
+``initialise`` -> ``optimise`` (``rasterizer`` + ``losses``) -> ``export``;
+``pipeline.run_sketch`` runs it, ``cli`` is the ``dynasketch`` command.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,155 @@
+"""The ``dynasketch`` command (also ``python -m engine``); see docs/CONTRACT.md."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import signal
+import sys
+import traceback
+
+from .errors import EngineError, Interrupted
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dynasketch",
+                                     description="Turn a video into a temporally coherent stroke sketch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sk = sub.add_parser("sketch", help="sketch a video, every frame of the range")
+    sk.add_argument("input", help="video file, image folder, or pattern like frame_%%04d.png")
+    sk.add_argument("--out", required=True, help="output folder (created; resumed if it holds this job)")
+    sk.add_argument("--strokes", type=int, default=16, help="strokes per frame (default 16)")
+    sk.add_argument("--width", type=float, default=1.5, help="stroke width on the 224 px canvas (default 1.5)")
+    sk.add_argument("--frames", default=None, metavar="A:B[:S]",
+                    help="source frames START:END[:STEP], END exclusive (default: all)")
+    sk.add_argument("--seeds", type=int, default=3, help="tries for the first frame (default 3)")
+    sk.add_argument("--mask", default="auto", help="auto | none | PATH of a mask video or image sequence")
+    sk.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sk.add_argument("--preset", default="default", choices=["fast", "default", "paper"])
+    sk.add_argument("--no-temporal", action="store_true", help="sketch every frame independently")
+    sk.add_argument("--guidance", default="auto", help="auto | line (the guidance loss)")
+    sk.add_argument("--tracker", default="auto", help="auto | lucas-kanade")
+    sk.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence (default 24)")
+    sk.add_argument("--seed", type=int, default=0, help="random seed")
+    sk.add_argument("--overwrite", action="store_true", help="replace a different sketch in --out")
+    sk.add_argument("--no-preview", action="store_true", help="skip preview.mp4")
+    sk.add_argument("--progress", default="auto", choices=["auto", "bar", "json", "none"])
+
+    doc = sub.add_parser("doctor", help="which backends and devices are usable here, and why not")
+    doc.add_argument("--json", action="store_true")
+
+    smp = sub.add_parser("sample", help="write the procedural sample clip (and its mask)")
+    smp.add_argument("path", help="video to write, e.g. sample.mp4")
+    smp.add_argument("--mask", default=None, help="also write its mask video here")
+    smp.add_argument("--frames", type=int, default=36)
+    return parser
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the job checks it between optimisation steps."""
+
+    def __init__(self):
+        self.stopped = False
+
+    def __call__(self) -> bool:
+        return self.stopped
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            if self.stopped:                   # a second signal: leave at once
+                os._exit(130)
+            self.stopped = True
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_sketch(args) -> int:
+    from .pipeline import Job, run_sketch
+    from .progress import make_progress
+    from .settings import Settings
+
+    kind = args.progress if args.progress != "auto" else ("bar" if sys.stderr.isatty() else "none")
+    progress = make_progress(kind)
+    stop = StopFlag()
+    stop.install()
+    log = os.path.join(os.path.abspath(args.out), "dynasketch.log")
+    try:
+        settings = Settings.from_preset(args.preset, strokes=args.strokes, width=args.width,
+                                        seeds=args.seeds, mask=args.mask, device=args.device,
+                                        temporal=not args.no_temporal, guidance=args.guidance,
+                                        tracker=args.tracker, seed=args.seed)
+        progress.log_path = log
+        job = Job(args.input, args.out, settings, args.frames, args.fps, args.overwrite,
+                  preview=not args.no_preview)
+        summary = run_sketch(job, progress, stop)
+    except EngineError as exc:
+        progress.failed(str(exc), log if os.path.exists(log) else None)
+        _log(log, f"error: {exc}")
+        return exc.exit_code
+    except (Interrupted, KeyboardInterrupt):
+        stage, done, total = progress.current
+        message = f"stopped after {done} of {total} frames; run the same command again to resume"
+        progress.interrupted(message)
+        _log(log, message)
+        return Interrupted.exit_code
+    except Exception as exc:  # a bug: one line for the user, the traceback in the log
+        written = _log(log, "internal error\n" + traceback.format_exc())
+        where = f"details in {log}" if written else "run again with --progress bar to see more"
+        progress.failed(f"internal error ({type(exc).__name__}: {exc}); {where}", log if written else None)
+        return 1
+    finally:
+        progress.close()
+    _log(log, f"done: {summary['frames']} frames")
+    progress.finished(summary)
+    return 0
+
+
+def _log(path: str, text: str) -> bool:
+    """Append to the job's log if its folder exists (never create folders for a log)."""
+    if not os.path.isdir(os.path.dirname(path)):
+        return False
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    with open(path, "a") as f:
+        f.write(f"{stamp} {text.rstrip()}\n")
+    return True
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import diagnose
+
+    report = diagnose()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for section, items in report.items():
+            print(f"{section}:")
+            for name, (ok, why) in items.items():
+                print(f"  [{'ok' if ok else '--'}] {name}: {why}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .sample import write_sample
+
+    for path in (args.path, args.mask):
+        if path and os.path.dirname(os.path.abspath(path)):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_sample(args.path, args.mask, frames=args.frames)
+    print(f"wrote {args.path}" + (f" and {args.mask}" if args.mask else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"sketch": cmd_sketch, "doctor": cmd_doctor, "sample": cmd_sample}[args.command](args)
+    except EngineError as exc:
+        print(f"dynasketch: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

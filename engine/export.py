@@ -1,0 +1,130 @@
+"""Outputs: ``sketch.json`` (see docs/CONTRACT.md), one SVG per frame, and a preview video.
+
+``SketchFolder`` owns the output folder. It never deletes what it did not write, replaces
+``sketch.json`` atomically, and keeps the state needed to resume an interrupted run in
+``.dynasketch/state.pt``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from .errors import EngineError
+
+FORMAT = "dynasketch.sketch"
+VERSION = 1
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def stroke_records(points: np.ndarray, width: float, opacity: float = 1.0) -> list[dict]:
+    """``(N, P, 2)`` source-pixel control points -> the contract's stroke objects."""
+    return [{"id": i, "points": [[round(float(x), 3), round(float(y), 3)] for x, y in stroke],
+             "width": round(float(width), 4), "opacity": opacity}
+            for i, stroke in enumerate(points)]
+
+
+def svg_document(strokes: list[dict], width: int, height: int) -> str:
+    paths = []
+    for s in strokes:
+        pts = s["points"]
+        d = f"M {pts[0][0]} {pts[0][1]}" + "".join(
+            f" C {a[0]} {a[1]} {b[0]} {b[1]} {c[0]} {c[1]}"
+            for a, b, c in zip(pts[1::3], pts[2::3], pts[3::3]))
+        paths.append(f'  <path id="stroke-{s["id"]}" d="{d}" fill="none" stroke="black" '
+                     f'stroke-width="{s["width"]}" stroke-opacity="{s["opacity"]}" '
+                     f'stroke-linecap="round" stroke-linejoin="round"/>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}">\n'
+            f'  <rect width="{width}" height="{height}" fill="white"/>\n'
+            + "\n".join(paths) + "\n</svg>\n")
+
+
+class SketchFolder:
+    def __init__(self, path: str, header: dict, fingerprint: dict, overwrite: bool = False):
+        self.path = os.path.abspath(path)
+        self.sketch_path = os.path.join(self.path, "sketch.json")
+        self.state_path = os.path.join(self.path, ".dynasketch", "state.pt")
+        self.header = header
+        self.fingerprint = fingerprint
+        self.frames: list[dict] = []
+        self.overwrite = overwrite
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise EngineError(f"--out {path}: exists and is not a folder; choose a folder")
+
+    # -- resuming ------------------------------------------------------------------------
+    def check_existing(self) -> dict | None:
+        """The saved state of an earlier run of the same job, or None to start afresh.
+
+        Refuses (unless overwrite) to touch a folder holding a different sketch.
+        """
+        if not os.path.exists(self.sketch_path):
+            return None
+        try:
+            with open(self.sketch_path) as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = None
+        state = self._load_state()
+        same = (state is not None and old is not None
+                and state.get("fingerprint") == self.fingerprint)
+        if not same:
+            if self.overwrite:
+                return None
+            raise EngineError(f"--out {self.path}: holds a sketch made from other settings or "
+                              "input; choose another folder, or add --overwrite to replace it")
+        done = int(state["done"])
+        self.frames = old.get("frames", [])[:done]
+        return state
+
+    def _load_state(self) -> dict | None:
+        import torch
+
+        try:
+            return torch.load(self.state_path, map_location="cpu", weights_only=True)
+        except Exception:
+            return None
+
+    # -- writing -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        try:
+            os.makedirs(os.path.join(self.path, "svg"), exist_ok=True)
+            os.makedirs(os.path.dirname(self.state_path), exist_ok=True)
+        except OSError as exc:
+            raise EngineError(f"--out {self.path}: cannot create the folder ({exc.strerror})") from None
+
+    def add_frame(self, index: int, strokes: list[dict]) -> None:
+        self.frames.append({"index": int(index), "strokes": strokes})
+        svg = svg_document(strokes, self.header["width"], self.header["height"])
+        _atomic_write(os.path.join(self.path, "svg", f"frame_{index:06d}.svg"), svg.encode())
+
+    def save(self, state: dict, complete: bool) -> None:
+        """Write ``sketch.json`` then the resume state, each atomically.
+
+        A stop between the two leaves ``sketch.json`` ahead of the state; resuming trims it
+        back to the state's frame count, so the folder is always consistent.
+        """
+        import io
+
+        import torch
+
+        doc = {"format": FORMAT, "version": VERSION, **self.header,
+               "complete": complete, "frames": self.frames}
+        _atomic_write(self.sketch_path, json.dumps(doc, separators=(",", ":")).encode())
+        buffer = io.BytesIO()
+        torch.save({**state, "fingerprint": self.fingerprint, "done": len(self.frames)}, buffer)
+        _atomic_write(self.state_path, buffer.getvalue())

@@ -1,0 +1,72 @@
+"""Masking: which pixels of a frame are the subject.
+
+A masker is called once per frame, in order: ``masker(index, rgb, alpha)`` returns an
+``(H, W) float32`` mask in [0, 1] (1 = subject) or ``None`` for "the whole frame".
+The offline maskers read the clip's alpha channel or a mask file; neural maskers plug in
+through ``build_masker``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import EngineError
+from .video import FrameRange, VideoInfo, open_video
+
+THRESHOLD = 0.5
+
+
+class NoMasker:
+    name = "none"
+
+    def __call__(self, index, rgb, alpha):
+        return None
+
+
+class AlphaMasker:
+    """The clip's own alpha channel: opaque = subject."""
+
+    name = "alpha"
+
+    def __call__(self, index, rgb, alpha):
+        if alpha is None:
+            return None
+        return (alpha.astype(np.float32) / 255.0 >= THRESHOLD).astype(np.float32)
+
+
+class MaskFileMasker:
+    """A mask video or image sequence (white = subject), streamed beside the clip."""
+
+    name = "file"
+
+    def __init__(self, path: str, clip: VideoInfo, frame_range: FrameRange):
+        self.source = open_video(path)
+        info = self.source.info
+        if (info.width, info.height) != (clip.width, clip.height):
+            raise EngineError(f"--mask {path}: the mask is {info.width}x{info.height} but the clip "
+                              f"is {clip.width}x{clip.height}; give a mask of the same size")
+        if info.frame_count < frame_range.stop and info.frame_count != 1:
+            raise EngineError(f"--mask {path}: the mask has {info.frame_count} frames but the clip "
+                              f"has {clip.frame_count}; give one mask frame per clip frame")
+        self.still = info.frame_count == 1
+        self.frames = self.source.frames(FrameRange(0, 1) if self.still else frame_range)
+        self.cached = None
+
+    def __call__(self, index, rgb, alpha):
+        if self.still and self.cached is not None:
+            return self.cached
+        mask_index, mask_rgb, _ = next(self.frames)
+        if not self.still and mask_index != index:
+            raise EngineError(f"mask frame {mask_index} does not line up with clip frame {index}")
+        mask = (mask_rgb.astype(np.float32).mean(-1) / 255.0 >= THRESHOLD).astype(np.float32)
+        if self.still:
+            self.cached = mask
+        return mask
+
+
+def build_masker(mode: str, clip: VideoInfo, frame_range: FrameRange):
+    """``auto``: the alpha channel when the clip has one, else no mask. ``none``. Or a path."""
+    if mode == "none":
+        return NoMasker()
+    if mode == "auto":
+        return AlphaMasker() if clip.has_alpha else NoMasker()
+    return MaskFileMasker(mode, clip, frame_range)

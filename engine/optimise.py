@@ -1,0 +1,122 @@
+"""Stroke optimisation: Adam on control points through the rasterizer and the losses.
+
+``StrokeOptimiser.keyframe`` sketches one frame from scratch (several seeds at once, the
+lowest loss wins). ``StrokeOptimiser.window`` sketches a run of later frames together,
+each starting from the previous frame's strokes moved by the tracks, under the guidance
+loss plus the track, shape and group terms.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from . import bezier
+from .initialise import random_strokes, sample_starts
+from .losses import group_loss, shape_loss, track_loss
+from .settings import Settings
+
+
+def adam(points: Tensor, steps: int, lr: float, loss_fn: Callable[[Tensor], Tensor],
+         should_stop: Callable[[], bool], trainable: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Minimise ``loss_fn(points) -> (B,)`` summed over the batch; returns points and losses.
+
+    ``trainable`` ``(B, N)`` bool freezes the strokes where it is False.
+    """
+    points = points.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([points], lr=lr)
+    keep = None if trainable is None else trainable[..., None, None].to(points.dtype)
+    for _ in range(steps):
+        if should_stop():
+            break
+        opt.zero_grad(set_to_none=True)
+        loss_fn(points).sum().backward()
+        if keep is not None:
+            points.grad.mul_(keep)
+        opt.step()
+    with torch.no_grad():
+        return points.detach(), loss_fn(points)
+
+
+class StrokeOptimiser:
+    def __init__(self, settings: Settings, rasterizer, guidance, saliency,
+                 should_stop: Callable[[], bool] = lambda: False):
+        self.s = settings
+        self.rasterizer = rasterizer
+        self.guidance = guidance
+        self.saliency = saliency
+        self.should_stop = should_stop
+        self.unit = settings.canvas / 224.0            # settings are given for a 224 canvas
+
+    # -- helpers -------------------------------------------------------------------------
+    def render(self, points: Tensor) -> Tensor:
+        """Black strokes on white, ``(B, 3, C, C)``."""
+        width = points.new_tensor(self.s.width * self.unit)
+        ink = self.rasterizer(points, width.expand(points.shape[:2]),
+                              points.new_ones(points.shape[:2]), self.s.canvas)
+        return (1.0 - ink).expand(-1, 3, -1, -1)
+
+    def samples(self, points: Tensor) -> Tensor:
+        """The ``M`` tracked points along each stroke, ``(..., N, M, 2)``."""
+        u = torch.linspace(0.0, 1.0, self.s.track_points, device=points.device, dtype=points.dtype)
+        return bezier.evaluate_along(points, u)
+
+    def new_strokes(self, frames: Tensor, masks: Tensor | None, count: int,
+                    generator: torch.Generator) -> Tensor:
+        """``count`` random strokes per frame, started on salient pixels: ``(B, count, P, 2)``."""
+        starts = sample_starts(self.saliency(frames, masks), count, generator)
+        return random_strokes(starts, self.s.segments, 0.05 * self.s.canvas, generator)
+
+    # -- the two kinds of optimisation ---------------------------------------------------
+    def keyframe(self, frame: Tensor, mask: Tensor | None, generator: torch.Generator,
+                 seeds: int | None = None) -> tuple[Tensor, Tensor]:
+        """Sketch ``frame`` ``(B, 3, C, C)`` from scratch with ``seeds`` tries per frame.
+
+        Returns the best strokes ``(B, N, P, 2)`` and their losses ``(B,)``.
+        """
+        seeds = seeds or self.s.seeds
+        b = frame.shape[0]
+        frames = frame.repeat_interleave(seeds, 0)
+        masks = None if mask is None else mask.repeat_interleave(seeds, 0)
+        init = self.new_strokes(frames, masks, self.s.strokes, generator)
+        target = self.guidance.prepare(frames, masks)
+        points, losses = adam(init, self.s.keyframe_steps, self.s.keyframe_lr * self.unit,
+                              lambda x: self.guidance(self.render(x), target), self.should_stop)
+        best = losses.view(b, seeds).argmin(1) + torch.arange(b, device=losses.device) * seeds
+        return points[best], losses[best]
+
+    def refine(self, frames: Tensor, masks: Tensor | None, init: Tensor,
+               trainable: Tensor) -> Tensor:
+        """Optimise only the ``trainable`` ``(B, N)`` strokes of ``init`` under guidance."""
+        target = self.guidance.prepare(frames, masks)
+        points, _ = adam(init, self.s.reinit_steps, self.s.keyframe_lr * self.unit,
+                         lambda x: self.guidance(self.render(x), target), self.should_stop, trainable)
+        return points
+
+    def window(self, frames: Tensor, masks: Tensor | None, init: Tensor, previous: Tensor,
+               tracks: Tensor, visible: Tensor, groups: Tensor,
+               restart: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Sketch ``W`` consecutive frames together.
+
+        frames ``(W, 3, C, C)``, init ``(W, N, P, 2)``, previous ``(N, P, 2)`` (the frame
+        before the window), tracks ``(W, N, M, 2)`` with visible ``(W, N, M)``, groups ``(N,)``;
+        ``restart`` ``(W, N)`` marks strokes re-initialised on that frame: they are not held
+        to their shape on the frame before.
+        """
+        target = self.guidance.prepare(frames, masks)
+        before = self.samples(previous)[None]
+        s = self.s
+        scale = 1.0 / self.unit ** 2                     # temporal terms in 224-canvas px^2
+
+        def loss(x: Tensor) -> Tensor:
+            pts = self.samples(x)
+            reference = torch.cat([before, pts[:-1]], 0)
+            if restart is not None:
+                reference = torch.where(restart[..., None, None], pts.detach(), reference)
+            return (self.guidance(self.render(x), target)
+                    + scale * (s.track_weight * track_loss(pts, tracks, visible)
+                               + s.shape_weight * shape_loss(pts, reference)
+                               + s.group_weight * group_loss(pts, reference, groups)))
+
+        return adam(init, s.frame_steps, s.frame_lr * self.unit, loss, self.should_stop)

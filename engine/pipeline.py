@@ -1,0 +1,273 @@
+"""The sketch job, stage by stage: decode -> mask -> track -> initialise -> optimise -> export.
+
+``run_sketch(job, progress, should_stop)`` streams the clip; the first frame is sketched
+from scratch (``initialise``), later frames in windows of ``settings.window`` frames that
+start from the previous frame's strokes moved along the tracks (``optimise``). After each
+window the output folder is brought up to date, so a stop at any time leaves it
+consistent, and the same command resumes after the last finished frame.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .canvas import Letterbox
+from .errors import EngineError, Interrupted
+from .export import SketchFolder, stroke_records
+from .initialise import EdgeSaliency
+from .losses import LineLoss, find_groups
+from .masking import build_masker
+from .optimise import StrokeOptimiser
+from .preview import write_preview
+from .rasterizer import SplatRasterizer
+from .settings import Settings
+from .tracking import build_tracker
+from .video import open_video, parse_frame_range
+
+
+@dataclass
+class Job:
+    input: str
+    out: str
+    settings: Settings
+    frames: str | None = None
+    fps: float | None = None
+    overwrite: bool = False
+    preview: bool = True
+
+
+@dataclass
+class CanvasFrame:
+    """One source frame on the working canvas."""
+
+    index: int
+    image: torch.Tensor            # (3, C, C) in [0, 1], on the device
+    mask: torch.Tensor | None      # (1, C, C) in {0, 1}
+    grey: np.ndarray               # (2C, 2C) uint8, for the tracker
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EngineError("--device cuda: no usable CUDA GPU here; use --device cpu or auto "
+                          "(`dynasketch doctor` says why)")
+    if name not in ("cpu", "cuda"):
+        raise EngineError(f"--device {name!r}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def build_guidance(name: str):
+    if name in ("auto", "line-loss", "line"):
+        return LineLoss()
+    raise EngineError(f"--guidance {name!r}: this engine has only the line loss (line)")
+
+
+def canvas_frames(source, frame_range, masker, box: Letterbox, device) -> Iterator[CanvasFrame]:
+    """Decode and mask, fitting each frame onto the canvas (and a 2x one for tracking)."""
+    track_box = box.resized(2 * box.size)
+    for index, rgb, alpha in source.frames(frame_range):
+        mask = masker(index, rgb, alpha)
+        image = torch.from_numpy(box.fit(rgb)).to(device).permute(2, 0, 1).float() / 255.0
+        m = None
+        if mask is not None:
+            m = torch.from_numpy(box.fit(mask, fill=0)).to(device)[None].round()
+        grey = track_box.fit(np.ascontiguousarray(rgb.mean(-1).astype(np.uint8)))
+        yield CanvasFrame(index, image, m, grey)
+
+
+class Sketcher:
+    """Holds the stages of one job and sketches frames; see the module docstring."""
+
+    def __init__(self, settings: Settings, box: Letterbox, device: torch.device,
+                 should_stop: Callable[[], bool]):
+        self.s = settings
+        self.box = box
+        self.device = device
+        self.should_stop = should_stop
+        self.tracker = build_tracker(settings.tracker)
+        self.optimiser = StrokeOptimiser(settings, SplatRasterizer(), build_guidance(settings.guidance),
+                                         EdgeSaliency(), should_stop)
+        x0, y0, w, h = box.resized(2 * box.size).placement
+        self.track_area = (x0, y0, x0 + w - 1, y0 + h - 1)
+
+    def generator(self, index: int) -> torch.Generator:
+        """Random numbers tied to the frame, so a resumed run continues the same way."""
+        g = torch.Generator(device=self.device)
+        g.manual_seed(self.s.seed * 1_000_003 + index)
+        return g
+
+    def check_stop(self) -> None:
+        if self.should_stop():
+            raise Interrupted()
+
+    def first(self, frame: CanvasFrame) -> torch.Tensor:
+        """Strokes ``(N, P, 2)`` for the first frame, best of the seeds."""
+        mask = None if frame.mask is None else frame.mask[None]
+        strokes, _ = self.optimiser.keyframe(frame.image[None], mask, self.generator(frame.index))
+        self.check_stop()
+        return strokes[0]
+
+    def independent(self, frames: list[CanvasFrame]) -> torch.Tensor:
+        """``--no-temporal``: every frame from scratch, one seed each, ``(W, N, P, 2)``."""
+        images, masks = self._stack(frames)
+        strokes, _ = self.optimiser.keyframe(images, masks, self.generator(frames[0].index), seeds=1)
+        self.check_stop()
+        return strokes
+
+    def track(self, video: np.ndarray, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Track canvas points ``(Q, 2)`` through grey frames; canvas tracks and visibility."""
+        tracks, visible = self.tracker.track(video, points.detach().cpu().numpy() * 2.0)
+        x0, y0, x1, y1 = self.track_area
+        on_frame = ((tracks[..., 0] >= x0) & (tracks[..., 0] <= x1)
+                    & (tracks[..., 1] >= y0) & (tracks[..., 1] <= y1))
+        return (torch.from_numpy(tracks / 2.0).to(self.device),
+                torch.from_numpy(visible & on_frame).to(self.device))
+
+    def window(self, previous: CanvasFrame, strokes: torch.Tensor,
+               frames: list[CanvasFrame]) -> torch.Tensor:
+        """Strokes ``(W, N, P, 2)`` for ``frames``, continuing from ``strokes`` on ``previous``."""
+        s, opt = self.s, self.optimiser
+        n, m, w = s.strokes, s.track_points, len(frames)
+        video = np.stack([previous.grey] + [f.grey for f in frames])
+        tracks, visible = self.track(video, opt.samples(strokes).reshape(-1, 2))
+        tracks, visible = tracks.view(w + 1, n, m, 2), visible.view(w + 1, n, m)
+        init = strokes[None] + self._follow(tracks, visible)[..., None, :]
+        groups = find_groups(opt.samples(strokes), s.touch * opt.unit)
+        images, masks = self._stack(frames)
+
+        # Re-initialise strokes whose points are mostly lost, from the first frame they are.
+        lost = visible.float().mean(-1) < s.lost_fraction                     # (W+1, N)
+        lost[0] = False
+        first_lost = torch.where(lost.any(0), lost.float().argmax(0), 0)       # (N,)
+        restart = torch.zeros(w, n, dtype=torch.bool, device=self.device)
+        for j in sorted(set(first_lost[first_lost > 0].tolist())):
+            which = first_lost == j                                            # strokes lost at j
+            k, t = int(which.sum()), j - 1                                     # t: index in frames
+            image, mask = images[t:t + 1], None if masks is None else masks[t:t + 1]
+            fresh = init[t].clone()
+            fresh[which] = opt.new_strokes(image, mask, k, self.generator(frames[t].index))[0]
+            fresh = opt.refine(image, mask, fresh[None], trainable=which[None])[0]
+            new_tracks, new_visible = self.track(video[j:], opt.samples(fresh[which]).reshape(-1, 2))
+            tracks[j:, which] = new_tracks.view(-1, k, m, 2)
+            visible[j:, which] = new_visible.view(-1, k, m)
+            init[t, which] = fresh[which]
+            init[t + 1:, which] = fresh[which][None] + self._follow(
+                tracks[j:, which], visible[j:, which])[..., None, :]
+            restart[t, which] = True
+            groups = torch.where(which, n + torch.arange(n, device=groups.device), groups)
+            self.check_stop()
+
+        result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart)
+        self.check_stop()
+        return result
+
+    @staticmethod
+    def _follow(tracks: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """Mean motion of each stroke's visible points since frame 0: ``(T-1, N, 2)``."""
+        seen = (visible[1:] & visible[:1]).to(tracks.dtype)[..., None]
+        moved = ((tracks[1:] - tracks[:1]) * seen).sum(-2) / seen.sum(-2).clamp_min(1.0)
+        return moved
+
+    @staticmethod
+    def _stack(frames: list[CanvasFrame]):
+        images = torch.stack([f.image for f in frames])
+        if any(f.mask is None for f in frames):
+            return images, None
+        return images, torch.stack([f.mask for f in frames])
+
+
+def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: False) -> dict:
+    """Run (or resume) a sketch job; returns a summary. Raises EngineError / Interrupted."""
+    s = job.settings
+    progress.stage("decode", 0, 0, f"opening {job.input}")
+    source = open_video(job.input, job.fps)
+    info = source.info
+    frame_range = parse_frame_range(job.frames, info.frame_count)
+    masker = build_masker(s.mask, info, frame_range)
+    device = pick_device(s.device)
+    box = Letterbox(info.width, info.height, s.canvas)
+    sketcher = Sketcher(s, box, device, should_stop)
+    s.backends = {"mask": masker.name, "tracker": sketcher.tracker.name,
+                  "guidance": sketcher.optimiser.guidance.name,
+                  "saliency": sketcher.optimiser.saliency.name,
+                  "rasterizer": sketcher.optimiser.rasterizer.name}
+    settings = {**s.as_dict(), "device": device.type}
+    header = {"width": info.width, "height": info.height, "fps": info.fps,
+              "source": {"path": os.path.abspath(info.path), "frames": frame_range.as_list()},
+              "settings": settings}
+    folder = SketchFolder(job.out, header, s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
+                          job.overwrite)
+    state = folder.check_existing()
+    folder.prepare()
+    total = len(frame_range)
+    progress.start(total, f"{os.path.basename(info.path)}: {total} frames of {info.frame_count}, "
+                          f"{info.width}x{info.height} @ {info.fps:g} fps on {device.type}; "
+                          f"mask {masker.name}, tracker {sketcher.tracker.name}, "
+                          f"guidance {sketcher.optimiser.guidance.name}", folder.path)
+
+    def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
+        for frame, points in zip(frames, strokes.detach().cpu().numpy()):
+            folder.add_frame(frame.index, stroke_records(box.to_source(points), s.width * s.canvas / 224.0
+                                                         / box.scale))
+
+    stream = canvas_frames(source, frame_range, masker, box, device)
+    previous, strokes = None, None
+    if state is not None:
+        done = int(state["done"])
+        if done >= total and folder.frames:
+            progress.stage("export", total, total, "already complete")
+        else:
+            last = folder.frames[-1]["index"] if folder.frames else None
+            if last is not None:
+                previous = next(f for f in stream if f.index == last)
+                strokes = state["strokes"].to(device)
+            progress.stage("optimise", done, total, f"resuming after {done} frames")
+    done = len(folder.frames)
+
+    if done < total:
+        if previous is None or not s.temporal:
+            first = next(stream)
+            if s.temporal:
+                progress.stage("initialise", done, total, f"first frame {first.index}: "
+                               f"{s.seeds} seeds x {s.keyframe_steps} steps")
+                strokes = sketcher.first(first)
+                finish([first], strokes[None])
+                previous = first
+                folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
+            else:
+                stream = itertools.chain([first], stream)
+        while len(folder.frames) < total:
+            progress.stage("mask", len(folder.frames), total, "decoding and masking")
+            frames = list(itertools.islice(stream, s.window))
+            if not frames:
+                raise EngineError(f"{info.path}: the clip ended before frame "
+                                  f"{frame_range.indices()[len(folder.frames)]}")
+            sketcher.check_stop()
+            if s.temporal:
+                progress.stage("track", len(folder.frames), total,
+                               f"tracking frames {frames[0].index}-{frames[-1].index}")
+                result = sketcher.window(previous, strokes, frames)
+            else:
+                progress.stage("optimise", len(folder.frames), total,
+                               f"frames {frames[0].index}-{frames[-1].index} from scratch")
+                result = sketcher.independent(frames)
+            finish(frames, result)
+            previous, strokes = frames[-1], result[-1]
+            folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
+            progress.stage("optimise", len(folder.frames), total,
+                           f"frame {frames[-1].index} ({len(folder.frames)}/{total})")
+
+    folder.save({"strokes": (strokes.cpu() if strokes is not None else torch.zeros(0))}, complete=True)
+    preview = None
+    if job.preview:
+        progress.stage("export", total, total, "writing preview.mp4")
+        preview = write_preview(os.path.join(folder.path, "preview.mp4"), source, frame_range,
+                                folder.frames, info.fps)
+    return {"sketch": folder.sketch_path, "frames": len(folder.frames), "preview": preview,
+            "out": folder.path}

@@ -1,0 +1,111 @@
+"""Progress reporting: a tqdm bar on a terminal, JSON lines for the add-on, or nothing.
+
+JSON lines are the contract in docs/CONTRACT.md: one object per line on stdout with
+``event``, ``stage``, ``done``, ``total`` and ``message``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+class Progress:
+    """Silent; the base of the other reporters."""
+
+    def __init__(self):
+        self.current = ("decode", 0, 0)
+        self.log_path = None
+
+    def start(self, total: int, message: str, out: str) -> None:
+        self.current = ("decode", 0, total)
+
+    def stage(self, stage: str, done: int, total: int, message: str = "") -> None:
+        self.current = (stage, done, total)
+
+    def finished(self, summary: dict) -> None:
+        pass
+
+    def failed(self, message: str, log: str | None) -> None:
+        print(f"dynasketch: error: {message}", file=sys.stderr, flush=True)
+
+    def interrupted(self, message: str) -> None:
+        print(f"dynasketch: {message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class JsonProgress(Progress):
+    def _emit(self, event: str, message: str, **extra) -> None:
+        stage, done, total = self.current
+        line = {"event": event, "stage": stage, "done": done, "total": total, "message": message, **extra}
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+
+    def start(self, total, message, out):
+        super().start(total, message, out)
+        self._emit("start", message, out=out, log=self.log_path)
+
+    def stage(self, stage, done, total, message=""):
+        super().stage(stage, done, total, message)
+        self._emit("progress", message)
+
+    def finished(self, summary):
+        stage, done, total = self.current
+        self.current = ("export", summary["frames"], max(total, summary["frames"]))
+        self._emit("done", f"{summary['frames']} frames", **summary)
+
+    def failed(self, message, log):
+        super().failed(message, log)
+        self._emit("error", message, log=log)
+
+    def interrupted(self, message):
+        super().interrupted(message)
+        self._emit("interrupted", message)
+
+
+class BarProgress(Progress):
+    """A tqdm bar over the frames, its description the current stage."""
+
+    def __init__(self):
+        super().__init__()
+        self.bar = None
+
+    def start(self, total, message, out):
+        from tqdm import tqdm
+
+        super().start(total, message, out)
+        print(message, file=sys.stderr, flush=True)
+        self.bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+
+    def stage(self, stage, done, total, message=""):
+        super().stage(stage, done, total, message)
+        if self.bar is not None:
+            self.bar.set_description(stage)
+            self.bar.set_postfix_str(message[:60], refresh=False)
+            self.bar.update(done - self.bar.n)
+
+    def finished(self, summary):
+        self.close()
+        print(f"wrote {summary['sketch']} ({summary['frames']} frames)", file=sys.stderr, flush=True)
+
+    def failed(self, message, log):
+        self.close()
+        super().failed(message, log)
+
+    def interrupted(self, message):
+        self.close()
+        super().interrupted(message)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def make_progress(kind: str) -> Progress:
+    if kind == "json":
+        return JsonProgress()
+    if kind == "bar":
+        return BarProgress()
+    return Progress()

@@ -1,0 +1,76 @@
+"""Every option of a sketch run, with the presets that fill in the optimisation budget."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import EngineError
+
+PRESETS = {
+    # steps on the first keyframe, steps per later frame (frames are optimised in windows)
+    "fast": dict(keyframe_steps=80, frame_steps=15, reinit_steps=30),
+    "default": dict(keyframe_steps=300, frame_steps=40, reinit_steps=80),
+    # the reference implementation's budget: 2000 steps per seed, 500 per later keyframe
+    "paper": dict(keyframe_steps=2000, frame_steps=500, reinit_steps=500),
+}
+
+
+@dataclass
+class Settings:
+    strokes: int = 16
+    width: float = 1.5              # canvas pixels on the 224 canvas
+    seeds: int = 3
+    preset: str = "default"
+    temporal: bool = True
+    canvas: int = 224
+    segments: int = 1               # cubic segments per stroke
+    mask: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    # optimisation budget (from the preset unless given)
+    keyframe_steps: int = 300
+    frame_steps: int = 40
+    reinit_steps: int = 80
+    window: int = 8                 # later frames optimised together
+    keyframe_lr: float = 1.0        # Adam step, canvas pixels
+    frame_lr: float = 0.4
+    # temporal terms
+    track_points: int = 8           # points sampled along each stroke and tracked
+    track_weight: float = 0.02
+    shape_weight: float = 0.05
+    group_weight: float = 0.02
+    touch: float = 10.0             # strokes closer than this (canvas px at 224) form a group
+    lost_fraction: float = 0.5      # re-initialise a stroke when more of its points are lost
+    # which backend runs each stage ("auto" picks)
+    guidance: str = "auto"
+    tracker: str = "auto"
+    backends: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **overrides) -> "Settings":
+        if preset not in PRESETS:
+            raise EngineError(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in overrides.items() if k in known and v is not None}
+        settings = cls(preset=preset, **{**PRESETS[preset], **values})
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.strokes <= 0:
+            raise EngineError(f"--strokes {self.strokes}: needs at least 1 stroke (16 is the default)")
+        if self.strokes > 1024:
+            raise EngineError(f"--strokes {self.strokes}: at most 1024 strokes")
+        if not self.width > 0:
+            raise EngineError(f"--width {self.width}: the stroke width must be above 0 (1.5 is the default)")
+        if self.seeds <= 0:
+            raise EngineError(f"--seeds {self.seeds}: needs at least 1 seed (3 is the default)")
+        if self.canvas < 32:
+            raise EngineError(f"--canvas {self.canvas}: the canvas must be at least 32 pixels")
+
+    def fingerprint(self, source: str, frames: list[int]) -> dict:
+        """What must match for a run to resume another one's output."""
+        keep = {k: v for k, v in asdict(self).items() if k not in ("device", "backends")}
+        return {"source": source, "frames": frames, **keep}
+
+    def as_dict(self) -> dict:
+        return asdict(self)

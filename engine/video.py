@@ -1,0 +1,228 @@
+"""Decoding: video files through PyAV, image sequences through Pillow, streamed frame by frame.
+
+``open_video(path)`` returns a ``VideoSource``; ``source.frames(FrameRange)`` yields
+``(index, rgb, alpha)`` with ``rgb`` ``(H, W, 3) uint8`` and ``alpha`` ``(H, W) uint8`` or
+``None``. Nothing holds more than one decoded frame, so a 4K or 10 000-frame clip streams.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .errors import EngineError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+_ALPHA_FORMATS = ("rgba", "bgra", "argb", "abgr", "ya8", "ya16", "pal8")
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Source frame indices ``range(start, stop, step)``: stop is exclusive, like a slice."""
+
+    start: int
+    stop: int
+    step: int = 1
+
+    def indices(self) -> range:
+        return range(self.start, self.stop, self.step)
+
+    def __len__(self) -> int:
+        return len(self.indices())
+
+    def as_list(self) -> list[int]:
+        return [self.start, self.stop, self.step]
+
+
+def parse_frame_range(text: str | None, frame_count: int) -> FrameRange:
+    """Parse ``START:END[:STEP]`` (either side may be empty) against a clip's length."""
+    if text in (None, "", ":"):
+        return FrameRange(0, frame_count, 1)
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise EngineError(f"--frames {text!r}: expected START:END or START:END:STEP, e.g. 0:48")
+    try:
+        start, stop = (int(p) if p.strip() else None for p in parts[:2])
+        step = int(parts[2]) if len(parts) == 3 and parts[2].strip() else 1
+    except ValueError:
+        raise EngineError(f"--frames {text!r}: START, END and STEP must be whole numbers") from None
+    if step <= 0:
+        raise EngineError(f"--frames {text!r}: STEP must be 1 or more")
+    start = 0 if start is None else start
+    stop = frame_count if stop is None else stop
+    if start < 0 or stop < 0:
+        raise EngineError(f"--frames {text!r}: negative frame numbers are not supported")
+    if start >= frame_count:
+        raise EngineError(f"--frames {text!r}: the clip has {frame_count} frames (0 to {frame_count - 1})")
+    if stop > frame_count:
+        raise EngineError(f"--frames {text!r}: END is past the clip's last frame; "
+                          f"it has {frame_count} frames, so END can be at most {frame_count}")
+    if stop <= start:
+        raise EngineError(f"--frames {text!r}: the range is empty (END must be greater than START)")
+    return FrameRange(start, stop, step)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    has_alpha: bool
+
+
+class VideoSource:
+    """A clip that can be streamed; see ``open_video``."""
+
+    info: VideoInfo
+
+    def frames(self, frame_range: FrameRange) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        raise NotImplementedError
+
+
+class MovieFile(VideoSource):
+    """A video file decoded with PyAV (ffmpeg)."""
+
+    def __init__(self, path: str):
+        import av
+
+        try:
+            with av.open(path) as container:
+                if not container.streams.video:
+                    raise EngineError(f"{path}: the file has no video stream")
+                stream = container.streams.video[0]
+                fmt = stream.codec_context.format
+                width, height = stream.codec_context.width, stream.codec_context.height
+                rate = stream.average_rate or stream.guessed_rate or 24
+                count = stream.frames or sum(1 for p in container.demux(stream) if p.size)
+        except EngineError:
+            raise
+        except Exception as exc:  # PyAV raises many kinds; all mean "not a readable video"
+            raise EngineError(f"{path}: not a readable video ({_reason(exc)})") from None
+        if count <= 0 or not width or not height:
+            raise EngineError(f"{path}: the video has no frames")
+        self.path = path
+        self.info = VideoInfo(path, width, height, float(rate), int(count),
+                              bool(fmt is not None and fmt.name.startswith(_ALPHA_FORMATS + ("yuva", "gbrap"))))
+
+    def frames(self, frame_range: FrameRange):
+        import av
+
+        wanted = frame_range.indices()
+        if not len(wanted):
+            return
+        last = wanted[-1]
+        fmt = "rgba" if self.info.has_alpha else "rgb24"
+        index = -1
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    index += 1
+                    if index > last:
+                        break
+                    if index < frame_range.start or (index - frame_range.start) % frame_range.step:
+                        continue
+                    data = frame.to_ndarray(format=fmt)
+                    if data.shape[:2] != (self.info.height, self.info.width):
+                        raise EngineError(f"{self.path}: frame {index} changes size; "
+                                          "re-encode the clip at one size")
+                    if self.info.has_alpha:
+                        yield index, np.ascontiguousarray(data[..., :3]), np.ascontiguousarray(data[..., 3])
+                    else:
+                        yield index, data, None
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"{self.path}: decoding failed at frame {index + 1} "
+                              f"({_reason(exc)}); the file may be truncated") from None
+        if index < last:
+            raise EngineError(f"{self.path}: the video ends after frame {index} although it "
+                              f"claims {self.info.frame_count} frames; it may be truncated "
+                              f"(use --frames to stop before frame {index + 1})")
+
+
+class ImageSequence(VideoSource):
+    """A folder of images, or a printf pattern such as ``frame_%04d.png``."""
+
+    def __init__(self, files: list[str], fps: float, label: str):
+        from PIL import Image
+
+        if not files:
+            raise EngineError(f"{label}: no images found (expected {', '.join(IMAGE_EXTENSIONS)})")
+        self.files = files
+        try:
+            with Image.open(files[0]) as im:
+                width, height = im.size
+                has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+        except Exception as exc:
+            raise EngineError(f"{files[0]}: not a readable image ({_reason(exc)})") from None
+        self.info = VideoInfo(label, width, height, float(fps), len(files), has_alpha)
+
+    def frames(self, frame_range: FrameRange):
+        from PIL import Image
+
+        for index in frame_range.indices():
+            path = self.files[index]
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("RGBA" if self.info.has_alpha else "RGB")
+                    data = np.asarray(im)
+            except Exception as exc:
+                raise EngineError(f"{path}: not a readable image ({_reason(exc)})") from None
+            if data.shape[:2] != (self.info.height, self.info.width):
+                raise EngineError(f"{path}: image size differs from the first image of the sequence")
+            if self.info.has_alpha:
+                yield index, np.ascontiguousarray(data[..., :3]), np.ascontiguousarray(data[..., 3])
+            else:
+                yield index, data, None
+
+
+def open_video(path: str, fps: float | None = None) -> VideoSource:
+    """Open a video file, an image folder or an image pattern; errors are ``EngineError``."""
+    if "%" in os.path.basename(path):
+        return ImageSequence(_pattern_files(path), fps or 24.0, path)
+    if not os.path.exists(path):
+        raise EngineError(f"input not found: {path} (check the path)")
+    if os.path.isdir(path):
+        files = sorted((os.path.join(path, f) for f in os.listdir(path)
+                        if f.lower().endswith(IMAGE_EXTENSIONS)), key=_natural_key)
+        return ImageSequence(files, fps or 24.0, path)
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        return ImageSequence([path], fps or 24.0, path)
+    source = MovieFile(path)
+    if fps:
+        source.info = VideoInfo(**{**source.info.__dict__, "fps": float(fps)})
+    return source
+
+
+def _pattern_files(pattern: str) -> list[str]:
+    match = re.search(r"%(0?\d*)d", pattern)
+    if not match:
+        raise EngineError(f"{pattern}: an image pattern needs a %d or %04d number field")
+    head, tail = pattern[:match.start()], pattern[match.end():]
+    regex = re.compile(re.escape(os.path.basename(head)) + r"(\d+)" + re.escape(tail) + "$")
+    folder = os.path.dirname(head) or "."
+    if not os.path.isdir(folder):
+        raise EngineError(f"input not found: {folder} (check the path)")
+    found = []
+    for name in glob.glob(glob.escape(head) + "*" + glob.escape(tail)):
+        m = regex.match(os.path.basename(name)) if os.path.dirname(name) == os.path.dirname(head) else None
+        if m:
+            found.append((int(m.group(1)), name))
+    return [name for _, name in sorted(found)]
+
+
+def _natural_key(name: str):
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
