@@ -137,7 +137,7 @@ class Sketcher:
         video = np.stack([previous.grey] + [f.grey for f in frames])
         tracks, visible = self.track(video, opt.samples(strokes).reshape(-1, 2))
         tracks, visible = tracks.view(w + 1, n, m, 2), visible.view(w + 1, n, m)
-        init = strokes[None] + self._follow(tracks, visible)[..., None, :]
+        init = self._follow(strokes, tracks, visible)
         groups = find_groups(opt.samples(strokes), s.touch * opt.unit)
         images, masks = self._stack(frames)
 
@@ -157,8 +157,7 @@ class Sketcher:
             tracks[j:, which] = new_tracks.view(-1, k, m, 2)
             visible[j:, which] = new_visible.view(-1, k, m)
             init[t, which] = fresh[which]
-            init[t + 1:, which] = fresh[which][None] + self._follow(
-                tracks[j:, which], visible[j:, which])[..., None, :]
+            init[t + 1:, which] = self._follow(fresh[which], tracks[j:, which], visible[j:, which])
             restart[t, which] = True
             groups = torch.where(which, n + torch.arange(n, device=groups.device), groups)
             self.check_stop()
@@ -168,11 +167,30 @@ class Sketcher:
         return result
 
     @staticmethod
-    def _follow(tracks: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-        """Mean motion of each stroke's visible points since frame 0: ``(T-1, N, 2)``."""
-        seen = (visible[1:] & visible[:1]).to(tracks.dtype)[..., None]
-        moved = ((tracks[1:] - tracks[:1]) * seen).sum(-2) / seen.sum(-2).clamp_min(1.0)
-        return moved
+    def _follow(strokes: torch.Tensor, tracks: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """Move strokes ``(N, P, 2)`` with their points' tracks ``(T, N, M, 2)`` since frame 0.
+
+        Per stroke and frame, the similarity (shift, turn, zoom) that best carries the points
+        seen on both frames; a stroke with under two such points only shifts (or stays).
+        Returns ``(T-1, N, P, 2)``.
+        """
+        w = (visible[1:] & visible[:1]).to(tracks.dtype)                  # (T-1, N, M)
+        count = w.sum(-1, keepdim=True).clamp_min(1.0)
+        src_c = (tracks[:1] * w[..., None]).sum(-2) / count               # (T-1, N, 2)
+        dst_c = (tracks[1:] * w[..., None]).sum(-2) / count
+        s = tracks[:1] - src_c[..., None, :]
+        d = tracks[1:] - dst_c[..., None, :]
+        norm = (w * s.square().sum(-1)).sum(-1).clamp_min(1e-6)
+        a = (w * (s * d).sum(-1)).sum(-1) / norm
+        b = (w * (s[..., 0] * d[..., 1] - s[..., 1] * d[..., 0])).sum(-1) / norm
+        zoom = torch.sqrt(a * a + b * b).clamp(0.8, 1.25)
+        turn = torch.atan2(b, a)
+        rigid = (w.sum(-1) >= 2).to(tracks.dtype)
+        c = torch.where(rigid > 0, zoom * torch.cos(turn), torch.ones_like(zoom))[..., None]
+        si = torch.where(rigid > 0, zoom * torch.sin(turn), torch.zeros_like(zoom))[..., None]
+        p = strokes[None] - src_c[..., None, :]
+        moved = torch.stack([c * p[..., 0] - si * p[..., 1], si * p[..., 0] + c * p[..., 1]], -1)
+        return moved + dst_c[..., None, :]
 
     @staticmethod
     def _stack(frames: list[CanvasFrame]):
