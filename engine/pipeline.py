@@ -203,7 +203,6 @@ class Sketcher:
 def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: False) -> dict:
     """Run (or resume) a sketch job; returns a summary. Raises EngineError / Interrupted."""
     s = job.settings
-    progress.stage("decode", 0, 0, f"opening {job.input}")
     source = open_video(job.input, job.fps)
     info = source.info
     frame_range = parse_frame_range(job.frames, info.frame_count)

@@ -1,0 +1,168 @@
+"""The dynasketch command end to end: the sketch.json contract, coherence, bad input, stop/resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import write_video
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def dynasketch(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def check_contract(sketch: dict, strokes: int, frames: list[int]):
+    assert sketch["format"] == "dynasketch.sketch" and sketch["version"] == 1
+    assert sketch["complete"] is True
+    assert [f["index"] for f in sketch["frames"]] == frames
+    w, h = sketch["width"], sketch["height"]
+    for frame in sketch["frames"]:
+        assert [s["id"] for s in frame["strokes"]] == list(range(strokes))
+        for s in frame["strokes"]:
+            pts = np.array(s["points"])
+            assert pts.shape == (4, 2)
+            assert (pts[:, 0] > -0.25 * w).all() and (pts[:, 0] < 1.25 * w).all()
+            assert (pts[:, 1] > -0.25 * h).all() and (pts[:, 1] < 1.25 * h).all()
+            assert s["width"] > 0 and 0 < s["opacity"] <= 1
+
+
+@pytest.fixture(scope="module")
+def disc_run(disc_clip, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    result = dynasketch("sketch", disc_clip["video"], "--out", out, "--mask", disc_clip["mask"],
+                        "--preset", "fast", "--strokes", 6, "--seeds", 2, "--progress", "json")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_sketch_follows_the_contract_and_the_subject(disc_run, disc_clip):
+    out, result = disc_run
+    sketch = json.loads((out / "sketch.json").read_text())
+    check_contract(sketch, 6, list(range(12)))
+    assert (sketch["width"], sketch["height"], sketch["fps"]) == (128, 96, 24.0)
+    assert sketch["settings"]["backends"]["mask"] == "file"
+    assert len(list((out / "svg").glob("frame_*.svg"))) == 12
+    assert (out / "preview.mp4").stat().st_size > 0
+    # the disc moves 3 px a frame to the right: so does the sketch
+    centres = [np.mean([s["points"] for s in f["strokes"]], axis=(0, 1)) for f in sketch["frames"]]
+    moved = centres[-1][0] - centres[0][0]
+    assert 0.6 * 33 < moved < 1.4 * 33
+    assert abs(centres[-1][1] - centres[0][1]) < 6
+
+
+def test_progress_is_json_lines(disc_run):
+    _, result = disc_run
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["event"] == "start" and lines[-1]["event"] == "done"
+    assert all({"event", "stage", "done", "total", "message"} <= set(line) for line in lines)
+    stages = {line["stage"] for line in lines}
+    assert {"initialise", "track", "optimise", "export"} <= stages
+    done = [line["done"] for line in lines]
+    assert done == sorted(done) and lines[-1]["done"] == 12
+
+
+def test_frame_range_step_and_no_temporal(disc_clip, tmp_path):
+    out = tmp_path / "out"
+    result = dynasketch("sketch", disc_clip["video"], "--out", out, "--frames", "2:11:3",
+                        "--preset", "fast", "--strokes", 4, "--seeds", 1, "--no-temporal",
+                        "--no-preview", "--mask", "none")
+    assert result.returncode == 0, result.stderr
+    sketch = json.loads((out / "sketch.json").read_text())
+    check_contract(sketch, 4, [2, 5, 8])
+    assert sketch["source"]["frames"] == [2, 11, 3] and sketch["settings"]["temporal"] is False
+
+
+def one_line_error(result, code=2):
+    assert result.returncode == code
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dynasketch: error:")
+    return lines[0]
+
+
+def test_bad_input_gives_one_line_and_keeps_the_folder(disc_clip, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("this is not a video")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.mp4"
+    data = open(disc_clip["video"], "rb").read()
+    truncated.write_bytes(data[: len(data) // 2])
+    small_mask = write_video(str(tmp_path / "small.mask.mp4"), np.zeros((12, 48, 64, 3), np.uint8))
+    short_mask = write_video(str(tmp_path / "short.mask.mp4"), np.zeros((5, 96, 128, 3), np.uint8))
+    v = disc_clip["video"]
+    cases = [
+        ([tmp_path / "missing.mp4"], "not found"),
+        ([not_video], "not a readable video"),
+        ([empty], "not a readable video"),
+        ([truncated], "not a readable video"),
+        ([v, "--frames", "5:40"], "12 frames"),
+        ([v, "--frames", "20:"], "12 frames"),
+        ([v, "--strokes", "0"], "at least 1 stroke"),
+        ([v, "--strokes", "-3"], "at least 1 stroke"),
+        ([v, "--mask", small_mask], "same size"),
+        ([v, "--mask", short_mask], "one mask frame per clip frame"),
+        ([v, "--device", "cuda"] if not __import__("torch").cuda.is_available() else [v, "--seeds", "0"],
+         "cuda" if not __import__("torch").cuda.is_available() else "seed"),
+    ]
+    for args, expected in cases:
+        line = one_line_error(dynasketch("sketch", *args, "--out", out, "--preset", "fast"))
+        assert expected in line, line
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert set(os.listdir(out)) <= {"mine.txt", "dynasketch.log"}     # at most a log was added
+
+
+def test_other_settings_do_not_overwrite_a_finished_sketch(disc_run, disc_clip):
+    out, _ = disc_run
+    before = (out / "sketch.json").read_bytes()
+    line = one_line_error(dynasketch("sketch", disc_clip["video"], "--out", out, "--strokes", 3,
+                                     "--preset", "fast"))
+    assert "--overwrite" in line
+    assert (out / "sketch.json").read_bytes() == before
+
+
+def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path):
+    from engine.sample import write_sample
+
+    clip, mask = str(tmp_path / "walk.mp4"), str(tmp_path / "walk.mask.mp4")
+    write_sample(clip, mask, frames=40, width=160, height=120)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "engine", "sketch", clip, "--out", str(out), "--mask", mask,
+            "--preset", "fast", "--strokes", 6, "--seeds", 1, "--progress", "json", "--no-preview"]
+    proc = subprocess.Popen([str(a) for a in args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:                                # wait until some frames are done
+        event = json.loads(line)
+        if event["event"] == "progress" and event["stage"] == "optimise" and event["done"] >= 9:
+            break
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()
+    proc.wait(timeout=30)
+    stopped_in = time.monotonic() - sent
+    assert proc.returncode == 130
+    assert stopped_in < 2.5
+    assert json.loads(rest.strip().splitlines()[-1])["event"] == "interrupted"
+    partial = json.loads((out / "sketch.json").read_text())
+    assert partial["complete"] is False
+    done = [f["index"] for f in partial["frames"]]
+    assert 9 <= len(done) < 40 and done == list(range(len(done)))
+
+    resumed = subprocess.run([str(a) for a in args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    events = [json.loads(line) for line in resumed.stdout.splitlines()]
+    assert any("resuming after" in e["message"] for e in events)
+    final = json.loads((out / "sketch.json").read_text())
+    check_contract(final, 6, list(range(40)))
+    assert final["frames"][: len(done)] == partial["frames"]       # finished frames kept as they were

@@ -1,0 +1,69 @@
+"""Decoding through PyAV/Pillow: containers, image sequences, frame ranges, alpha, the canvas fit."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import moving_disc, write_video
+from engine.canvas import Letterbox
+from engine.errors import EngineError
+from engine.video import FrameRange, open_video, parse_frame_range
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mov", "mkv", "webm", "avi", "gif"])
+def test_containers_decode_every_frame(tmp_path, ext):
+    frames, _ = moving_disc(t_len=6)
+    pix = "rgb8" if ext == "gif" else "yuv420p"
+    path = write_video(str(tmp_path / f"clip.{ext}"), frames, pix_fmt=pix)
+    source = open_video(path)
+    assert (source.info.width, source.info.height, source.info.frame_count) == (128, 96, 6)
+    decoded = list(source.frames(FrameRange(0, 6)))
+    assert [i for i, _, _ in decoded] == list(range(6))
+    # the disc moves right: its darkest column moves with it
+    centre = [np.argmax((255 - rgb.mean(-1)).sum(0)) for _, rgb, _ in decoded]
+    assert centre[-1] > centre[0] + 8
+
+
+def test_image_folder_and_pattern(tmp_path):
+    frames, _ = moving_disc(t_len=5)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(tmp_path / f"frame_{i + 1:04d}.png")
+    folder = open_video(str(tmp_path))
+    pattern = open_video(str(tmp_path / "frame_%04d.png"), fps=12)
+    assert folder.info.frame_count == pattern.info.frame_count == 5
+    assert pattern.info.fps == 12
+    got = [rgb for _, rgb, _ in pattern.frames(FrameRange(1, 5, 2))]
+    assert len(got) == 2 and np.array_equal(got[0], frames[1])
+
+
+def test_alpha_channel_is_read(tmp_path):
+    frames, masks = moving_disc(t_len=3)
+    for i, (f, m) in enumerate(zip(frames, masks)):
+        Image.fromarray(np.dstack([f, m])).save(tmp_path / f"f{i}.png")
+    source = open_video(str(tmp_path))
+    assert source.info.has_alpha
+    _, rgb, alpha = next(iter(source.frames(FrameRange(0, 1))))
+    assert rgb.shape == (96, 128, 3) and np.array_equal(alpha, masks[0])
+
+
+def test_frame_range_is_a_slice():
+    assert list(parse_frame_range("2:8:3", 10).indices()) == [2, 5]
+    assert list(parse_frame_range(":3", 10).indices()) == [0, 1, 2]
+    assert list(parse_frame_range("7:", 10).indices()) == [7, 8, 9]
+    assert len(parse_frame_range(None, 10)) == 10
+    for bad in ["5:5", "0:11", "12:", "a:b", "0:5:0", "-1:3", "1:2:3:4"]:
+        with pytest.raises(EngineError):
+            parse_frame_range(bad, 10)
+
+
+def test_letterbox_pads_and_maps_both_ways():
+    box = Letterbox(1920, 1080, 224)
+    x0, y0, w, h = box.placement
+    assert (x0, w) == (0, 224) and h == 126 and y0 == 49
+    pts = np.array([[0.0, 0.0], [1920.0, 1080.0], [960.0, 540.0]])
+    canvas = box.to_canvas(pts)
+    assert np.allclose(canvas[2], [112, 112], atol=0.5)
+    assert np.allclose(box.to_source(canvas), pts)
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    fitted = box.fit(image)
+    assert fitted.shape == (224, 224, 3)
+    assert (fitted[:y0] == 255).all() and (fitted[y0:y0 + h] == 0).all()   # nothing cropped
