@@ -2,8 +2,8 @@
 
 A masker is called once per frame, in order: ``masker(index, rgb, alpha)`` returns an
 ``(H, W) float32`` mask in [0, 1] (1 = subject) or ``None`` for "the whole frame".
-The offline maskers read the clip's alpha channel or a mask file; neural maskers plug in
-through ``build_masker``.
+The offline maskers read the clip's alpha channel or a mask file; ``backends.build_masker``
+chooses one.
 """
 from __future__ import annotations
 
@@ -61,12 +61,3 @@ class MaskFileMasker:
         if self.still:
             self.cached = mask
         return mask
-
-
-def build_masker(mode: str, clip: VideoInfo, frame_range: FrameRange):
-    """``auto``: the alpha channel when the clip has one, else no mask. ``none``. Or a path."""
-    if mode == "none":
-        return NoMasker()
-    if mode == "auto":
-        return AlphaMasker() if clip.has_alpha else NoMasker()
-    return MaskFileMasker(mode, clip, frame_range)

@@ -19,14 +19,12 @@ import torch
 from .canvas import Letterbox
 from .errors import EngineError, Interrupted
 from .export import SketchFolder, stroke_records
-from .initialise import EdgeSaliency
-from .losses import LineLoss, find_groups
-from .masking import build_masker
+from .backends import (build_guidance, build_masker, build_rasterizer, build_saliency,
+                       build_tracker, pick_device)
+from .losses import find_groups
 from .optimise import StrokeOptimiser
 from .preview import write_preview
-from .rasterizer import SplatRasterizer
 from .settings import Settings
-from .tracking import build_tracker
 from .video import open_video, parse_frame_range
 
 
@@ -48,24 +46,7 @@ class CanvasFrame:
     index: int
     image: torch.Tensor            # (3, C, C) in [0, 1], on the device
     mask: torch.Tensor | None      # (1, C, C) in {0, 1}
-    grey: np.ndarray               # (2C, 2C) uint8, for the tracker
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EngineError("--device cuda: no usable CUDA GPU here; use --device cpu or auto "
-                          "(`dynasketch doctor` says why)")
-    if name not in ("cpu", "cuda"):
-        raise EngineError(f"--device {name!r}: choose auto, cpu or cuda")
-    return torch.device(name)
-
-
-def build_guidance(name: str):
-    if name in ("auto", "line-loss", "line"):
-        return LineLoss()
-    raise EngineError(f"--guidance {name!r}: this engine has only the line loss (line)")
+    track_image: np.ndarray        # (2C, 2C, 3) uint8 RGB, for the tracker
 
 
 def canvas_frames(source, frame_range, masker, box: Letterbox, device) -> Iterator[CanvasFrame]:
@@ -77,8 +58,7 @@ def canvas_frames(source, frame_range, masker, box: Letterbox, device) -> Iterat
         m = None
         if mask is not None:
             m = torch.from_numpy(box.fit(mask, fill=0)).to(device)[None].round()
-        grey = track_box.fit(np.ascontiguousarray(rgb.mean(-1).astype(np.uint8)))
-        yield CanvasFrame(index, image, m, grey)
+        yield CanvasFrame(index, image, m, track_box.fit(rgb))
 
 
 class Sketcher:
@@ -90,9 +70,9 @@ class Sketcher:
         self.box = box
         self.device = device
         self.should_stop = should_stop
-        self.tracker = build_tracker(settings.tracker)
-        self.optimiser = StrokeOptimiser(settings, SplatRasterizer(), build_guidance(settings.guidance),
-                                         EdgeSaliency(), should_stop)
+        self.tracker = build_tracker(settings.tracker, device)
+        self.optimiser = StrokeOptimiser(settings, build_rasterizer(), build_guidance(settings.guidance, device),
+                                         build_saliency(settings.guidance, device), should_stop)
         x0, y0, w, h = box.resized(2 * box.size).placement
         self.track_area = (x0, y0, x0 + w - 1, y0 + h - 1)
 
@@ -121,7 +101,7 @@ class Sketcher:
         return strokes
 
     def track(self, video: np.ndarray, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Track canvas points ``(Q, 2)`` through grey frames; canvas tracks and visibility."""
+        """Track canvas points ``(Q, 2)`` through 2x canvas frames; canvas tracks and visibility."""
         tracks, visible = self.tracker.track(video, points.detach().cpu().numpy() * 2.0)
         x0, y0, x1, y1 = self.track_area
         on_frame = ((tracks[..., 0] >= x0) & (tracks[..., 0] <= x1)
@@ -134,7 +114,7 @@ class Sketcher:
         """Strokes ``(W, N, P, 2)`` for ``frames``, continuing from ``strokes`` on ``previous``."""
         s, opt = self.s, self.optimiser
         n, m, w = s.strokes, s.track_points, len(frames)
-        video = np.stack([previous.grey] + [f.grey for f in frames])
+        video = np.stack([previous.track_image] + [f.track_image for f in frames])
         tracks, visible = self.track(video, opt.samples(strokes).reshape(-1, 2))
         tracks, visible = tracks.view(w + 1, n, m, 2), visible.view(w + 1, n, m)
         init = self._follow(strokes, tracks, visible)
@@ -206,8 +186,8 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     source = open_video(job.input, job.fps)
     info = source.info
     frame_range = parse_frame_range(job.frames, info.frame_count)
-    masker = build_masker(s.mask, info, frame_range)
     device = pick_device(s.device)
+    masker = build_masker(s.mask, info, frame_range, device)
     box = Letterbox(info.width, info.height, s.canvas)
     sketcher = Sketcher(s, box, device, should_stop)
     s.backends = {"mask": masker.name, "tracker": sketcher.tracker.name,

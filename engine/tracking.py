@@ -1,7 +1,7 @@
 """Point tracking: where do points of one frame go in the following frames?
 
 The call surface follows CoTracker's predictor: video in, tracks out.
-``tracker.track(video, points)`` takes ``video`` ``(T, H, W) uint8`` grey frames and
+``tracker.track(video, points)`` takes ``video`` ``(T, H, W, 3) uint8`` RGB frames and
 ``points`` ``(P, 2)`` pixel positions (x, y) in ``video[0]``; it returns ``tracks``
 ``(T, P, 2)`` and ``visible`` ``(T, P)`` bool. A point that is lost stays lost; its
 position freezes where it was last seen.
@@ -23,6 +23,7 @@ class LucasKanadeTracker:
         self.max_error = max_error          # forward-backward disagreement, pixels
 
     def track(self, video: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        video = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video]) if video.ndim == 4 else video
         t_len, height, width = video.shape[:3]
         p = len(points)
         tracks = np.zeros((t_len, p, 2), np.float32)
@@ -49,9 +50,3 @@ class LucasKanadeTracker:
     def _in_frame(points: np.ndarray, width: int, height: int) -> np.ndarray:
         x, y = points[:, 0], points[:, 1]
         return (x >= 0) & (y >= 0) & (x <= width - 1) & (y <= height - 1)
-
-
-def build_tracker(name: str = "auto"):
-    if name in ("auto", "lucas-kanade"):
-        return LucasKanadeTracker()
-    raise ValueError(f"unknown tracker {name!r}")

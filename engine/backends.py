@@ -1,0 +1,56 @@
+"""Which implementation runs each stage: the one place a backend is chosen.
+
+Every stage has an offline default that needs no weights; ``auto`` picks a neural backend
+when it is installed with its weights, and the default otherwise. ``Settings.backends``
+records the choice in ``sketch.json``.
+"""
+from __future__ import annotations
+
+import torch
+
+from .errors import EngineError
+from .initialise import EdgeSaliency
+from .losses import LineLoss
+from .masking import AlphaMasker, MaskFileMasker, NoMasker
+from .rasterizer import SplatRasterizer
+from .tracking import LucasKanadeTracker
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EngineError("--device cuda: no usable CUDA GPU here; use --device cpu or auto "
+                          "(`dynasketch doctor` says why)")
+    if name not in ("cpu", "cuda"):
+        raise EngineError(f"--device {name!r}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def build_masker(mode: str, clip, frame_range, device: torch.device):
+    """``auto``: the clip's alpha channel when it has one, else no mask. ``none``. Or a path."""
+    if mode == "none":
+        return NoMasker()
+    if mode == "auto":
+        return AlphaMasker() if clip.has_alpha else NoMasker()
+    return MaskFileMasker(mode, clip, frame_range)
+
+
+def build_tracker(name: str, device: torch.device):
+    if name in ("auto", "lucas-kanade"):
+        return LucasKanadeTracker()
+    raise EngineError(f"--tracker {name!r}: choose auto or lucas-kanade")
+
+
+def build_guidance(name: str, device: torch.device):
+    if name in ("auto", "line", "line-loss"):
+        return LineLoss()
+    raise EngineError(f"--guidance {name!r}: choose auto or line")
+
+
+def build_saliency(name: str, device: torch.device):
+    return EdgeSaliency()
+
+
+def build_rasterizer(name: str = "splat"):
+    return SplatRasterizer()
