@@ -4,6 +4,10 @@ Guidance (how much the sketch looks like the frame):
   ``LineLoss``: the weight-free default, a multi-scale comparison of the sketch's ink with
   an XDoG line rendition of the (masked) frame.
 
+Stroke prior:
+  ``short_stroke_loss``: strokes keep at least a minimum length; a pixel-matching loss
+  otherwise shrinks strokes it cannot place into dots.
+
 Temporal coherence (DynaSketch), on ``M`` points sampled along each stroke ``(B, N, M, 2)``:
   ``track_loss``: points follow their tracked positions where the tracker sees them;
   ``shape_loss``: distances between neighbouring points stay as in the previous frame;
@@ -49,6 +53,12 @@ class LineLoss:
     @staticmethod
     def _normalise(ink: Tensor) -> Tensor:
         return ink / (ink.mean((1, 2, 3), keepdim=True) + 1e-3)
+
+
+def short_stroke_loss(points: Tensor, min_length: float) -> Tensor:
+    """Squared shortfall (px^2) of each stroke's length below ``min_length``, summed over strokes."""
+    length = (points[..., 1:, :] - points[..., :-1, :]).norm(dim=-1).sum(-1)     # (B, N)
+    return (min_length - length).clamp_min(0.0).square().sum(-1)
 
 
 def track_loss(points: Tensor, tracks: Tensor, visible: Tensor) -> Tensor:

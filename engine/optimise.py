@@ -14,7 +14,7 @@ from torch import Tensor
 
 from . import bezier
 from .initialise import random_strokes, sample_starts
-from .losses import group_loss, shape_loss, track_loss
+from .losses import group_loss, shape_loss, short_stroke_loss, track_loss
 from .settings import Settings
 
 
@@ -62,6 +62,12 @@ class StrokeOptimiser:
         u = torch.linspace(0.0, 1.0, self.s.track_points, device=points.device, dtype=points.dtype)
         return bezier.evaluate_along(points, u)
 
+    def sketch_loss(self, points: Tensor, target) -> Tensor:
+        """Guidance plus the stroke-length prior, ``(B,)``."""
+        floor = self.s.min_length * self.unit
+        prior = short_stroke_loss(self.samples(points), floor) / self.unit ** 2
+        return self.guidance(self.render(points), target) + self.s.length_weight * prior
+
     def new_strokes(self, frames: Tensor, masks: Tensor | None, count: int,
                     generator: torch.Generator) -> Tensor:
         """``count`` random strokes per frame, started on salient pixels: ``(B, count, P, 2)``."""
@@ -82,7 +88,7 @@ class StrokeOptimiser:
         init = self.new_strokes(frames, masks, self.s.strokes, generator)
         target = self.guidance.prepare(frames, masks)
         points, losses = adam(init, self.s.keyframe_steps, self.s.keyframe_lr * self.unit,
-                              lambda x: self.guidance(self.render(x), target), self.should_stop)
+                              lambda x: self.sketch_loss(x, target), self.should_stop)
         best = losses.view(b, seeds).argmin(1) + torch.arange(b, device=losses.device) * seeds
         return points[best], losses[best]
 
@@ -91,7 +97,7 @@ class StrokeOptimiser:
         """Optimise only the ``trainable`` ``(B, N)`` strokes of ``init`` under guidance."""
         target = self.guidance.prepare(frames, masks)
         points, _ = adam(init, self.s.reinit_steps, self.s.keyframe_lr * self.unit,
-                         lambda x: self.guidance(self.render(x), target), self.should_stop, trainable)
+                         lambda x: self.sketch_loss(x, target), self.should_stop, trainable)
         return points
 
     def window(self, frames: Tensor, masks: Tensor | None, init: Tensor, previous: Tensor,
@@ -114,7 +120,7 @@ class StrokeOptimiser:
             reference = torch.cat([before, pts[:-1]], 0)
             if restart is not None:
                 reference = torch.where(restart[..., None, None], pts.detach(), reference)
-            return (self.guidance(self.render(x), target)
+            return (self.sketch_loss(x, target)
                     + scale * (s.track_weight * track_loss(pts, tracks, visible)
                                + s.shape_weight * shape_loss(pts, reference)
                                + s.group_weight * group_loss(pts, reference, groups)))

@@ -198,8 +198,9 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     header = {"width": info.width, "height": info.height, "fps": info.fps,
               "source": {"path": os.path.abspath(info.path), "frames": frame_range.as_list()},
               "settings": settings}
-    folder = SketchFolder(job.out, header, s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
-                          job.overwrite)
+    fingerprint = {**s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
+                   "clip": source.identity()}
+    folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
     state = folder.check_existing()
     folder.prepare()
     total = len(frame_range)

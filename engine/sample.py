@@ -20,8 +20,12 @@ def figure_frame(t: int, frames: int, width: int, height: int) -> tuple[Image.Im
     swing = math.sin(2 * math.pi * 2 * u) * 0.6
     yy, xx = np.mgrid[0:height, 0:width]
     sky = np.stack([200 + 30 * yy / height, 215 + 20 * xx / width, 235 - 20 * yy / height], -1)
-    sky[yy > ground] = (120, 160, 100)
-    image = Image.fromarray(sky.astype(np.uint8))
+    clouds = 12 * np.sin(xx / 9.0 + 2 * np.sin(yy / 13.0)) * np.cos(yy / 7.0)   # texture to track
+    sky = sky + clouds[..., None]
+    grass = (yy > ground)
+    sky[grass] = np.stack([110 + 25 * ((xx[grass] // 4 + yy[grass] // 3) % 2), 160 + 0 * xx[grass],
+                           100 + 0 * xx[grass]], -1)
+    image = Image.fromarray(sky.clip(0, 255).astype(np.uint8))
     mask = Image.new("L", (width, height), 0)
     for canvas, ink in ((ImageDraw.Draw(image), None), (ImageDraw.Draw(mask), 255)):
         colour = lambda c: ink if ink is not None else c          # noqa: E731
@@ -32,10 +36,13 @@ def figure_frame(t: int, frames: int, width: int, height: int) -> tuple[Image.Im
             canvas.line([hip, foot], fill=colour((40, 40, 90)), width=int(unit * 0.6))
         canvas.rounded_rectangle([cx - unit, neck[1], cx + unit, hip[1] + 0.3 * unit],
                                  radius=int(unit * 0.4), fill=colour((200, 60, 50)))
+        for k in range(1, 4):                                    # faint shirt stripes to track
+            y = neck[1] + k * (hip[1] - neck[1]) / 4
+            canvas.line([(cx - unit, y), (cx + unit, y)], fill=colour((214, 84, 62)), width=max(1, int(unit * 0.2)))
         hand = (cx + math.cos(swing + 0.8) * 2.4 * unit, neck[1] + math.sin(swing + 0.8) * 2.4 * unit)
-        canvas.line([(cx, neck[1] + 0.4 * unit), hand], fill=colour((230, 180, 140)), width=int(unit * 0.45))
+        canvas.line([(cx, neck[1] + 0.4 * unit), hand], fill=colour((205, 150, 110)), width=int(unit * 0.45))
         r = 0.9 * unit
-        canvas.ellipse([cx - r, neck[1] - 2 * r, cx + r, neck[1]], fill=colour((230, 180, 140)))
+        canvas.ellipse([cx - r, neck[1] - 2 * r, cx + r, neck[1]], fill=colour((205, 150, 110)))
         canvas.arc([cx - r * 0.5, neck[1] - 1.3 * r, cx + r * 0.5, neck[1] - 0.4 * r], 20, 160,
                    fill=colour((60, 30, 30)), width=max(1, int(unit * 0.12)))
     return image, mask

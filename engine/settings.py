@@ -33,6 +33,9 @@ class Settings:
     window: int = 8                 # later frames optimised together
     keyframe_lr: float = 1.0        # Adam step, canvas pixels
     frame_lr: float = 0.4
+    # stroke prior: strokes shorter than this (canvas px at 224) are pushed to grow
+    min_length: float = 12.0
+    length_weight: float = 0.01
     # temporal terms
     track_points: int = 8           # points sampled along each stroke and tracked
     track_weight: float = 0.02

@@ -80,6 +80,13 @@ class VideoSource:
     """A clip that can be streamed; see ``open_video``."""
 
     info: VideoInfo
+    files: list[str]
+
+    def identity(self) -> list:
+        """Changes when the clip's files change (size or modification time)."""
+        ends = self.files if len(self.files) <= 2 else [self.files[0], self.files[-1]]
+        stats = [os.stat(f) for f in ends]
+        return [len(self.files)] + [[s.st_size, s.st_mtime_ns] for s in stats]
 
     def frames(self, frame_range: FrameRange) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
         raise NotImplementedError
@@ -107,6 +114,7 @@ class MovieFile(VideoSource):
         if count <= 0 or not width or not height:
             raise EngineError(f"{path}: the video has no frames")
         self.path = path
+        self.files = [path]
         self.info = VideoInfo(path, width, height, float(rate), int(count),
                               bool(fmt is not None and fmt.name.startswith(_ALPHA_FORMATS + ("yuva", "gbrap"))))
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up everything the project needs on a fresh Debian/Ubuntu machine with Python 3.10+:
+# system libraries for headless Blender, and a virtual environment in .venv with the
+# engine, Blender as a Python module (for the add-on tests) and the test tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libxi6 libxkbcommon0 libsm6 libxrender1 libxxf86vm1 libxfixes3 libx11-6)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "setup: installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import engine, torch, av, cv2, bpy, skia, pytest" >/dev/null 2>&1 \
+   || [ pyproject.toml -nt .venv/.installed ] || [ scripts/setup.sh -nt .venv/.installed ]; then
+  echo "setup: installing Python packages into .venv (PyTorch is large; this takes a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  # Exact PyTorch pins: other versions download gigabytes. numpy<2 for Blender (bpy 5.0.1).
+  .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1" "numpy<2"
+  .venv/bin/python -m pip install -q -e ".[test]" "torch==2.14.1" "numpy<2"
+  touch .venv/.installed
+fi
+echo "setup: ready (.venv/bin/dynasketch doctor lists what this machine can run)"
