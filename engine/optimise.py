@@ -19,10 +19,12 @@ from .settings import Settings
 
 
 def adam(points: Tensor, steps: int, lr: float, loss_fn: Callable[[Tensor], Tensor],
-         should_stop: Callable[[], bool], trainable: Tensor | None = None) -> tuple[Tensor, Tensor]:
+         should_stop: Callable[[], bool], trainable: Tensor | None = None,
+         area: tuple[float, float, float, float] | None = None) -> tuple[Tensor, Tensor]:
     """Minimise ``loss_fn(points) -> (B,)`` summed over the batch; returns points and losses.
 
-    ``trainable`` ``(B, N)`` bool freezes the strokes where it is False.
+    ``trainable`` ``(B, N)`` bool freezes the strokes where it is False; ``area``
+    ``(x0, y0, x1, y1)`` keeps every control point inside that rectangle.
     """
     points = points.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([points], lr=lr)
@@ -35,14 +37,20 @@ def adam(points: Tensor, steps: int, lr: float, loss_fn: Callable[[Tensor], Tens
         if keep is not None:
             points.grad.mul_(keep)
         opt.step()
+        if area is not None:
+            with torch.no_grad():
+                points[..., 0].clamp_(area[0], area[2])
+                points[..., 1].clamp_(area[1], area[3])
     with torch.no_grad():
         return points.detach(), loss_fn(points)
 
 
 class StrokeOptimiser:
     def __init__(self, settings: Settings, rasterizer, guidance, saliency,
-                 should_stop: Callable[[], bool] = lambda: False):
+                 should_stop: Callable[[], bool] = lambda: False,
+                 area: tuple[float, float, float, float] | None = None):
         self.s = settings
+        self.area = area                               # the frame on the canvas (no padding)
         self.rasterizer = rasterizer
         self.guidance = guidance
         self.saliency = saliency
@@ -88,7 +96,8 @@ class StrokeOptimiser:
         init = self.new_strokes(frames, masks, self.s.strokes, generator)
         target = self.guidance.prepare(frames, masks)
         points, losses = adam(init, self.s.keyframe_steps, self.s.keyframe_lr * self.unit,
-                              lambda x: self.sketch_loss(x, target), self.should_stop)
+                              lambda x: self.sketch_loss(x, target), self.should_stop,
+                              area=self.area)
         best = losses.view(b, seeds).argmin(1) + torch.arange(b, device=losses.device) * seeds
         return points[best], losses[best]
 
@@ -97,7 +106,8 @@ class StrokeOptimiser:
         """Optimise only the ``trainable`` ``(B, N)`` strokes of ``init`` under guidance."""
         target = self.guidance.prepare(frames, masks)
         points, _ = adam(init, self.s.reinit_steps, self.s.keyframe_lr * self.unit,
-                         lambda x: self.sketch_loss(x, target), self.should_stop, trainable)
+                         lambda x: self.sketch_loss(x, target), self.should_stop, trainable,
+                         self.area)
         return points
 
     def window(self, frames: Tensor, masks: Tensor | None, init: Tensor, previous: Tensor,
@@ -125,4 +135,4 @@ class StrokeOptimiser:
                                + s.shape_weight * shape_loss(pts, reference)
                                + s.group_weight * group_loss(pts, reference, groups)))
 
-        return adam(init, s.frame_steps, s.frame_lr * self.unit, loss, self.should_stop)
+        return adam(init, s.frame_steps, s.frame_lr * self.unit, loss, self.should_stop, area=self.area)

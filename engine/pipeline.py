@@ -52,10 +52,12 @@ class CanvasFrame:
 def canvas_frames(source, frame_range, masker, box: Letterbox, device) -> Iterator[CanvasFrame]:
     """Decode and mask, fitting each frame onto the canvas (and a 2x one for tracking)."""
     track_box = box.resized(2 * box.size)
+    frame_area = torch.from_numpy(box.inside()).to(device)[None].float()
+    padded = not bool(frame_area.all())
     for index, rgb, alpha in source.frames(frame_range):
         mask = masker(index, rgb, alpha)
         image = torch.from_numpy(box.fit(rgb)).to(device).permute(2, 0, 1).float() / 255.0
-        m = None
+        m = frame_area if padded else None          # without a mask the subject is the frame
         if mask is not None:
             m = torch.from_numpy(box.fit(mask, fill=0)).to(device)[None].round()
         yield CanvasFrame(index, image, m, track_box.fit(rgb))
@@ -71,8 +73,10 @@ class Sketcher:
         self.device = device
         self.should_stop = should_stop
         self.tracker = build_tracker(settings.tracker, device)
+        x0, y0, w, h = box.placement
         self.optimiser = StrokeOptimiser(settings, build_rasterizer(), build_guidance(settings.guidance, device),
-                                         build_saliency(settings.guidance, device), should_stop)
+                                         build_saliency(settings.guidance, device), should_stop,
+                                         area=(x0, y0, x0 + w, y0 + h))
         x0, y0, w, h = box.resized(2 * box.size).placement
         self.track_area = (x0, y0, x0 + w - 1, y0 + h - 1)
 
