@@ -79,6 +79,7 @@ class Sketcher:
                                          area=(x0, y0, x0 + w, y0 + h))
         x0, y0, w, h = box.resized(2 * box.size).placement
         self.track_area = (x0, y0, x0 + w - 1, y0 + h - 1)
+        self.restarted = 0                 # strokes re-initialised in the last window
 
     def generator(self, index: int) -> torch.Generator:
         """Random numbers tied to the frame, so a resumed run continues the same way."""
@@ -146,6 +147,7 @@ class Sketcher:
             groups = torch.where(which, n + torch.arange(n, device=groups.device), groups)
             self.check_stop()
 
+        self.restarted = int(restart.sum())
         result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart)
         self.check_stop()
         return result
@@ -251,10 +253,13 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
                 raise EngineError(f"{info.path}: the clip ended before frame "
                                   f"{frame_range.indices()[len(folder.frames)]}")
             sketcher.check_stop()
+            note = ""
             if s.temporal:
                 progress.stage("track", len(folder.frames), total,
                                f"tracking frames {frames[0].index}-{frames[-1].index}")
                 result = sketcher.window(previous, strokes, frames)
+                if sketcher.restarted:
+                    note = f"; re-initialised {sketcher.restarted} lost strokes"
             else:
                 progress.stage("optimise", len(folder.frames), total,
                                f"frames {frames[0].index}-{frames[-1].index} from scratch")
@@ -263,7 +268,7 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
             previous, strokes = frames[-1], result[-1]
             folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
             progress.stage("optimise", len(folder.frames), total,
-                           f"frame {frames[-1].index} ({len(folder.frames)}/{total})")
+                           f"frame {frames[-1].index} ({len(folder.frames)}/{total}){note}")
 
     folder.save({"strokes": (strokes.cpu() if strokes is not None else torch.zeros(0))}, complete=True)
     preview = None

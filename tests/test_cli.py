@@ -166,3 +166,28 @@ def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path):
     final = json.loads((out / "sketch.json").read_text())
     check_contract(final, 6, list(range(40)))
     assert final["frames"][: len(done)] == partial["frames"]       # finished frames kept as they were
+
+
+def test_alpha_clip_masks_itself_and_lost_strokes_restart(tmp_path):
+    """A disc (alpha = disc) that leaves the frame: the mask comes from alpha, and strokes
+    whose points leave with it are re-initialised inside the frame."""
+    from PIL import Image
+
+    from conftest import moving_disc
+
+    frames, masks = moving_disc(t_len=20, speed=6.0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, (f, m) in enumerate(zip(frames, masks)):
+        Image.fromarray(np.dstack([f, m])).save(folder / f"f_{i:03d}.png")
+    out = tmp_path / "out"
+    result = dynasketch("sketch", folder / "f_%03d.png", "--out", out, "--preset", "fast",
+                        "--strokes", 6, "--seeds", 1, "--progress", "json", "--no-preview")
+    assert result.returncode == 0, result.stderr
+    sketch = json.loads((out / "sketch.json").read_text())
+    assert sketch["settings"]["backends"]["mask"] == "alpha"
+    check_contract(sketch, 6, list(range(20)))
+    messages = " ".join(json.loads(line)["message"] for line in result.stdout.splitlines())
+    assert "re-initialised" in messages
+    last = np.array([s["points"] for s in sketch["frames"][-1]["strokes"]])
+    assert (last[..., 0] >= -1).all() and (last[..., 0] <= 129).all()    # still on the frame
