@@ -222,17 +222,12 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
 
     stream = canvas_frames(source, frame_range, masker, box, device)
     previous, strokes = None, None
-    if state is not None:
-        done = int(state["done"])
-        if done >= total and folder.frames:
-            progress.stage("export", total, total, "already complete")
-        else:
-            last = folder.frames[-1]["index"] if folder.frames else None
-            if last is not None:
-                previous = next(f for f in stream if f.index == last)
-                strokes = state["strokes"].to(device)
-            progress.stage("optimise", done, total, f"resuming after {done} frames")
     done = len(folder.frames)
+    if state is not None and done:
+        strokes = state["strokes"].to(device)
+        if done < total:                          # the tracker restarts from the last frame
+            previous = next(f for f in stream if f.index == folder.frames[-1]["index"])
+        progress.stage("optimise", done, total, f"resuming after {done} frames")
 
     if done < total:
         if previous is None or not s.temporal:
@@ -275,6 +270,7 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     if job.preview:
         progress.stage("export", total, total, "writing preview.mp4")
         preview = write_preview(os.path.join(folder.path, "preview.mp4"), source, frame_range,
-                                folder.frames, info.fps)
+                                folder.frames, info.fps, should_stop=should_stop)
+        sketcher.check_stop()
     return {"sketch": folder.sketch_path, "frames": len(folder.frames), "preview": preview,
             "out": folder.path}

@@ -27,8 +27,11 @@ def draw_sketch(strokes: list[dict], width: int, height: int, scale: float) -> I
 
 
 def write_preview(path: str, source, frame_range, frames: list[dict], fps: float,
-                  height: int = 360) -> str:
-    """Encode ``path`` (mp4): each frame of ``frames`` beside its source frame."""
+                  height: int = 360, should_stop=lambda: False) -> str | None:
+    """Encode ``path`` (mp4): each frame of ``frames`` beside its source frame.
+
+    Returns None (and leaves no partial file) if ``should_stop()`` turns true meanwhile.
+    """
     import av
 
     info = source.info
@@ -41,7 +44,7 @@ def write_preview(path: str, source, frame_range, frames: list[dict], fps: float
                                 rate=max(1, round(fps)))
         stream.width, stream.height, stream.pix_fmt = 2 * w, height, "yuv420p"
         for index, rgb, _ in source.frames(frame_range):
-            if index not in by_index:
+            if index not in by_index or should_stop():
                 break
             left = Image.fromarray(rgb).resize((w, height), Image.BILINEAR)
             right = draw_sketch(by_index[index], info.width, info.height, scale).resize((w, height))
@@ -50,5 +53,8 @@ def write_preview(path: str, source, frame_range, frames: list[dict], fps: float
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+    if should_stop():
+        os.unlink(tmp)
+        return None
     os.replace(tmp, path)
     return path
