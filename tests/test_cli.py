@@ -132,7 +132,8 @@ def test_other_settings_do_not_overwrite_a_finished_sketch(disc_run, disc_clip):
     assert (out / "sketch.json").read_bytes() == before
 
 
-def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path, signum):
     from engine.sample import write_sample
 
     clip, mask = str(tmp_path / "walk.mp4"), str(tmp_path / "walk.mask.mp4")
@@ -147,7 +148,7 @@ def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path):
         if event["event"] == "progress" and event["stage"] == "optimise" and event["done"] >= 9:
             break
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     rest = proc.stdout.read()
     proc.wait(timeout=30)
     stopped_in = time.monotonic() - sent
