@@ -39,7 +39,10 @@ class MaskFileMasker:
     name = "file"
 
     def __init__(self, path: str, clip: VideoInfo, frame_range: FrameRange):
-        self.source = open_video(path)
+        try:
+            self.source = open_video(path)
+        except EngineError as exc:
+            raise EngineError(f"--mask: {exc}") from None
         info = self.source.info
         if (info.width, info.height) != (clip.width, clip.height):
             raise EngineError(f"--mask {path}: the mask is {info.width}x{info.height} but the clip "

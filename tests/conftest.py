@@ -6,45 +6,7 @@ import os
 import numpy as np
 import pytest
 
-SHARED_CLIPS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "clips")
-
-
-def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None = None,
-                pix_fmt: str = "yuv420p") -> str:
-    """Encode ``frames`` (T, H, W, 3 or 4) uint8 with PyAV."""
-    import av
-
-    codec = codec or {"mp4": "libx264", "mov": "libx264", "mkv": "libx264", "webm": "libvpx-vp9",
-                      "avi": "mpeg4", "gif": "gif"}[path.rsplit(".", 1)[1]]
-    with av.open(path, "w") as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = pix_fmt
-        src = "rgba" if frames.shape[-1] == 4 else "rgb24"
-        for f in frames:
-            for packet in stream.encode(__import__("av").VideoFrame.from_ndarray(f, format=src)):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-def moving_disc(t_len: int = 12, size: tuple[int, int] = (96, 128), speed: float = 3.0,
-                radius: int = 18) -> tuple[np.ndarray, np.ndarray]:
-    """A textured disc moving right on a pale background: frames (T,H,W,3) and masks (T,H,W)."""
-    h, w = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    frames, masks = [], []
-    for t in range(t_len):
-        cx, cy = 30 + speed * t, h / 2
-        inside = (xx - cx) ** 2 + (yy - cy) ** 2 < radius ** 2
-        stripes = ((xx - cx) // 5 % 2 == 0)
-        img = np.full((h, w, 3), 235, np.uint8)
-        img[inside] = np.where(stripes[inside, None], [30, 40, 160], [200, 60, 40])
-        frames.append(img)
-        masks.append(inside.astype(np.uint8) * 255)
-    return np.stack(frames), np.stack(masks)
-
+from media import moving_disc, write_video
 
 @pytest.fixture(scope="session")
 def disc_clip(tmp_path_factory) -> dict:
@@ -54,10 +16,3 @@ def disc_clip(tmp_path_factory) -> dict:
     video = write_video(str(folder / "disc.mp4"), frames)
     mask = write_video(str(folder / "disc.mask.mp4"), np.repeat(masks[..., None], 3, -1))
     return {"video": video, "mask": mask, "frames": frames, "speed": 3.0}
-
-
-def shared_clip(name: str) -> str:
-    path = os.path.join(SHARED_CLIPS, name)
-    if not os.path.exists(path):
-        pytest.skip(f"{name} not found in ../shared/clips (development clips are optional)")
-    return path

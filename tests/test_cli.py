@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import write_video
+from media import write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -174,7 +174,7 @@ def test_alpha_clip_masks_itself_and_lost_strokes_restart(tmp_path):
     whose points leave with it are re-initialised inside the frame."""
     from PIL import Image
 
-    from conftest import moving_disc
+    from media import moving_disc
 
     frames, masks = moving_disc(t_len=20, speed=6.0)
     folder = tmp_path / "frames"

@@ -1,7 +1,7 @@
 """On the real development clips in ../shared/clips (skipped when they are absent)."""
 import json
 
-from conftest import shared_clip
+from media import shared_clip
 from test_cli import check_contract, dynasketch
 
 from bench import metrics

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import moving_disc, write_video
+from media import moving_disc, write_video
 from engine.canvas import Letterbox
 from engine.errors import EngineError
 from engine.video import FrameRange, open_video, parse_frame_range

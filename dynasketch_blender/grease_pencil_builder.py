@@ -1,0 +1,113 @@
+"""The Grease Pencil builder: a ``Sketch`` becomes a Grease Pencil v3 object.
+
+One layer "Sketch", one keyframe per sketched video frame (at the scene frame where that
+video frame plays), the same strokes in the same order on every keyframe, as Bezier curves
+with their handles filled from the cubic control points. Strokes lie in the XY plane
+(z = 0) on a rectangle ``Placement.plane_width`` x ``Placement.plane_height`` centred at the
+origin, with the clip's aspect ratio; ``Placement`` maps source pixels there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bpy
+
+LAYER_NAME = "Sketch"
+INK_MATERIAL = "DynaSketch Ink"
+STROKE_ID = "dynasketch_id"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Source pixels (x right, y down) -> object space on the sketch plane."""
+
+    width: int
+    height: int
+    plane_height: float = 2.0
+
+    @property
+    def plane_width(self) -> float:
+        return self.plane_height * self.width / self.height
+
+    def to_plane(self, x: float, y: float) -> tuple[float, float, float]:
+        s = self.plane_height / self.height
+        return ((x - self.width / 2.0) * s, (self.height / 2.0 - y) * s, 0.0)
+
+    def radius(self, width_px: float) -> float:
+        return 0.5 * width_px * self.plane_height / self.height
+
+
+def grease_pencil_datablocks():
+    """``bpy.data.grease_pencils`` on Blender 5, ``grease_pencils_v3`` on 4.3-4.5."""
+    return getattr(bpy.data, "grease_pencils_v3", None) or bpy.data.grease_pencils
+
+
+def ink_material() -> bpy.types.Material:
+    mat = bpy.data.materials.get(INK_MATERIAL)
+    if mat is None or mat.grease_pencil is None:
+        mat = bpy.data.materials.new(INK_MATERIAL)
+        bpy.data.materials.create_gpencil_data(mat)
+    style = mat.grease_pencil
+    style.show_stroke, style.show_fill = True, False
+    style.color = (0.0, 0.0, 0.0, 1.0)
+    return mat
+
+
+def bezier_handles(points: list) -> tuple[list, list, list]:
+    """Cubic control points ``p0 c1 c2 p1 c1 c2 p2 ...`` -> knots, left and right handles.
+
+    The outer handles of the first and last knot mirror their inner ones.
+    """
+    knots = points[0::3]
+    right = [points[i + 1] for i in range(0, len(points) - 1, 3)]
+    left = [points[i + 2] for i in range(0, len(points) - 1, 3)]
+    first, last = knots[0], knots[-1]
+    left = [[2 * first[0] - right[0][0], 2 * first[1] - right[0][1]]] + left
+    right = right + [[2 * last[0] - left[-1][0], 2 * last[1] - left[-1][1]]]
+    return knots, left, right
+
+
+def _set_point_attribute(drawing, name: str, kind: str, values: list) -> None:
+    attr = drawing.attributes.get(name) or drawing.attributes.new(name, kind, "POINT")
+    attr.data.foreach_set("vector" if kind == "FLOAT_VECTOR" else "value", values)
+
+
+def fill_drawing(drawing, strokes: list, placement: Placement) -> None:
+    """Add ``strokes`` (contract strokes) to an empty drawing as Bezier curves."""
+    drawing.add_strokes([(len(s.points) - 1) // 3 + 1 for s in strokes])
+    drawing.set_types(type="BEZIER")
+    pos, hl, hr, radius, opacity = [], [], [], [], []
+    for s in strokes:
+        knots, left, right = bezier_handles(s.points)
+        for k, lft, rgt in zip(knots, left, right):
+            pos.extend(placement.to_plane(*k))
+            hl.extend(placement.to_plane(*lft))
+            hr.extend(placement.to_plane(*rgt))
+            radius.append(placement.radius(s.width))
+            opacity.append(s.opacity)
+    _set_point_attribute(drawing, "position", "FLOAT_VECTOR", pos)
+    _set_point_attribute(drawing, "handle_left", "FLOAT_VECTOR", hl)
+    _set_point_attribute(drawing, "handle_right", "FLOAT_VECTOR", hr)
+    _set_point_attribute(drawing, "radius", "FLOAT", radius)
+    _set_point_attribute(drawing, "opacity", "FLOAT", opacity)
+    ids = drawing.attributes.get(STROKE_ID) or drawing.attributes.new(STROKE_ID, "INT", "CURVE")
+    ids.data.foreach_set("value", [s.id for s in strokes])
+
+
+def build_sketch_object(sketch, name: str, scene_frame_of) -> bpy.types.Object:
+    """A new (unlinked) Grease Pencil object for ``sketch``.
+
+    ``scene_frame_of(index)`` gives the scene frame where source frame ``index`` plays.
+    """
+    placement = Placement(sketch.width, sketch.height)
+    data = grease_pencil_datablocks().new(name)
+    data.materials.append(ink_material())
+    layer = data.layers.new(LAYER_NAME)
+    for frame in sketch.frames:
+        keyframe = layer.frames.new(int(scene_frame_of(frame.index)))
+        fill_drawing(keyframe.drawing, frame.strokes, placement)
+    obj = bpy.data.objects.new(name, data)
+    obj["dynasketch_sketch"] = sketch.path
+    obj["dynasketch_source"] = sketch.source_path
+    obj["dynasketch_size"] = [sketch.width, sketch.height]
+    return obj

@@ -1,0 +1,127 @@
+"""Putting a built sketch into the scene: camera, render background, scene settings, and
+replacing an earlier result of the same clip only once the new one is complete."""
+from __future__ import annotations
+
+import os
+
+import bpy
+
+from .grease_pencil_builder import Placement
+
+KEY = "dynasketch_key"          # custom property: which clip or strip a result belongs to
+
+
+def new_collection(label: str) -> bpy.types.Collection:
+    """A fresh collection for one result; ``install`` tags it and links it to the scene."""
+    return bpy.data.collections.new(f"DynaSketch {label}")
+
+
+def add_camera(coll: bpy.types.Collection, placement: Placement, label: str,
+               movie_clip: bpy.types.MovieClip | None) -> bpy.types.Object:
+    """An orthographic camera looking down at the sketch plane, framing it exactly."""
+    cam = bpy.data.cameras.new(f"DynaSketch Camera {label}")
+    cam.type = "ORTHO"
+    cam.ortho_scale = max(placement.plane_width, placement.plane_height)
+    cam.clip_start, cam.clip_end = 0.1, 100.0
+    if movie_clip is not None:
+        cam.show_background_images = True
+        bg = cam.background_images.new()
+        bg.source = "MOVIE_CLIP"
+        bg.clip = movie_clip
+        bg.alpha = 0.5
+    obj = bpy.data.objects.new(cam.name, cam)
+    obj.location = (0.0, 0.0, 10.0)
+    coll.objects.link(obj)
+    return obj
+
+
+def add_footage_plane(coll: bpy.types.Collection, placement: Placement, label: str, movie_path: str,
+                      first_scene_frame: int, frame_count: int) -> bpy.types.Object:
+    """The footage on a plane just behind the strokes, for the 'footage' background."""
+    mesh = bpy.data.meshes.new(f"DynaSketch Footage {label}")
+    w, h = placement.plane_width / 2, placement.plane_height / 2
+    mesh.from_pydata([(-w, -h, -0.01), (w, -h, -0.01), (w, h, -0.01), (-w, h, -0.01)], [], [(0, 1, 2, 3)])
+    uv = mesh.uv_layers.new()
+    for loop, co in zip(uv.data, [(0, 0), (1, 0), (1, 1), (0, 1)]):
+        loop.uv = co
+    image = bpy.data.images.load(movie_path, check_existing=True)
+    image.source = "MOVIE"
+    mat = bpy.data.materials.new(f"DynaSketch Footage {label}")
+    mat.use_nodes = True
+    nodes = mat.node_tree.nodes
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.image = image
+    tex.image_user.frame_duration = frame_count
+    tex.image_user.frame_start = first_scene_frame
+    tex.image_user.use_auto_refresh = True
+    emission = nodes.new("ShaderNodeEmission")
+    mat.node_tree.links.new(tex.outputs["Color"], emission.inputs["Color"])
+    out = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
+    mat.node_tree.links.new(emission.outputs["Emission"], out.inputs["Surface"])
+    mesh.materials.append(mat)
+    obj = bpy.data.objects.new(mesh.name, mesh)
+    coll.objects.link(obj)
+    return obj
+
+
+def apply_background(scene: bpy.types.Scene, background: str) -> None:
+    """'paper' (white), 'footage' (the clip behind the strokes) or 'transparent'."""
+    scene.render.film_transparent = background == "transparent"
+    scene.view_settings.view_transform = "Standard"      # white paper stays white, ink black
+    if background == "paper":
+        if scene.world is None:
+            scene.world = bpy.data.worlds.new("DynaSketch Paper")
+        scene.world.color = (1.0, 1.0, 1.0)
+        if scene.world.node_tree:
+            for node in scene.world.node_tree.nodes:
+                if node.type == "BACKGROUND":
+                    node.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+    if background == "footage":
+        scene.display.shading.color_type = "TEXTURE"
+        scene.display.shading.light = "FLAT"
+
+
+def match_scene(scene: bpy.types.Scene, sketch, first_frame: int, last_frame: int) -> None:
+    """Frame rate, resolution and frame range of the scene follow the clip."""
+    fps = sketch.fps
+    scene.render.fps = max(1, round(fps))
+    scene.render.fps_base = scene.render.fps / fps if fps else 1.0
+    scene.render.resolution_x, scene.render.resolution_y = sketch.width, sketch.height
+    scene.render.resolution_percentage = 100
+    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+    scene.frame_start, scene.frame_end = first_frame, last_frame
+
+
+def remove_result(key: str) -> None:
+    """Remove an earlier result (its collection, objects and their data) of ``key``."""
+    for coll in [c for c in bpy.data.collections if c.get(KEY) == key]:
+        for obj in list(coll.objects):
+            data = obj.data
+            bpy.data.objects.remove(obj)
+            if data is not None and data.users == 0:
+                remove_data(data)
+        bpy.data.collections.remove(coll)
+
+
+def remove_data(data) -> None:
+    for datablocks in (bpy.data.cameras, bpy.data.meshes,
+                       getattr(bpy.data, "grease_pencils_v3", None) or bpy.data.grease_pencils):
+        if data.name in datablocks and datablocks[data.name] == data:
+            datablocks.remove(data)
+            return
+
+
+def result_exists(key: str) -> bool:
+    return any(c.get(KEY) == key for c in bpy.data.collections)
+
+
+def install(scene: bpy.types.Scene, coll: bpy.types.Collection, key: str, camera: bpy.types.Object) -> None:
+    """Swap the new result in: the old one of the same key goes only now."""
+    remove_result(key)
+    coll[KEY] = key
+    scene.collection.children.link(coll)
+    scene.camera = camera
+
+
+def movie_path_of(path: str) -> str:
+    return os.path.abspath(bpy.path.abspath(path))

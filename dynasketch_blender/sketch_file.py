@@ -1,0 +1,75 @@
+"""Reading ``sketch.json`` (docs/CONTRACT.md) into plain Python objects, with validation."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+FORMAT = "dynasketch.sketch"
+SUPPORTED_VERSIONS = (1,)
+
+
+class SketchFileError(Exception):
+    """The file is missing, not JSON, or breaks the contract; the message says which."""
+
+
+@dataclass
+class Stroke:
+    id: int
+    points: list           # [[x, y], ...] 3*S+1 cubic control points, source pixels, y down
+    width: float
+    opacity: float
+
+
+@dataclass
+class Frame:
+    index: int             # source frame index
+    strokes: list
+
+
+@dataclass
+class Sketch:
+    path: str
+    width: int
+    height: int
+    fps: float
+    source_path: str
+    source_frames: list    # [start, end, step]
+    settings: dict
+    complete: bool
+    frames: list
+
+
+def load_sketch(path: str) -> Sketch:
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise SketchFileError(f"sketch file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise SketchFileError(f"{path} is not a readable sketch.json ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise SketchFileError(f"{path} is not a DynaSketch sketch (format is not {FORMAT!r})")
+    if doc.get("version") not in SUPPORTED_VERSIONS:
+        raise SketchFileError(f"{path} has sketch version {doc.get('version')}; this add-on reads "
+                              f"version {', '.join(map(str, SUPPORTED_VERSIONS))}: update the add-on")
+    try:
+        frames = [Frame(int(f["index"]), [Stroke(int(s["id"]), [[float(x), float(y)] for x, y in s["points"]],
+                                                 float(s["width"]), float(s.get("opacity", 1.0)))
+                                          for s in f["strokes"]])
+                  for f in doc["frames"]]
+        sketch = Sketch(path, int(doc["width"]), int(doc["height"]), float(doc.get("fps") or 24.0),
+                        doc.get("source", {}).get("path", ""), list(doc.get("source", {}).get("frames", [])),
+                        doc.get("settings", {}), bool(doc.get("complete", True)), frames)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SketchFileError(f"{path} breaks the sketch contract ({type(exc).__name__}: {exc})") from None
+    if not frames:
+        raise SketchFileError(f"{path} holds no frames")
+    ids = [s.id for s in frames[0].strokes]
+    for f in frames:
+        if [s.id for s in f.strokes] != ids:
+            raise SketchFileError(f"{path}: frame {f.index} does not have the same strokes as frame "
+                                  f"{frames[0].index}")
+        for s in f.strokes:
+            if len(s.points) < 4 or (len(s.points) - 1) % 3:
+                raise SketchFileError(f"{path}: stroke {s.id} of frame {f.index} does not have 3*S+1 points")
+    return sketch
