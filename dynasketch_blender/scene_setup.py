@@ -47,7 +47,8 @@ def add_footage_plane(coll: bpy.types.Collection, placement: Placement, label: s
     image = bpy.data.images.load(movie_path, check_existing=True)
     image.source = "MOVIE"
     mat = bpy.data.materials.new(f"DynaSketch Footage {label}")
-    mat.use_nodes = True
+    if mat.node_tree is None:                 # Blender 4.5; 5.0 materials always have nodes
+        mat.use_nodes = True
     nodes = mat.node_tree.nodes
     tex = nodes.new("ShaderNodeTexImage")
     tex.image = image

@@ -73,6 +73,24 @@ def test_reimport_replaces_the_previous_result(blender, tmp_path):
     assert len([o for o in bpy.data.objects if o.type == "CAMERA"]) == 1
 
 
+def test_footage_and_transparent_backgrounds(blender, tmp_path, disc_movie):
+    bpy = blender
+    clip = bpy.data.movieclips.load(disc_movie)
+    write_sketch(tmp_path / "s.json", width=128, height=96, source=disc_movie)
+    bpy.ops.dynasketch.import_sketch(filepath=str(tmp_path / "s.json"), background="footage")
+    plane = [o for o in bpy.data.objects if o.type == "MESH"]
+    assert len(plane) == 1 and plane[0].location.z == 0 and plane[0].data.vertices[0].co.z < 0
+    image = plane[0].data.materials[0].node_tree.nodes["Image Texture"].image
+    assert image.source == "MOVIE" and os.path.samefile(bpy.path.abspath(image.filepath), disc_movie)
+    cam = bpy.context.scene.camera.data
+    assert cam.background_images[0].clip == clip               # the clip behind the viewport
+    (obj,) = sketch_objects(bpy)
+    assert keyframes(obj)[0].frame_number == clip.frame_start   # lands where the clip plays
+    bpy.ops.dynasketch.import_sketch(filepath=str(tmp_path / "s.json"), background="transparent")
+    assert bpy.context.scene.render.film_transparent
+    assert not [o for o in bpy.data.objects if o.type == "MESH"]   # replaced with the old result
+
+
 def test_bad_sketch_file_is_one_clear_error_and_builds_nothing(blender, tmp_path):
     bpy = blender
     bad = tmp_path / "bad.json"
@@ -222,6 +240,9 @@ assert enabled, list(bpy.context.preferences.addons.keys())
 assert hasattr(bpy.ops.dynasketch, "sketch") and hasattr(bpy.types.Scene, "dynasketch")
 bpy.ops.dynasketch.import_sketch(filepath={sketch!r})
 assert [o for o in bpy.data.objects if o.type == "GREASEPENCIL"]
+bpy.ops.dynasketch.check_engine()
+report = bpy.context.preferences.addons[enabled[0]].preferences.doctor_report
+assert "lucas-kanade" in report and "line-loss" in report, report
 print("INSTALLED", enabled[0])
 """
 
@@ -234,7 +255,8 @@ def test_built_zip_installs_as_an_extension(tmp_path):
     assert "validated" in build.stdout
     zip_path = build.stdout.split()[0]
     write_sketch(tmp_path / "sketch.json")
-    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender-user")}
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender-user"),
+           "DYNASKETCH_PYTHON": sys.executable}
     done = subprocess.run([sys.executable, "-c", INSTALL.format(zip=zip_path, sketch=str(tmp_path / "sketch.json"))],
                           capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0 and "INSTALLED bl_ext.user_default.dynasketch" in done.stdout, done.stderr[-3000:]
