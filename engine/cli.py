@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import signal
@@ -87,34 +86,25 @@ def cmd_sketch(args) -> int:
         summary = run_sketch(job, progress, stop)
     except EngineError as exc:
         progress.failed(str(exc), log if os.path.exists(log) else None)
-        _log(log, f"error: {exc}")
+        progress.log(f"error: {exc}")
         return exc.exit_code
     except (Interrupted, KeyboardInterrupt):
         stage, done, total = progress.current
         message = f"stopped after {done} of {total} frames; run the same command again to resume"
         progress.interrupted(message)
-        _log(log, message)
+        progress.log(message)
         return Interrupted.exit_code
     except Exception as exc:  # a bug: one line for the user, the traceback in the log
-        written = _log(log, "internal error\n" + traceback.format_exc())
+        progress.log_path = log
+        written = progress.log("internal error\n" + traceback.format_exc())
         where = f"details in {log}" if written else "run again with --progress bar to see more"
         progress.failed(f"internal error ({type(exc).__name__}: {exc}); {where}", log if written else None)
         return 1
     finally:
         progress.close()
-    _log(log, f"done: {summary['frames']} frames")
+    progress.log(f"done: {summary['frames']} frames")
     progress.finished(summary)
     return 0
-
-
-def _log(path: str, text: str) -> bool:
-    """Append to the job's log if its folder exists (never create folders for a log)."""
-    if not os.path.isdir(os.path.dirname(path)):
-        return False
-    stamp = datetime.datetime.now().isoformat(timespec="seconds")
-    with open(path, "a") as f:
-        f.write(f"{stamp} {text.rstrip()}\n")
-    return True
 
 
 def cmd_doctor(args) -> int:

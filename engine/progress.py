@@ -5,7 +5,9 @@ JSON lines are the contract in docs/CONTRACT.md: one object per line on stdout w
 """
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import sys
 
 
@@ -18,9 +20,20 @@ class Progress:
 
     def start(self, total: int, message: str, out: str) -> None:
         self.current = ("decode", 0, total)
+        self.log(f"start: {message}")
 
     def stage(self, stage: str, done: int, total: int, message: str = "") -> None:
         self.current = (stage, done, total)
+        self.log(f"{stage} {done}/{total}: {message}")
+
+    def log(self, text: str) -> bool:
+        """Append a line to the job's log, once its folder exists (never creates folders)."""
+        if not self.log_path or not os.path.isdir(os.path.dirname(self.log_path)):
+            return False
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        with open(self.log_path, "a") as f:
+            f.write(f"{stamp} {text.rstrip()}\n")
+        return True
 
     def finished(self, summary: dict) -> None:
         pass
