@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="which backends and devices are usable here, and why not")
     doc.add_argument("--json", action="store_true")
 
+    mod = sub.add_parser("models", help="list, download, verify or locate model weights")
+    mod.add_argument("action", choices=["list", "download", "verify", "path"])
+    mod.add_argument("names", nargs="*", help="model names (see `models list`), or all")
+
     smp = sub.add_parser("sample", help="write the procedural sample clip (and its mask)")
     smp.add_argument("path", help="video to write, e.g. sample.mp4")
     smp.add_argument("--mask", default=None, help="also write its mask video here")
@@ -121,6 +125,12 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from .models import command
+
+    return command(args.action, args.names)
+
+
 def cmd_sample(args) -> int:
     from .sample import write_sample
 
@@ -135,7 +145,8 @@ def cmd_sample(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"sketch": cmd_sketch, "doctor": cmd_doctor, "sample": cmd_sample}[args.command](args)
+        return {"sketch": cmd_sketch, "doctor": cmd_doctor, "models": cmd_models,
+                "sample": cmd_sample}[args.command](args)
     except EngineError as exc:
         print(f"dynasketch: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,0 +1,203 @@
+"""The model manager: the weight files the neural backends use, in one cache folder.
+
+``dynasketch models list|download|verify|path``. Nothing is downloaded unless asked.
+Downloads show progress, resume a partial ``.part`` file with an HTTP Range request, check
+the size and checksum, and only then move the file into place atomically, so a bad download
+never replaces a good file.
+
+The folder is ``$DYNASKETCH_HOME``, else ``$XDG_CACHE_HOME/dynasketch`` (default
+``~/.cache/dynasketch``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from .errors import EngineError
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    name: str
+    filename: str
+    url: str
+    used_by: str
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+
+    @property
+    def checksum(self) -> str:
+        if self.sha256:
+            return f"sha256:{self.sha256}"
+        if self.md5:
+            return f"md5:{self.md5}"
+        return "none published"
+
+
+_CLIP = "https://openaipublic.azureedge.net/clip/models"
+_TB = "https://github.com/plemeri/transparent-background/releases/download/1.2.12"
+_COTRACKER = "https://huggingface.co/facebook/cotracker3/resolve/main"
+
+# OpenAI's CLIP URLs carry the file's SHA-256 in their path; transparent-background's
+# config.yaml gives the md5 of the InSPyReNet checkpoints; CoTracker publishes no checksum.
+MODELS = {m.name: m for m in [
+    ModelFile("clip-rn101", "RN101.pt",
+              f"{_CLIP}/8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599/RN101.pt",
+              "CLIP guidance (CLIPasso's loss)",
+              sha256="8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599"),
+    ModelFile("clip-vit-b-32", "ViT-B-32.pt",
+              f"{_CLIP}/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+              "CLIP saliency for the starting points",
+              sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
+    ModelFile("inspyrenet-base", "ckpt_base.pth", f"{_TB}/ckpt_base.pth", "InSPyReNet masking (base)",
+              md5="d692e3dd5fa1b9658949d452bebf1cda"),
+    ModelFile("inspyrenet-fast", "ckpt_fast.pth", f"{_TB}/ckpt_fast.pth", "InSPyReNet masking (fast)",
+              md5="9efdbfbcc49b79ef0f7891c83d2fd52f"),
+    ModelFile("cotracker3-offline", "scaled_offline.pth", f"{_COTRACKER}/scaled_offline.pth",
+              "CoTracker3 tracking (offline predictor)"),
+    ModelFile("cotracker3-online", "scaled_online.pth", f"{_COTRACKER}/scaled_online.pth",
+              "CoTracker3 tracking (online predictor, long clips)"),
+]}
+
+
+def home() -> str:
+    explicit = os.environ.get("DYNASKETCH_HOME")
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "dynasketch")
+
+
+def lookup(name: str) -> ModelFile:
+    if name not in MODELS:
+        raise EngineError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def path_of(model: ModelFile, folder: str | None = None) -> str:
+    return os.path.join(folder or home(), model.filename)
+
+
+def file_digest(path: str, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_file(model: ModelFile, path: str) -> str | None:
+    """None if ``path`` is a good copy of ``model``, else what is wrong with it."""
+    if not os.path.isfile(path):
+        return "missing"
+    size = os.path.getsize(path)
+    if model.size is not None and size != model.size:
+        return f"wrong size ({size} bytes, expected {model.size})"
+    if model.sha256 and file_digest(path, "sha256") != model.sha256:
+        return "wrong checksum (sha256)"
+    if model.md5 and file_digest(path, "md5") != model.md5:
+        return "wrong checksum (md5)"
+    return None
+
+
+def require(name: str, folder: str | None = None) -> str:
+    """The path of a good copy of model ``name``, or an EngineError saying how to get one."""
+    model = lookup(name)
+    path = path_of(model, folder)
+    problem = check_file(model, path) if os.path.isfile(path) else "missing"
+    if problem:
+        raise EngineError(f"model file {path} is {problem}; run `dynasketch models download {name}`")
+    return path
+
+
+def download(model: ModelFile, folder: str | None = None, progress: bool = True,
+             timeout: float = 60.0) -> str:
+    """Fetch ``model`` into ``folder``; resumes a partial download; returns its path."""
+    folder = folder or home()
+    os.makedirs(folder, exist_ok=True)
+    final = path_of(model, folder)
+    if check_file(model, final) is None:
+        return final
+    part = final + ".part"
+    have = os.path.getsize(part) if os.path.exists(part) else 0
+    request = urllib.request.Request(model.url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:                   # the part file is already complete
+            response = None
+        else:
+            raise EngineError(f"download of {model.name} failed: HTTP {exc.code} from {model.url}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise EngineError(f"download of {model.name} failed: {getattr(exc, 'reason', exc)} "
+                          f"({model.url}); run the same command again to resume") from None
+    if response is not None:
+        with response:
+            resumed = have and response.status == 206
+            if not resumed:
+                have = 0
+            length = response.headers.get("Content-Length")
+            total = have + int(length) if length else model.size
+            _copy(response, part, "ab" if resumed else "wb", have, total, model.filename, progress)
+    problem = check_file(model, part)
+    if problem:
+        expected = model.size
+        if problem.startswith("wrong size") and expected and os.path.getsize(part) < expected:
+            raise EngineError(f"download of {model.name} stopped early ({os.path.getsize(part)} of "
+                              f"{expected} bytes); run the same command again to resume")
+        os.unlink(part)
+        raise EngineError(f"download of {model.name} is corrupt: {problem}; it was deleted and "
+                          f"{final} was left as it was")
+    os.replace(part, final)
+    return final
+
+
+def _copy(response, path: str, mode: str, have: int, total: int | None, label: str, progress: bool) -> None:
+    from tqdm import tqdm
+
+    with open(path, mode) as out, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                       desc=label, disable=not progress) as bar:
+        try:
+            for block in iter(lambda: response.read(1 << 16), b""):
+                out.write(block)
+                bar.update(len(block))
+        except (OSError, urllib.error.URLError) as exc:
+            raise EngineError(f"download of {label} was cut off ({exc}); run the same command "
+                              "again to resume") from None
+    if total is not None and os.path.getsize(path) < total:
+        raise EngineError(f"download of {label} stopped early ({os.path.getsize(path)} of {total} "
+                          "bytes); run the same command again to resume")
+
+
+def command(action: str, names: list[str]) -> int:
+    """``dynasketch models ACTION [NAME ...]``."""
+    every = not names or names == ["all"]
+    chosen = list(MODELS.values()) if every else [lookup(n) for n in names]
+    if action == "path":
+        print(home() if every else "\n".join(path_of(m) for m in chosen))
+        return 0
+    if action == "list":
+        print(f"folder: {home()}")
+        for m in chosen:
+            state = check_file(m, path_of(m)) if os.path.exists(path_of(m)) else "missing"
+            print(f"  {m.name:20} {m.filename:20} {state or 'ok':16} {m.used_by}")
+        return 0
+    if action == "verify":
+        bad = 0
+        for m in chosen:
+            problem = check_file(m, path_of(m))
+            bad += problem is not None
+            print(f"{m.name}: {problem or 'ok'} ({path_of(m)}; checksum {m.checksum})")
+        return 1 if bad else 0
+    if action == "download":
+        if not names:
+            raise EngineError("name the models to download, e.g. `dynasketch models download clip-rn101`, "
+                              "or `all`")
+        for m in chosen:
+            print(f"{m.name}: {download(m)}")
+        return 0
+    raise EngineError(f"models {action!r}: choose list, download, verify or path")
