@@ -43,9 +43,33 @@ def build_tracker(name: str, device: torch.device):
 
 
 def build_guidance(name: str, device: torch.device):
-    if name in ("auto", "line", "line-loss"):
+    """``line``: the weight-free LineLoss. ``clip``: CLIPasso's loss (RN101 weights needed).
+    ``auto``: CLIP when open_clip and good RN101 weights are here, else the line loss."""
+    from . import models
+
+    if name in ("line", "line-loss"):
         return LineLoss()
-    raise EngineError(f"--guidance {name!r}: choose auto or line")
+    if name == "clip" or (name == "auto" and _clip_usable()):
+        from .neural.clip_guidance import ClipGuidance
+
+        return ClipGuidance(models.require("clip-rn101"), device)
+    if name == "auto":
+        return LineLoss()
+    raise EngineError(f"--guidance {name!r}: choose auto, line or clip")
+
+
+def _clip_usable() -> bool:
+    import importlib.util
+
+    from . import models
+
+    if importlib.util.find_spec("open_clip") is None:
+        return False
+    try:
+        models.require("clip-rn101")
+    except EngineError:
+        return False
+    return True
 
 
 def build_saliency(name: str, device: torch.device):

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sk.add_argument("--preset", default="default", choices=["fast", "default", "paper"])
     sk.add_argument("--no-temporal", action="store_true", help="sketch every frame independently")
-    sk.add_argument("--guidance", default="auto", help="auto | line (the guidance loss)")
+    sk.add_argument("--guidance", default="auto", help="auto | line | clip: the guidance loss (auto: CLIP when its weights are here)")
     sk.add_argument("--tracker", default="auto", help="auto | lucas-kanade")
     sk.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence (default 24)")
     sk.add_argument("--seed", type=int, default=0, help="random seed")

@@ -35,7 +35,19 @@ def diagnose() -> dict:
     report["mask"] = {"alpha": (True, "the clip's alpha channel, when it has one"),
                       "file": (True, "--mask PATH: a mask video or image sequence")}
     report["tracker"] = {"lucas-kanade": (cv_ok, "OpenCV pyramidal Lucas-Kanade, " + cv_why)}
-    report["guidance"] = {"line-loss": (True, "multi-scale XDoG line loss, needs no weights")}
+    from . import models
+
+    clip_ok, clip_why = _module("open_clip")
+    weights = models.path_of(models.MODELS["clip-rn101"])
+    problem = models.check_file(models.MODELS["clip-rn101"], weights)
+    if clip_ok and problem:
+        clip_ok, clip_why = False, f"{weights} is {problem}: run `dynasketch models download clip-rn101`"
+    elif clip_ok:
+        clip_why = f"RN101 weights at {weights}"
+    else:
+        clip_why = "open_clip " + clip_why + ": pip install open-clip-torch==3.3.0"
+    report["guidance"] = {"line-loss": (True, "multi-scale XDoG line loss, needs no weights"),
+                          "clip": (clip_ok, clip_why)}
     diffvg_ok, diffvg_why = _module("pydiffvg")
     report["rasterizer"] = {"splat": (True, "built-in differentiable rasterizer (CPU and CUDA)"),
                             "diffvg": (False, "not wired in; " + diffvg_why if not diffvg_ok

@@ -1,0 +1,1 @@
+"""Neural backends of the paper (they need weights: see ``engine.models``)."""

@@ -1,0 +1,135 @@
+"""CLIP guidance, CLIPasso's loss, on OpenAI's RN101 image encoder (through open_clip).
+
+For a sketch and its frame: L2 between their features at the outputs of ``layer2`` and
+``layer3`` (weight 1 each) plus 0.1 x the cosine distance of the final embeddings, on the
+plain pair and on ``views`` augmented pairs (the same random perspective, distortion 0.5,
+and random resized crop at scale 0.8-1 applied to sketch and frame). Everything is batched:
+the views of all frames go through the encoder together, and the augmentation is one
+``grid_sample`` with a homography per view.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import EngineError
+from ..imageops import composite_on_white
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def load_clip_visual(path: str, device: torch.device):
+    """The image encoder of an OpenAI CLIP checkpoint (JIT archive or state dict)."""
+    try:
+        import open_clip
+    except ImportError:
+        raise EngineError("CLIP guidance needs the open-clip-torch package: "
+                          "pip install open-clip-torch==3.3.0") from None
+    import warnings
+
+    try:
+        with warnings.catch_warnings():       # open_clip tries a TorchScript archive first
+            warnings.simplefilter("ignore", FutureWarning)
+            model = open_clip.load_openai_model(path, precision="fp32", device=str(device))
+    except Exception as exc:  # a corrupt or foreign file
+        raise EngineError(f"cannot load CLIP weights from {path} ({type(exc).__name__}); "
+                          "run `dynasketch models download clip-rn101`") from None
+    visual = model.visual.eval().requires_grad_(False)
+    if not all(hasattr(visual, n) for n in ("layer2", "layer3", "layer4", "attnpool")):
+        raise EngineError(f"{path} is not a ResNet CLIP (RN101); run `dynasketch models download clip-rn101`")
+    return visual
+
+
+def homographies(corners_from: Tensor, corners_to: Tensor) -> Tensor:
+    """Batched 3x3 homographies mapping 4 points ``(B, 4, 2)`` onto 4 points ``(B, 4, 2)``."""
+    x, y = corners_from[..., 0], corners_from[..., 1]
+    u, v = corners_to[..., 0], corners_to[..., 1]
+    zero, one = torch.zeros_like(x), torch.ones_like(x)
+    rows_u = torch.stack([x, y, one, zero, zero, zero, -u * x, -u * y], -1)
+    rows_v = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y], -1)
+    a = torch.cat([rows_u, rows_v], 1)                                  # (B, 8, 8)
+    b = torch.cat([u, v], 1)[..., None]                                  # (B, 8, 1)
+    h = torch.linalg.solve(a, b)[..., 0]
+    return torch.cat([h, torch.ones_like(h[:, :1])], 1).view(-1, 3, 3)
+
+
+def random_views(images: Tensor, views: int, generator: torch.Generator | None = None,
+                 distortion: float = 0.5, min_scale: float = 0.8) -> Tensor:
+    """``views`` random perspective + resized-crop warps of each image: ``(B*views, C, H, W)``.
+
+    Images that must share a warp (a sketch and its frame) go in the same tensor along C.
+    """
+    b, c, h, w = images.shape
+    n = b * views
+    dev, dt = images.device, images.dtype
+    rand = lambda *s: torch.rand(*s, generator=generator, device=dev, dtype=dt)  # noqa: E731
+    scale = min_scale + (1 - min_scale) * rand(n, 1)
+    ratio = torch.exp((rand(n, 1) - 0.5) * 2 * torch.log(torch.tensor(4 / 3, device=dev, dtype=dt)))
+    cw = (scale * ratio).sqrt().clamp(max=1.0) * 2                       # crop size in [-1, 1] units
+    ch = (scale / ratio).sqrt().clamp(max=1.0) * 2
+    cx = -1 + cw / 2 + rand(n, 1) * (2 - cw)
+    cy = -1 + ch / 2 + rand(n, 1) * (2 - ch)
+    unit = torch.tensor([[-1, -1], [1, -1], [1, 1], [-1, 1]], device=dev, dtype=dt)
+    inward = -unit * rand(n, 4, 2) * distortion / 2                      # corners move inwards
+    quad = (unit + inward) * torch.stack([cw, ch], -1) / 2 + torch.stack([cx, cy], -1)
+    hom = homographies(unit.expand(n, 4, 2), quad)                       # output -> input coords
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=dev, dtype=dt),
+                            torch.linspace(-1, 1, w, device=dev, dtype=dt), indexing="ij")
+    grid = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, -1, 3)
+    mapped = grid @ hom.transpose(1, 2)
+    mapped = (mapped[..., :2] / mapped[..., 2:].clamp_min(1e-6)).view(n, h, w, 2)
+    source = images.repeat_interleave(views, 0)
+    return F.grid_sample(source, mapped, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+class ClipGuidance:
+    """CLIPasso's perceptual loss; the same interface as ``losses.LineLoss``."""
+
+    name = "clip"
+
+    def __init__(self, weights: str, device: torch.device, views: int = 4, seed: int = 0):
+        self.device = torch.device(device)
+        self.visual = load_clip_visual(weights, self.device)
+        self.views = views
+        self.size = 224
+        self.mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def features(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """layer2, layer3 and the final embedding of ``(B, 3, H, W)`` images in [0, 1]."""
+        if images.shape[-1] != self.size:
+            images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        v = self.visual
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        with autocast:
+            x = v.stem((images - self.mean) / self.std)
+            f2 = v.layer2(v.layer1(x))
+            f3 = v.layer3(f2)
+            embedding = v.attnpool(v.layer4(f3))
+        return f2.float(), f3.float(), embedding.float()
+
+    def prepare(self, frames: Tensor, masks: Tensor | None):
+        frames = composite_on_white(frames, masks)
+        with torch.no_grad():
+            return frames, self.features(frames)
+
+    def __call__(self, sketches: Tensor, target) -> Tensor:
+        frames, plain = target
+        b = sketches.shape[0]
+        loss = self._distance(self.features(sketches), plain)
+        if self.views:
+            both = random_views(torch.cat([sketches, frames], 1), self.views, self.generator)
+            with torch.no_grad():
+                frame_features = self.features(both[:, 3:])
+            per_view = self._distance(self.features(both[:, :3]), frame_features)
+            loss = loss + per_view.view(b, self.views).sum(1)
+        return loss
+
+    @staticmethod
+    def _distance(a, b) -> Tensor:
+        """Per image: L2 of layer2 and layer3 features, plus 0.1 x cosine distance."""
+        l2 = sum((x - y).square().flatten(1).mean(1) for x, y in zip(a[:2], b[:2]))
+        return l2 + 0.1 * (1.0 - F.cosine_similarity(a[2], b[2], dim=1))

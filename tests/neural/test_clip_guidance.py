@@ -1,0 +1,103 @@
+"""CLIP guidance through the real open_clip loader, on a small randomly initialised ResNet CLIP
+of the RN101 family saved as a checkpoint file (no weights can be downloaded here)."""
+import dataclasses
+import hashlib
+import json
+
+import pytest
+import torch
+
+open_clip = pytest.importorskip("open_clip")
+
+from engine import models  # noqa: E402
+from engine.errors import EngineError  # noqa: E402
+from engine.neural.clip_guidance import ClipGuidance, random_views  # noqa: E402
+from engine.rasterizer import SplatRasterizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    """A ModifiedResNet CLIP (RN101's architecture, layers 1-1-1-1, width 16) in OpenAI's
+    state-dict layout, written to a file."""
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(0)
+    model = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=(1, 1, 1, 1), width=16, image_size=224),
+                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=1000, width=64, heads=1, layers=1),
+                 quick_gelu=True)
+    path = tmp_path_factory.mktemp("clip") / "RN101.pt"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+def frame_with_shape():
+    img = torch.ones(1, 3, 224, 224)
+    img[..., 60:160, 80:90] = 0.1
+    img[..., 150:160, 60:170] = 0.2
+    return img
+
+
+def test_loads_through_open_clip_and_reaches_layers_by_name(tiny_clip):
+    guidance = ClipGuidance(tiny_clip, torch.device("cpu"))
+    f2, f3, emb = guidance.features(torch.rand(2, 3, 224, 224))
+    assert f2.shape[0] == f3.shape[0] == emb.shape[0] == 2
+    assert f3.shape[1] == 2 * f2.shape[1] and emb.shape[1] == 32
+
+
+def test_loss_is_zero_for_the_frame_itself_and_has_gradients(tiny_clip):
+    guidance = ClipGuidance(tiny_clip, torch.device("cpu"), views=2)
+    frame = frame_with_shape()
+    target = guidance.prepare(frame, None)
+    assert guidance(frame, target).item() == pytest.approx(0.0, abs=1e-5)
+    r = SplatRasterizer()
+    ctrl = torch.tensor([[[[85.0, 60.0], [85.0, 90.0], [85.0, 130.0], [85.0, 160.0]]]], requires_grad=True)
+    sketch = (1 - r(ctrl, torch.tensor([[3.0]]), torch.ones(1, 1), 224)).expand(-1, 3, -1, -1)
+    loss = guidance(sketch, target)
+    assert loss.shape == (1,) and loss.item() > 0
+    loss.sum().backward()
+    assert ctrl.grad.abs().sum() > 0
+
+
+def test_views_share_one_warp_across_channels():
+    img = torch.rand(3, 3, 64, 64)
+    views = random_views(torch.cat([img, img], 1), 4, torch.Generator().manual_seed(1))
+    assert views.shape == (12, 6, 64, 64)
+    assert torch.allclose(views[:, :3], views[:, 3:])                 # sketch and frame warped alike
+    assert not torch.allclose(views[0], views[1])                     # each view is its own warp
+
+
+def test_missing_or_corrupt_weights_say_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNASKETCH_HOME", str(tmp_path))
+    from engine.backends import build_guidance
+
+    with pytest.raises(EngineError, match="dynasketch models download clip-rn101"):
+        build_guidance("clip", torch.device("cpu"))
+    assert build_guidance("auto", torch.device("cpu")).name == "line-loss"   # auto falls back
+    (tmp_path / "RN101.pt").write_bytes(b"garbage")
+    with pytest.raises(EngineError, match="wrong checksum"):
+        build_guidance("clip", torch.device("cpu"))
+
+
+def test_sketch_run_with_clip_guidance(tiny_clip, tmp_path, monkeypatch):
+    """The whole pipeline with CLIP guidance picked by auto, weights from the model folder."""
+    from engine.pipeline import Job, run_sketch
+    from engine.progress import Progress
+    from engine.sample import write_sample
+    from engine.settings import Settings
+
+    home = tmp_path / "models"
+    home.mkdir()
+    (home / "RN101.pt").write_bytes(open(tiny_clip, "rb").read())
+    digest = hashlib.sha256((home / "RN101.pt").read_bytes()).hexdigest()
+    monkeypatch.setenv("DYNASKETCH_HOME", str(home))
+    monkeypatch.setitem(models.MODELS, "clip-rn101",
+                        dataclasses.replace(models.MODELS["clip-rn101"], sha256=digest))
+    clip, mask = str(tmp_path / "walk.mp4"), str(tmp_path / "walk.mask.mp4")
+    write_sample(clip, mask, frames=4, width=160, height=120)
+    settings = Settings.from_preset("fast", mask=mask, strokes=4, seeds=1, keyframe_steps=4,
+                                    frame_steps=2, reinit_steps=2)
+    out = tmp_path / "out"
+    run_sketch(Job(clip, str(out), settings, preview=False), Progress())
+    sketch = json.loads((out / "sketch.json").read_text())
+    assert sketch["settings"]["backends"]["guidance"] == "clip"
+    assert len(sketch["frames"]) == 4 and sketch["complete"]
