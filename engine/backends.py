@@ -49,7 +49,7 @@ def build_guidance(name: str, device: torch.device):
 
     if name in ("line", "line-loss"):
         return LineLoss()
-    if name == "clip" or (name == "auto" and _clip_usable()):
+    if name == "clip" or (name == "auto" and _weights_usable("clip-rn101")):
         from .neural.clip_guidance import ClipGuidance
 
         return ClipGuidance(models.require("clip-rn101"), device)
@@ -58,22 +58,35 @@ def build_guidance(name: str, device: torch.device):
     raise EngineError(f"--guidance {name!r}: choose auto, line or clip")
 
 
-def _clip_usable() -> bool:
+def _weights_usable(model: str, package: str = "open_clip") -> bool:
+    """Is ``package`` installed and a good copy of ``model`` in the model folder?"""
     import importlib.util
 
     from . import models
 
-    if importlib.util.find_spec("open_clip") is None:
+    if importlib.util.find_spec(package) is None:
         return False
     try:
-        models.require("clip-rn101")
+        models.require(model)
     except EngineError:
         return False
     return True
 
 
 def build_saliency(name: str, device: torch.device):
-    return EdgeSaliency()
+    """``edges``: XDoG lines in the mask. ``clip``: ViT-B/32 attention rollout x edges x mask.
+    ``auto``: CLIP when open_clip and the ViT-B/32 weights are here, else edges."""
+    from . import models
+
+    if name == "edges":
+        return EdgeSaliency()
+    if name == "clip" or (name == "auto" and _weights_usable("clip-vit-b-32")):
+        from .neural.clip_saliency import ClipSaliency
+
+        return ClipSaliency(models.require("clip-vit-b-32"), device)
+    if name == "auto":
+        return EdgeSaliency()
+    raise EngineError(f"--saliency {name!r}: choose auto, edges or clip")
 
 
 def build_rasterizer(name: str = "splat"):

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--preset", default="default", choices=["fast", "default", "paper"])
     sk.add_argument("--no-temporal", action="store_true", help="sketch every frame independently")
     sk.add_argument("--guidance", default="auto", help="auto | line | clip: the guidance loss (auto: CLIP when its weights are here)")
+    sk.add_argument("--saliency", default="auto", help="auto | edges | clip: where strokes start")
     sk.add_argument("--tracker", default="auto", help="auto | lucas-kanade")
     sk.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence (default 24)")
     sk.add_argument("--seed", type=int, default=0, help="random seed")
@@ -82,7 +83,7 @@ def cmd_sketch(args) -> int:
     try:
         settings = Settings.from_preset(args.preset, strokes=args.strokes, width=args.width,
                                         seeds=args.seeds, mask=args.mask, device=args.device,
-                                        temporal=not args.no_temporal, guidance=args.guidance,
+                                        temporal=not args.no_temporal, guidance=args.guidance, saliency=args.saliency,
                                         tracker=args.tracker, seed=args.seed)
         progress.log_path = log
         job = Job(args.input, args.out, settings, args.frames, args.fps, args.overwrite,

@@ -112,6 +112,16 @@ class SketchFolder:
         svg = svg_document(strokes, self.header["width"], self.header["height"])
         _atomic_write(os.path.join(self.path, "svg", f"frame_{index:06d}.svg"), svg.encode())
 
+    def save_map(self, name: str, values) -> str:
+        """A map ``(H, W)`` (e.g. the saliency of the first frame) as a grey PNG, max = white."""
+        from PIL import Image
+
+        arr = values.detach().float().cpu().numpy()
+        arr = arr / max(float(arr.max()), 1e-12)
+        path = os.path.join(self.path, name)
+        Image.fromarray((arr * 255).round().astype(np.uint8)).save(path)
+        return path
+
     def save(self, state: dict, complete: bool) -> None:
         """Write ``sketch.json`` then the resume state, each atomically.
 

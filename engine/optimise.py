@@ -77,23 +77,27 @@ class StrokeOptimiser:
         return self.guidance(self.render(points), target) + self.s.length_weight * prior
 
     def new_strokes(self, frames: Tensor, masks: Tensor | None, count: int,
-                    generator: torch.Generator) -> Tensor:
+                    generator: torch.Generator, saliency: Tensor | None = None) -> Tensor:
         """``count`` random strokes per frame, started on salient pixels: ``(B, count, P, 2)``."""
-        starts = sample_starts(self.saliency(frames, masks), count, generator)
+        saliency = self.saliency(frames, masks) if saliency is None else saliency
+        starts = sample_starts(saliency, count, generator)
         return random_strokes(starts, self.s.segments, 0.05 * self.s.canvas, generator)
 
     # -- the two kinds of optimisation ---------------------------------------------------
     def keyframe(self, frame: Tensor, mask: Tensor | None, generator: torch.Generator,
-                 seeds: int | None = None) -> tuple[Tensor, Tensor]:
+                 seeds: int | None = None, saliency: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Sketch ``frame`` ``(B, 3, C, C)`` from scratch with ``seeds`` tries per frame.
 
+        ``saliency`` ``(B, C, C)``: the starting-point map, if already computed.
         Returns the best strokes ``(B, N, P, 2)`` and their losses ``(B,)``.
         """
         seeds = seeds or self.s.seeds
         b = frame.shape[0]
         frames = frame.repeat_interleave(seeds, 0)
         masks = None if mask is None else mask.repeat_interleave(seeds, 0)
-        init = self.new_strokes(frames, masks, self.s.strokes, generator)
+        if saliency is not None:
+            saliency = saliency.repeat_interleave(seeds, 0)
+        init = self.new_strokes(frames, masks, self.s.strokes, generator, saliency)
         target = self.guidance.prepare(frames, masks)
         points, losses = adam(init, self.s.keyframe_steps, self.s.keyframe_lr * self.unit,
                               lambda x: self.sketch_loss(x, target), self.should_stop,

@@ -75,7 +75,7 @@ class Sketcher:
         self.tracker = build_tracker(settings.tracker, device)
         x0, y0, w, h = box.placement
         self.optimiser = StrokeOptimiser(settings, build_rasterizer(), build_guidance(settings.guidance, device),
-                                         build_saliency(settings.guidance, device), should_stop,
+                                         build_saliency(settings.saliency, device), should_stop,
                                          area=(x0, y0, x0 + w, y0 + h))
         x0, y0, w, h = box.resized(2 * box.size).placement
         self.track_area = (x0, y0, x0 + w - 1, y0 + h - 1)
@@ -91,12 +91,15 @@ class Sketcher:
         if self.should_stop():
             raise Interrupted()
 
-    def first(self, frame: CanvasFrame) -> torch.Tensor:
-        """Strokes ``(N, P, 2)`` for the first frame, best of the seeds."""
+    def first(self, frame: CanvasFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        """Strokes ``(N, P, 2)`` for the first frame, best of the seeds, and the saliency
+        map ``(C, C)`` their starting points were drawn from."""
         mask = None if frame.mask is None else frame.mask[None]
-        strokes, _ = self.optimiser.keyframe(frame.image[None], mask, self.generator(frame.index))
+        saliency = self.optimiser.saliency(frame.image[None], mask)
+        strokes, _ = self.optimiser.keyframe(frame.image[None], mask, self.generator(frame.index),
+                                             saliency=saliency)
         self.check_stop()
-        return strokes[0]
+        return strokes[0], saliency[0]
 
     def independent(self, frames: list[CanvasFrame]) -> torch.Tensor:
         """``--no-temporal``: every frame from scratch, one seed each, ``(W, N, P, 2)``."""
@@ -235,7 +238,8 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
             if s.temporal:
                 progress.stage("initialise", done, total, f"first frame {first.index}: "
                                f"{s.seeds} seeds x {s.keyframe_steps} steps")
-                strokes = sketcher.first(first)
+                strokes, saliency = sketcher.first(first)
+                folder.save_map("saliency.png", saliency)
                 finish([first], strokes[None])
                 previous = first
                 folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)

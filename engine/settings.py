@@ -45,6 +45,7 @@ class Settings:
     lost_fraction: float = 0.5      # re-initialise a stroke when more of its points are lost
     # which backend runs each stage ("auto" picks)
     guidance: str = "auto"
+    saliency: str = "auto"
     tracker: str = "auto"
     backends: dict = field(default_factory=dict)
 
