@@ -28,11 +28,24 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_masker(mode: str, clip, frame_range, device: torch.device):
-    """``auto``: the clip's alpha channel when it has one, else no mask. ``none``. Or a path."""
+    """``auto``: the clip's alpha channel when it has one, else InSPyReNet when
+    transparent-background and its weights are here, else no mask. ``none``.
+    ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast). Or a mask file's path."""
+    from . import models
+
     if mode == "none":
         return NoMasker()
+    if mode == "auto" and clip.has_alpha:
+        return AlphaMasker()
+    if mode in ("inspyrenet", "inspyrenet-fast") or (
+            mode == "auto" and _weights_usable("inspyrenet-base", "transparent_background")):
+        from .neural.inspyrenet_masker import InSPyReNetMasker
+
+        kind = "fast" if mode == "inspyrenet-fast" else "base"
+        return InSPyReNetMasker(models.require(f"inspyrenet-{kind}"), clip, frame_range, device,
+                                models.home(), kind)
     if mode == "auto":
-        return AlphaMasker() if clip.has_alpha else NoMasker()
+        return NoMasker()
     return MaskFileMasker(mode, clip, frame_range)
 
 

@@ -6,11 +6,30 @@ import platform
 
 
 def _module(name: str) -> tuple[bool, str]:
+    import warnings
+
     try:
-        mod = importlib.import_module(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mod = importlib.import_module(name)
     except Exception as exc:  # ImportError, or a broken install
         return False, f"not importable ({type(exc).__name__}: {str(exc)[:120]})"
     return True, f"version {getattr(mod, '__version__', '?')}"
+
+
+def _neural(package: str, model: str, install: str) -> tuple[bool, str]:
+    """Usable when ``package`` imports and a good copy of ``model`` is in the model folder."""
+    from . import models
+
+    ok, why = _module(package)
+    if not ok:
+        return False, f"{package} {why}: {install}"
+    spec = models.MODELS[model]
+    path = models.path_of(spec)
+    problem = models.check_file(spec, path)
+    if problem:
+        return False, f"{path} is {problem}: run `dynasketch models download {model}`"
+    return True, f"weights at {path}"
 
 
 def diagnose() -> dict:
@@ -33,21 +52,14 @@ def diagnose() -> dict:
     cv_ok, cv_why = _module("cv2")
     report["decode"] = {"pyav": (av_ok, av_why)}
     report["mask"] = {"alpha": (True, "the clip's alpha channel, when it has one"),
-                      "file": (True, "--mask PATH: a mask video or image sequence")}
+                      "file": (True, "--mask PATH: a mask video or image sequence"),
+                      "inspyrenet": _neural("transparent_background", "inspyrenet-base",
+                                            "pip install --no-deps transparent-background==1.3.4 (docs/MODELS.md)")}
     report["tracker"] = {"lucas-kanade": (cv_ok, "OpenCV pyramidal Lucas-Kanade, " + cv_why)}
-    from . import models
-
-    clip_ok, clip_why = _module("open_clip")
-    weights = models.path_of(models.MODELS["clip-rn101"])
-    problem = models.check_file(models.MODELS["clip-rn101"], weights)
-    if clip_ok and problem:
-        clip_ok, clip_why = False, f"{weights} is {problem}: run `dynasketch models download clip-rn101`"
-    elif clip_ok:
-        clip_why = f"RN101 weights at {weights}"
-    else:
-        clip_why = "open_clip " + clip_why + ": pip install open-clip-torch==3.3.0"
     report["guidance"] = {"line-loss": (True, "multi-scale XDoG line loss, needs no weights"),
-                          "clip": (clip_ok, clip_why)}
+                          "clip": _neural("open_clip", "clip-rn101", "pip install open-clip-torch==3.3.0")}
+    report["saliency"] = {"edges": (True, "XDoG lines inside the mask, needs no weights"),
+                          "clip": _neural("open_clip", "clip-vit-b-32", "pip install open-clip-torch==3.3.0")}
     diffvg_ok, diffvg_why = _module("pydiffvg")
     report["rasterizer"] = {"splat": (True, "built-in differentiable rasterizer (CPU and CUDA)"),
                             "diffvg": (False, "not wired in; " + diffvg_why if not diffvg_ok

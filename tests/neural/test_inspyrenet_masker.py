@@ -1,0 +1,61 @@
+"""InSPyReNet masking through transparent-background's Remover, on randomly initialised
+weights of the real architecture saved as a checkpoint, with the per-clip mask cache."""
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transparent_background")
+
+from engine import models  # noqa: E402
+from engine.backends import build_masker  # noqa: E402
+from engine.errors import EngineError  # noqa: E402
+from engine.video import FrameRange, open_video  # noqa: E402
+from media import moving_disc, write_video  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_home(tmp_path_factory):
+    """A model folder holding a random InSPyReNet (SwinB) checkpoint as ckpt_fast.pth."""
+    from transparent_background.InSPyReNet import InSPyReNet_SwinB
+
+    torch.manual_seed(0)
+    net = InSPyReNet_SwinB(depth=64, pretrained=False, base_size=[384, 384], threshold=None)
+    home = tmp_path_factory.mktemp("models")
+    torch.save(net.state_dict(), home / "ckpt_fast.pth")
+    return home
+
+
+def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNASKETCH_HOME", str(model_home))
+    md5 = hashlib.md5((model_home / "ckpt_fast.pth").read_bytes()).hexdigest()
+    monkeypatch.setitem(models.MODELS, "inspyrenet-fast",
+                        dataclasses.replace(models.MODELS["inspyrenet-fast"], md5=md5))
+    frames, _ = moving_disc(t_len=3)
+    clip = open_video(write_video(str(tmp_path / "disc.mp4"), frames))
+    rng = FrameRange(0, 3)
+
+    masker = build_masker("inspyrenet-fast", clip.info, rng, torch.device("cpu"))
+    assert masker.name == "inspyrenet"
+    first = [masker(i, rgb, a) for i, rgb, a in clip.frames(rng)]
+    assert all(m.shape == (96, 128) and set(np.unique(m)) <= {0.0, 1.0} for m in first)
+    assert os.path.exists(masker.cache) and not os.path.exists(masker.cache + ".part.mkv")
+    assert os.path.isdir(model_home / "transparent-background")           # its config went here
+
+    again = build_masker("inspyrenet-fast", clip.info, rng, torch.device("cpu"))
+    assert again.name == "inspyrenet (cached)"
+    second = [again(i, rgb, a) for i, rgb, a in clip.frames(rng)]
+    assert again.remover is None                                         # the network never ran
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_missing_weights_name_the_download_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNASKETCH_HOME", str(tmp_path))
+    frames, _ = moving_disc(t_len=2)
+    clip = open_video(write_video(str(tmp_path / "disc.mp4"), frames))
+    with pytest.raises(EngineError, match="dynasketch models download inspyrenet-base"):
+        build_masker("inspyrenet", clip.info, FrameRange(0, 2), torch.device("cpu"))
+    assert build_masker("auto", clip.info, FrameRange(0, 2), torch.device("cpu")).name == "none"
