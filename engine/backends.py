@@ -50,9 +50,30 @@ def build_masker(mode: str, clip, frame_range, device: torch.device):
 
 
 def build_tracker(name: str, device: torch.device):
-    if name in ("auto", "lucas-kanade"):
+    """``lucas-kanade``: OpenCV, no weights. ``cotracker``: CoTracker3 (installed from its
+    repository, or a checkout in $DYNASKETCH_COTRACKER_PATH). ``auto``: CoTracker3 when it
+    and its weights are here, else Lucas-Kanade."""
+    from . import models
+
+    if name == "lucas-kanade":
         return LucasKanadeTracker()
-    raise EngineError(f"--tracker {name!r}: choose auto or lucas-kanade")
+    if name == "cotracker" or (name == "auto" and _cotracker_present()
+                               and _weights_usable("cotracker3-offline", "torch")):
+        from .neural.cotracker_tracker import CoTrackerTracker
+
+        return CoTrackerTracker(models.require("cotracker3-offline"), device)
+    if name == "auto":
+        return LucasKanadeTracker()
+    raise EngineError(f"--tracker {name!r}: choose auto, lucas-kanade or cotracker")
+
+
+def _cotracker_present() -> bool:
+    import importlib.util
+    import os
+
+    checkout = os.environ.get("DYNASKETCH_COTRACKER_PATH")
+    return bool(checkout and os.path.isdir(os.path.join(checkout, "cotracker"))) or \
+        importlib.util.find_spec("cotracker") is not None
 
 
 def build_guidance(name: str, device: torch.device):

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--no-temporal", action="store_true", help="sketch every frame independently")
     sk.add_argument("--guidance", default="auto", help="auto | line | clip: the guidance loss (auto: CLIP when its weights are here)")
     sk.add_argument("--saliency", default="auto", help="auto | edges | clip: where strokes start")
-    sk.add_argument("--tracker", default="auto", help="auto | lucas-kanade")
+    sk.add_argument("--tracker", default="auto", help="auto | lucas-kanade | cotracker")
     sk.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence (default 24)")
     sk.add_argument("--seed", type=int, default=0, help="random seed")
     sk.add_argument("--overwrite", action="store_true", help="replace a different sketch in --out")

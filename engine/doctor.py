@@ -55,7 +55,10 @@ def diagnose() -> dict:
                       "file": (True, "--mask PATH: a mask video or image sequence"),
                       "inspyrenet": _neural("transparent_background", "inspyrenet-base",
                                             "pip install --no-deps transparent-background==1.3.4 (docs/MODELS.md)")}
-    report["tracker"] = {"lucas-kanade": (cv_ok, "OpenCV pyramidal Lucas-Kanade, " + cv_why)}
+    report["tracker"] = {"lucas-kanade": (cv_ok, "OpenCV pyramidal Lucas-Kanade, " + cv_why),
+                         "cotracker": _neural("cotracker", "cotracker3-offline",
+                                              "install CoTracker from its git repository or set "
+                                              "DYNASKETCH_COTRACKER_PATH (docs/MODELS.md)")}
     report["guidance"] = {"line-loss": (True, "multi-scale XDoG line loss, needs no weights"),
                           "clip": _neural("open_clip", "clip-rn101", "pip install open-clip-torch==3.3.0")}
     report["saliency"] = {"edges": (True, "XDoG lines inside the mask, needs no weights"),

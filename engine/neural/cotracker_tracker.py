@@ -1,0 +1,71 @@
+"""Tracking with CoTracker3's offline predictor, from a local checkpoint.
+
+CoTracker is not on PyPI: install it from its git repository (``pip install -e co-tracker``)
+or point ``DYNASKETCH_COTRACKER_PATH`` at a checkout. Same call surface as every tracker
+here: ``track(video, points) -> tracks, visible``. Videos longer than the predictor's window
+are tracked window by window, each continuing from where the last one ended, so a long clip
+never sits on the GPU whole. A point CoTracker loses stays lost (the track term only uses
+points seen since the start of the window).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import torch
+
+from ..errors import EngineError
+
+
+def import_predictor():
+    checkout = os.environ.get("DYNASKETCH_COTRACKER_PATH")
+    if checkout and checkout not in sys.path:
+        sys.path.insert(0, os.path.abspath(checkout))
+    try:
+        from cotracker.predictor import CoTrackerPredictor
+    except ImportError:
+        raise EngineError("CoTracker is not installed: pip install it from its git repository, or "
+                          "set DYNASKETCH_COTRACKER_PATH to a checkout (docs/MODELS.md)") from None
+    return CoTrackerPredictor
+
+
+class CoTrackerTracker:
+    name = "cotracker3"
+
+    def __init__(self, checkpoint: str, device, window: int = 60,
+                 model_resolution: tuple[int, int] | None = None):
+        predictor_class = import_predictor()
+        self.device = torch.device(device)
+        try:
+            self.predictor = predictor_class(checkpoint=checkpoint, offline=True, window_len=window)
+        except Exception as exc:
+            raise EngineError(f"cannot load CoTracker weights from {checkpoint} ({type(exc).__name__}); "
+                              "run `dynasketch models download cotracker3-offline`") from None
+        if model_resolution:                    # a smaller working resolution: faster, coarser
+            self.predictor.interp_shape = tuple(model_resolution)
+            self.predictor.model.model_resolution = tuple(model_resolution)
+        self.predictor = self.predictor.to(self.device).eval()
+        self.window = window
+
+    @torch.no_grad()
+    def track(self, video: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t_len = len(video)
+        tracks = np.zeros((t_len, len(points), 2), np.float32)
+        visible = np.zeros((t_len, len(points)), bool)
+        tracks[0], visible[0] = points, True
+        start, current, alive = 0, points.astype(np.float32), np.ones(len(points), bool)
+        while start < t_len - 1:
+            stop = min(t_len, start + self.window)
+            clip = torch.from_numpy(np.ascontiguousarray(video[start:stop])).to(self.device)
+            clip = clip.permute(0, 3, 1, 2)[None].float()                    # (1, T, 3, H, W), 0-255
+            queries = torch.zeros(1, len(points), 3, device=self.device)
+            queries[0, :, 1:] = torch.from_numpy(current).to(self.device)
+            got, seen = self.predictor(clip, queries=queries)
+            got, seen = got[0].float().cpu().numpy(), seen[0].cpu().numpy().astype(bool)
+            seen = np.logical_and.accumulate(seen, axis=0) & alive            # lost stays lost
+            tracks[start:stop], visible[start:stop] = got, seen
+            visible[start] = alive
+            current, alive = got[-1], seen[-1]
+            start = stop - 1
+        return tracks, visible

@@ -1,0 +1,45 @@
+"""Checks shared by the add-on tests."""
+import numpy as np
+import pytest
+
+
+def sketch_objects(bpy):
+    return [o for o in bpy.data.objects if o.type == "GREASEPENCIL"]
+
+
+def keyframes(obj, layer="Sketch"):
+    return sorted(obj.data.layers[layer].frames, key=lambda f: f.frame_number)
+
+
+def check_against_sketch(obj, doc, frame_of):
+    """Keyframes at the right scene frames, the same strokes everywhere, Bezier, positions
+    and handles equal to sketch.json through the placement transform."""
+    from dynasketch_blender.grease_pencil_builder import STROKE_ID, Placement
+
+    place = Placement(doc["width"], doc["height"])
+    frames = keyframes(obj)
+    assert [f.frame_number for f in frames] == sorted(frame_of(f["index"]) for f in doc["frames"])
+    by_scene_frame = {frame_of(f["index"]): f for f in doc["frames"]}
+    counts = set()
+    for kf in frames:
+        drawing = kf.drawing
+        strokes = by_scene_frame[kf.frame_number]["strokes"]
+        counts.add(len(drawing.strokes))
+        assert len(drawing.strokes) == len(strokes)
+        assert all(s.curve_type == 2 for s in drawing.strokes)                    # BEZIER
+        ids = [0] * len(strokes)
+        drawing.attributes[STROKE_ID].data.foreach_get("value", ids)
+        assert ids == [s["id"] for s in strokes]
+        for stroke, want in zip(drawing.strokes, strokes):
+            pts = want["points"]
+            got = [tuple(p.position) for p in stroke.points]
+            assert len(got) == (len(pts) - 1) // 3 + 1
+            assert np.allclose(got, [place.to_plane(*p) for p in pts[0::3]], atol=1e-5)
+            for k, point in enumerate(stroke.points):
+                if k + 1 < len(stroke.points):
+                    assert np.allclose(tuple(point.handle_right.position), place.to_plane(*pts[3 * k + 1]), atol=1e-5)
+                if k > 0:
+                    assert np.allclose(tuple(point.handle_left.position), place.to_plane(*pts[3 * k - 1]), atol=1e-5)
+            assert stroke.points[0].radius == pytest.approx(place.radius(want["width"]), rel=1e-5)
+            assert stroke.points[0].opacity == pytest.approx(want.get("opacity", 1.0), rel=1e-5)
+    assert len(counts) == 1                                   # the same stroke count on every keyframe
