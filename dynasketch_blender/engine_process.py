@@ -13,47 +13,94 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+from dataclasses import dataclass
 
+# The folder holding ``dynasketch_blender/`` when the add-on runs from the project's source tree.
 ADDON_SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Blender's own Python settings must not leak into the engine's interpreter.
+BLENDER_ONLY_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONNOUSERSITE")
 
 
 class EngineNotFound(Exception):
     pass
 
 
-def find_engine(interpreter: str = "") -> list[str]:
-    """The command prefix that runs the engine, e.g. ``[python, "-m", "engine"]``.
+@dataclass(frozen=True)
+class EngineCommand:
+    """How to run the engine: ``prefix + ["sketch", ...]``, and where it was found."""
 
-    In order: the interpreter set in the preferences, ``$DYNASKETCH_PYTHON``, a
-    ``dynasketch`` on PATH, the project's ``.venv`` beside the add-on's source folder.
-    """
-    candidates = [interpreter, os.environ.get("DYNASKETCH_PYTHON", "")]
-    for python in candidates:
-        if python:
-            python = os.path.abspath(os.path.expanduser(python))
-            if not os.path.isfile(python):
-                raise EngineNotFound(f"engine interpreter not found: {python} (fix it in the add-on preferences)")
-            return [python, "-m", "engine"]
+    prefix: tuple
+    found_by: str               # "preferences", "$DYNASKETCH_PYTHON", "PATH", "project .venv"
+    cwd: str = ""
+
+    def __str__(self) -> str:
+        return f"{' '.join(self.prefix)} (from {self.found_by})"
+
+
+def shebang_interpreter(script: str) -> str:
+    """The absolute interpreter on a script's ``#!`` line, or "" (``/usr/bin/env ...`` too)."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return ""
+    if not first.startswith(b"#!"):
+        return ""
+    words = first[2:].decode("utf-8", "replace").split()
+    if not words or os.path.basename(words[0]) == "env":
+        return ""
+    return words[0] if os.path.isabs(words[0]) and os.path.isfile(words[0]) else ""
+
+
+def _interpreter(path: str, found_by: str) -> EngineCommand:
+    path = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(path):
+        where = "the add-on preferences" if found_by == "preferences" else found_by
+        raise EngineNotFound(f"engine interpreter not found: {path} (fix it in {where})")
+    return EngineCommand((path, "-m", "engine"), found_by)
+
+
+def find_engine(interpreter: str = "") -> EngineCommand:
+    """How to run the engine, in this order: the interpreter set in the preferences,
+    ``$DYNASKETCH_PYTHON``, a ``dynasketch`` command on PATH (run with its shebang
+    interpreter), the project's ``.venv`` beside the add-on's source folder."""
+    if interpreter:
+        return _interpreter(interpreter, "preferences")
+    if os.environ.get("DYNASKETCH_PYTHON"):
+        return _interpreter(os.environ["DYNASKETCH_PYTHON"], "$DYNASKETCH_PYTHON")
     command = shutil.which("dynasketch")
     if command:
-        return [command]
+        python = shebang_interpreter(command)
+        prefix = (python, os.path.abspath(command)) if python else (os.path.abspath(command),)
+        return EngineCommand(prefix, "PATH")
     for venv_python in (os.path.join(ADDON_SOURCE_ROOT, ".venv", "bin", "python"),
                         os.path.join(ADDON_SOURCE_ROOT, ".venv", "Scripts", "python.exe")):
-        if os.path.isfile(venv_python):
-            return [venv_python, "-m", "engine"]
-    raise EngineNotFound("no DynaSketch engine found: set its Python interpreter in "
-                         "Preferences > Add-ons > DynaSketch (the .venv/bin/python of the engine)")
+        if os.path.isfile(venv_python) and os.path.isdir(os.path.join(ADDON_SOURCE_ROOT, "engine")):
+            return EngineCommand((venv_python, "-m", "engine"), "project .venv", ADDON_SOURCE_ROOT)
+    raise EngineNotFound("no DynaSketch engine found: set Engine Python in Preferences > Add-ons > "
+                         "DynaSketch (the engine's .venv/bin/python), or put dynasketch on PATH")
+
+
+def engine_environment(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in BLENDER_ONLY_VARIABLES}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
 
 
 class EngineProcess:
     """One run of the engine; ``events()`` drains the JSON lines read so far."""
 
-    def __init__(self, command: list[str], env: dict | None = None):
-        self.command = command
-        self.env = {**os.environ, **(env or {})}
+    def __init__(self, command: list[str], env: dict | None = None, cwd: str = ""):
+        self.command = list(command)
+        self.env = engine_environment(env)
+        self.cwd = cwd or tempfile.gettempdir()
         self.process: subprocess.Popen | None = None
         self._lines: queue.Queue = queue.Queue()
+        self._readers: list[threading.Thread] = []
         self.stderr: list[str] = []
         self.other_output: list[str] = []
 
@@ -64,10 +111,12 @@ class EngineProcess:
         else:
             kwargs["start_new_session"] = True       # Ctrl-C in Blender's terminal is ours alone
         self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        stdin=subprocess.DEVNULL, text=True, bufsize=1, env=self.env,
-                                        **kwargs)
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+                                        stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
+                                        errors="replace", bufsize=1, env=self.env, cwd=self.cwd, **kwargs)
+        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
+                         threading.Thread(target=self._read_stderr, daemon=True)]
+        for reader in self._readers:
+            reader.start()
 
     def _read_stdout(self) -> None:
         for line in self.process.stdout:
@@ -75,9 +124,14 @@ class EngineProcess:
             if not line:
                 continue
             try:
-                self._lines.put(json.loads(line))
+                event = json.loads(line)
             except ValueError:
+                event = None
+            if isinstance(event, dict):
+                self._lines.put(event)
+            else:
                 self.other_output.append(line)
+                del self.other_output[:-200]
 
     def _read_stderr(self) -> None:
         for line in self.process.stderr:
@@ -95,6 +149,11 @@ class EngineProcess:
     def returncode(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
+    def finish_reading(self, timeout: float = 2.0) -> None:
+        """After the exit: wait for the readers to reach the end of the pipes."""
+        for reader in self._readers:
+            reader.join(timeout)
+
     def stop(self, grace: float = 1.0) -> int | None:
         """SIGTERM, then kill after ``grace`` seconds; returns the exit code."""
         if self.process is None or self.process.poll() is not None:
@@ -111,14 +170,18 @@ class EngineProcess:
         for line in reversed(self.stderr):
             if line.startswith("dynasketch: "):
                 return line[len("dynasketch: "):].removeprefix("error: ")
-        return self.stderr[-1] if self.stderr else ""
+        for line in reversed(self.stderr):
+            if line.strip():
+                return line.strip()
+        return ""
 
 
-def run_doctor(prefix: list[str], timeout: float = 120.0) -> str:
+def run_doctor(command: EngineCommand, timeout: float = 120.0) -> str:
     """What ``dynasketch doctor`` says, or why it could not run."""
     try:
-        done = subprocess.run(prefix + ["doctor"], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(list(command.prefix) + ["doctor"], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL, env=engine_environment(),
+                              cwd=command.cwd or tempfile.gettempdir())
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"the engine did not run: {exc}"
     text = done.stdout.strip() or done.stderr.strip()

@@ -39,7 +39,8 @@ class Placement:
 
 def grease_pencil_datablocks():
     """``bpy.data.grease_pencils`` on Blender 5, ``grease_pencils_v3`` on 4.3-4.5."""
-    return getattr(bpy.data, "grease_pencils_v3", None) or bpy.data.grease_pencils
+    v3 = getattr(bpy.data, "grease_pencils_v3", None)      # an empty collection is falsy
+    return v3 if v3 is not None else bpy.data.grease_pencils
 
 
 def ink_material() -> bpy.types.Material:
@@ -72,7 +73,7 @@ def _set_point_attribute(drawing, name: str, kind: str, values: list) -> None:
     attr.data.foreach_set("vector" if kind == "FLOAT_VECTOR" else "value", values)
 
 
-def fill_drawing(drawing, strokes: list, placement: Placement) -> None:
+def fill_drawing(drawing, strokes: list, placement: Placement, material_index: int = 0) -> None:
     """Add ``strokes`` (contract strokes) to an empty drawing as Bezier curves."""
     drawing.add_strokes([(len(s.points) - 1) // 3 + 1 for s in strokes])
     drawing.set_types(type="BEZIER")
@@ -92,6 +93,22 @@ def fill_drawing(drawing, strokes: list, placement: Placement) -> None:
     _set_point_attribute(drawing, "opacity", "FLOAT", opacity)
     ids = drawing.attributes.get(STROKE_ID) or drawing.attributes.new(STROKE_ID, "INT", "CURVE")
     ids.data.foreach_set("value", [s.id for s in strokes])
+    if material_index:
+        mats = drawing.attributes.get("material_index") or drawing.attributes.new("material_index", "INT", "CURVE")
+        mats.data.foreach_set("value", [material_index] * len(strokes))
+
+
+def fill_layer(layer, sketch, scene_frame_of, material_index: int = 0) -> None:
+    placement = Placement(sketch.width, sketch.height)
+    for frame in sketch.frames:
+        keyframe = layer.frames.new(int(scene_frame_of(frame.index)))
+        fill_drawing(keyframe.drawing, frame.strokes, placement, material_index)
+
+
+def _tag(owner, sketch) -> None:
+    owner["dynasketch_sketch"] = sketch.path
+    owner["dynasketch_source"] = sketch.source_path
+    owner["dynasketch_size"] = [sketch.width, sketch.height]
 
 
 def build_sketch_object(sketch, name: str, scene_frame_of) -> bpy.types.Object:
@@ -99,15 +116,40 @@ def build_sketch_object(sketch, name: str, scene_frame_of) -> bpy.types.Object:
 
     ``scene_frame_of(index)`` gives the scene frame where source frame ``index`` plays.
     """
-    placement = Placement(sketch.width, sketch.height)
     data = grease_pencil_datablocks().new(name)
-    data.materials.append(ink_material())
-    layer = data.layers.new(LAYER_NAME)
-    for frame in sketch.frames:
-        keyframe = layer.frames.new(int(scene_frame_of(frame.index)))
-        fill_drawing(keyframe.drawing, frame.strokes, placement)
-    obj = bpy.data.objects.new(name, data)
-    obj["dynasketch_sketch"] = sketch.path
-    obj["dynasketch_source"] = sketch.source_path
-    obj["dynasketch_size"] = [sketch.width, sketch.height]
+    try:
+        data.materials.append(ink_material())
+        fill_layer(data.layers.new(LAYER_NAME), sketch, scene_frame_of)
+        obj = bpy.data.objects.new(name, data)
+    except Exception:
+        grease_pencil_datablocks().remove(data)
+        raise
+    _tag(obj, sketch)
     return obj
+
+
+def replace_sketch_layer(obj: bpy.types.Object, sketch, scene_frame_of) -> None:
+    """Write ``sketch`` into the "Sketch" layer of an existing Grease Pencil object, leaving
+    its other layers alone. The new layer is built beside the old one and swapped in at the
+    end, so a failure leaves the object as it was."""
+    data = obj.data
+    ink = ink_material()
+    slot = next((i for i, m in enumerate(data.materials) if m == ink), None)
+    added_material = slot is None
+    if added_material:
+        data.materials.append(ink)
+        slot = len(data.materials) - 1
+    layer = data.layers.new(LAYER_NAME + " (building)")
+    try:
+        fill_layer(layer, sketch, scene_frame_of, slot)
+    except Exception:
+        data.layers.remove(layer)
+        if added_material:
+            data.materials.pop(index=slot)
+        raise
+    old = data.layers.get(LAYER_NAME)
+    if old is not None:
+        data.layers.remove(old)
+    layer.name = LAYER_NAME
+    data.layers.active = layer
+    _tag(obj, sketch)

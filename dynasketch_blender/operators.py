@@ -1,4 +1,5 @@
-"""Operators: Sketch (modal, with a progress bar and Esc), Cancel, Import Sketch, Check Engine."""
+"""Operators: Sketch (modal, with a progress bar and Esc), Cancel, Import Sketch, Check
+Engine, Reset Settings."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ from bpy_extras.io_utils import ImportHelper
 from . import source as sources
 from .engine_process import EngineNotFound, find_engine, run_doctor
 from .preferences import preferences
-from .properties import BACKGROUNDS
+from .properties import BACKGROUNDS, apply_defaults
 from .sketch_file import SketchFileError, load_sketch
 from .sketch_job import CANCELLED, DONE, RUNNING, SketchJob, build_result
 
@@ -28,18 +29,28 @@ def job_options(settings, source) -> dict:
         if not settings.mask_path:
             raise sources.SourceError("choose a mask file, or set Mask to Auto or None")
         mask = os.path.abspath(bpy.path.abspath(settings.mask_path))
+        if not os.path.exists(mask):
+            raise sources.SourceError(f"mask file not found: {mask}")
     return {"strokes": settings.strokes, "width": settings.width, "preset": settings.preset,
             "frames": (first, last, settings.frame_step), "mask": mask, "seeds": settings.seeds,
             "device": settings.device}
 
 
-def engine_prefix(context) -> list[str]:
+def engine_command(context):
     prefs = preferences(context)
-    return find_engine(prefs.engine_python if prefs else "")
+    return find_engine(bpy.path.abspath(prefs.engine_python) if prefs and prefs.engine_python else "")
+
+
+def redraw_editors(context) -> None:
+    wm = context.window_manager
+    for window in wm.windows if wm else []:
+        for area in window.screen.areas:
+            if area.type in {"CLIP_EDITOR", "SEQUENCE_EDITOR", "PREFERENCES"}:
+                area.tag_redraw()
 
 
 class DYNASKETCH_OT_sketch(bpy.types.Operator):
-    """Sketch the movie clip or strip into animated Grease Pencil strokes"""
+    """Sketch the movie clip or strip into animated Grease Pencil strokes (Esc stops)"""
 
     bl_idname = "dynasketch.sketch"
     bl_label = "Sketch"
@@ -56,61 +67,80 @@ class DYNASKETCH_OT_sketch(bpy.types.Operator):
     # -- the pieces, shared by the interactive and the blocking paths ---------------------
     def _source(self, context):
         if self.clip:
-            return sources.from_clip(bpy.data.movieclips.get(self.clip))
+            clip = bpy.data.movieclips.get(self.clip)
+            if clip is None:
+                raise sources.SourceError(f"no movie clip named {self.clip!r}")
+            return sources.from_clip(clip, context.scene)
         if self.strip:
             scene = sources.sequencer_scene(context)
-            editor = scene.sequence_editor
-            strips = getattr(editor, "strips_all", None) or getattr(editor, "sequences_all", [])
-            return sources.from_strip(strips.get(self.strip) if editor else None)
+            strip = next((s for s in sources.all_strips(scene) if s.name == self.strip), None)
+            if strip is None:
+                raise sources.SourceError(f"no strip named {self.strip!r} in scene {scene.name}")
+            return sources.from_strip(strip, scene)
         return sources.from_context(context)
 
+    def _settings(self):
+        return bpy.data.scenes[self._scene_name].dynasketch
+
     def _start(self, context) -> bool:
-        settings = context.scene.dynasketch
+        self._scene_name = sources.settings_scene(context).name
+        settings = self._settings()
+        if settings.running:
+            return self._fail("a sketch is already running in this scene (Cancel stops it)")
         try:
             self._src = self._source(context)
+            self._scene_name = self._src.scene_name
+            settings = self._settings()
             options = job_options(settings, self._src)
             prefs = preferences(context)
-            self._job = SketchJob(engine_prefix(context), self._src, options,
-                                  bpy.path.abspath(prefs.model_dir) if prefs and prefs.model_dir else "")
+            self._job = SketchJob(engine_command(context), self._src, options,
+                                  bpy.path.abspath(prefs.model_dir) if prefs and prefs.model_dir else "",
+                                  bpy.path.abspath(prefs.work_dir) if prefs and prefs.work_dir else "")
         except (sources.SourceError, EngineNotFound) as exc:
-            return self._fail(context, str(exc))
-        self._job.start()
-        _cancel_requested.discard(context.scene.name)
-        settings.running, settings.progress, settings.status = True, 0.0, self._job.message
-        settings.log_path = self._job.log
+            return self._fail(f"DynaSketch: {exc}")
+        self._target = settings.target_object
+        _cancel_requested.discard(self._scene_name)
+        if self._job.start() != RUNNING:
+            return self._fail(self._job.error)
+        settings.running, settings.failed, settings.progress = True, False, 0.0
+        settings.status, settings.log_path = self._job.message, self._job.log
         return True
 
-    def _fail(self, context, message: str) -> bool:
-        settings = context.scene.dynasketch
-        settings.running, settings.status = False, message
+    def _fail(self, message: str) -> bool:
+        settings = self._settings()
+        settings.running, settings.failed, settings.status = False, True, message
+        if self._job is not None:
+            settings.log_path = self._job.log
         self.report({"ERROR"}, message)
         return False
 
-    def _update(self, context) -> str:
+    def _update(self) -> str:
         state = self._job.step()
-        settings = context.scene.dynasketch
+        settings = self._settings()
         settings.progress, settings.status, settings.log_path = self._job.progress, self._job.message, self._job.log
         return state
 
     def _finish(self, context, state: str) -> set:
-        settings = context.scene.dynasketch
+        settings = self._settings()
         settings.running = False
         if state == CANCELLED:
-            settings.status = "Cancelled; the scene is unchanged (Sketch again resumes)"
+            settings.failed = False
+            settings.status = "Cancelled: the scene is unchanged (Sketch again resumes)"
             self.report({"WARNING"}, settings.status)
             return {"CANCELLED"}
-        if state != DONE:
-            self._fail(context, self._job.error)
+        sketch = self._job.load() if state == DONE else None
+        if sketch is None:
+            self._fail(self._job.error)
             return {"CANCELLED"}
+        scene = bpy.data.scenes[self._scene_name]
         try:
-            sketch = load_sketch(self._job.sketch_path)
             clip = bpy.data.movieclips.get(self._src.movie_clip_name) if self._src.movie_clip_name else None
-            obj = build_result(context.scene, sketch, self._src.key, settings.target_name or self._src.label,
-                               self._src.scene_frame_of, settings.background, settings.match_scene,
-                               clip, self._src.path)
+            obj = build_result(scene, sketch, self._src.key, self._src.label, self._src.scene_frame_of,
+                               settings.background, settings.match_scene, clip, self._src.path, self._target)
         except Exception as exc:  # one line for the user; nothing half-built is left
-            self._fail(context, f"DynaSketch could not build the result: {exc} (sketch: {self._job.sketch_path})")
+            self._fail(f"DynaSketch could not build the result: {exc} (sketch: {self._job.sketch_path})")
             return {"CANCELLED"}
+        settings.failed = False
         settings.status = f"Sketched {len(sketch.frames)} frames into {obj.name}"
         self.report({"INFO"}, settings.status)
         return {"FINISHED"}
@@ -119,19 +149,16 @@ class DYNASKETCH_OT_sketch(bpy.types.Operator):
     def execute(self, context):
         if not self._start(context):
             return {"CANCELLED"}
-        while self._update(context) == RUNNING:
-            if context.scene.name in _cancel_requested:
+        while self._update() == RUNNING:
+            if self._scene_name in _cancel_requested:
                 self._job.cancel()
             time.sleep(0.05)
         return self._finish(context, self._job.state)
 
     # -- interactive: a modal operator fed by a timer -----------------------------------
     def invoke(self, context, event):
-        if bpy.app.background:
+        if bpy.app.background or context.window is None:
             return self.execute(context)
-        if context.scene.dynasketch.running:
-            self.report({"WARNING"}, "a sketch is already running in this scene")
-            return {"CANCELLED"}
         if not self._start(context):
             return {"CANCELLED"}
         wm = context.window_manager
@@ -140,21 +167,20 @@ class DYNASKETCH_OT_sketch(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
-        if event.type == "ESC" or context.scene.name in _cancel_requested:
+        if event.type == "ESC" or self._scene_name in _cancel_requested:
             self._job.cancel()
             return self._end(context, self._finish(context, CANCELLED))
         if event.type == "TIMER":
-            state = self._update(context)
-            for area in context.screen.areas if context.screen else []:
-                if area.type in {"CLIP_EDITOR", "SEQUENCE_EDITOR"}:
-                    area.tag_redraw()
+            state = self._update()
+            redraw_editors(context)
             if state != RUNNING:
                 return self._end(context, self._finish(context, state))
         return {"PASS_THROUGH"}
 
     def _end(self, context, result: set) -> set:
         context.window_manager.event_timer_remove(self._timer)
-        _cancel_requested.discard(context.scene.name)
+        _cancel_requested.discard(self._scene_name)
+        redraw_editors(context)
         return result
 
 
@@ -165,7 +191,7 @@ class DYNASKETCH_OT_cancel(bpy.types.Operator):
     bl_label = "Cancel"
 
     def execute(self, context):
-        _cancel_requested.add(context.scene.name)
+        _cancel_requested.add(sources.settings_scene(context).name)
         return {"FINISHED"}
 
 
@@ -178,38 +204,59 @@ class DYNASKETCH_OT_import_sketch(bpy.types.Operator, ImportHelper):
 
     filename_ext = ".json"
     filter_glob: StringProperty(default="*.json", options={"HIDDEN"})
-    background: EnumProperty(name="Background", items=BACKGROUNDS, default="paper")
-    match_scene: BoolProperty(name="Match Scene to Clip", default=True)
+    background: EnumProperty(name="Background", items=BACKGROUNDS, default="paper",
+                             description="What the render shows behind the strokes")
+    match_scene: BoolProperty(name="Match Scene to Clip", default=True,
+                              description="Set the scene's frame rate, resolution and range from the sketch")
 
     def execute(self, context):
+        scene = context.scene
         try:
             sketch = load_sketch(self.filepath)
         except SketchFileError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        src = _matching_clip_source(sketch.source_path)
+            return self._fail(scene, str(exc))
+        src = _matching_clip_source(sketch.source_path, scene)
         label = src.label if src else os.path.splitext(os.path.basename(sketch.source_path or self.filepath))[0]
-        key = src.key if src else f"file:{sketch.source_path or self.filepath}"
+        key = src.key if src else f"file:{sketch.source_path or os.path.abspath(self.filepath)}"
         frame_of = src.scene_frame_of if src else (lambda index: 1 + index)
         clip = bpy.data.movieclips.get(src.movie_clip_name) if src else None
-        movie = sketch.source_path if os.path.isfile(sketch.source_path) else ""
+        movie = src.path if src else (sketch.source_path if os.path.isfile(sketch.source_path) else "")
         try:
-            obj = build_result(context.scene, sketch, key, label, frame_of, self.background,
-                               self.match_scene, clip, movie)
+            obj = build_result(scene, sketch, key, label, frame_of, self.background, self.match_scene, clip, movie)
         except Exception as exc:  # one line for the user, nothing half-built is left
-            self.report({"ERROR"}, f"DynaSketch could not build the sketch: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Imported {len(sketch.frames)} frames into {obj.name}")
+            return self._fail(scene, f"DynaSketch could not build the sketch: {exc}")
+        message = f"Imported {len(sketch.frames)} frames into {obj.name}"
+        if not sketch.complete:
+            message += " (the sketch is incomplete: its run was interrupted)"
+        scene.dynasketch.status, scene.dynasketch.failed = message, False
+        self.report({"WARNING"} if not sketch.complete else {"INFO"}, message)
         return {"FINISHED"}
 
+    def _fail(self, scene, message: str) -> set:
+        scene.dynasketch.status, scene.dynasketch.failed = message, True
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
 
-def _matching_clip_source(path: str):
-    """The loaded movie clip of the same file, so frames land where the clip plays them."""
+
+def _matching_clip_source(path: str, scene):
+    """The loaded movie clip of the same file (or, for a sketch made on another machine, of
+    the same file name), so frames land where the clip plays them."""
+    if not path:
+        return None
+    clips = []
     for clip in bpy.data.movieclips:
+        clip_path = os.path.abspath(bpy.path.abspath(clip.filepath))
         try:
-            if path and os.path.samefile(bpy.path.abspath(clip.filepath), path):
-                return sources.from_clip(clip)
-        except (OSError, sources.SourceError):
+            same = os.path.samefile(clip_path, path)
+        except OSError:
+            same = False
+        clips.append((not same, os.path.basename(clip_path) != os.path.basename(path), clip))
+    for different_file, different_name, clip in sorted(clips, key=lambda c: c[:2]):
+        if different_file and different_name:
+            break
+        try:
+            return sources.from_clip(clip, scene)
+        except sources.SourceError:
             continue
     return None
 
@@ -223,15 +270,33 @@ class DYNASKETCH_OT_check_engine(bpy.types.Operator):
     def execute(self, context):
         prefs = preferences(context)
         try:
-            prefix = engine_prefix(context)
+            command = engine_command(context)
         except EngineNotFound as exc:
             report = str(exc)
             self.report({"ERROR"}, report)
         else:
-            report = f"engine: {' '.join(prefix)}\n" + run_doctor(prefix)
-            self.report({"INFO"}, "engine checked: see the add-on preferences")
+            report = f"engine: {command}\n" + run_doctor(command)
+            self.report({"INFO"}, "Engine checked: see DynaSketch's preferences")
         if prefs:
             prefs.doctor_report = report
+        else:
+            print(report)
+        return {"FINISHED"}
+
+
+class DYNASKETCH_OT_reset_settings(bpy.types.Operator):
+    """Set this scene's DynaSketch settings to the defaults of the add-on preferences"""
+
+    bl_idname = "dynasketch.reset_settings"
+    bl_label = "Reset to Preferences"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        prefs = preferences(context)
+        if prefs is None:
+            self.report({"WARNING"}, "DynaSketch is not enabled as an add-on: no preferences to copy")
+            return {"CANCELLED"}
+        apply_defaults(sources.settings_scene(context).dynasketch, prefs, force=True)
         return {"FINISHED"}
 
 
@@ -240,7 +305,7 @@ def menu_import(self, context):
 
 
 CLASSES = (DYNASKETCH_OT_sketch, DYNASKETCH_OT_cancel, DYNASKETCH_OT_import_sketch,
-           DYNASKETCH_OT_check_engine)
+           DYNASKETCH_OT_check_engine, DYNASKETCH_OT_reset_settings)
 
 
 def register() -> None:

@@ -3,71 +3,105 @@ from __future__ import annotations
 
 import bpy
 
-
-def draw_settings(layout, settings) -> None:
-    col = layout.column(align=True)
-    col.prop(settings, "strokes")
-    col.prop(settings, "width")
-    layout.prop(settings, "preset")
-    layout.prop(settings, "use_source_range")
-    if not settings.use_source_range:
-        row = layout.row(align=True)
-        row.prop(settings, "frame_start")
-        row.prop(settings, "frame_end")
-    layout.prop(settings, "frame_step")
-    layout.prop(settings, "mask_mode")
-    if settings.mask_mode == "file":
-        layout.prop(settings, "mask_path")
-    layout.prop(settings, "seeds")
-    layout.prop(settings, "device")
-    layout.prop(settings, "target_name")
-    layout.prop(settings, "background")
-    layout.prop(settings, "match_scene")
+from . import source as sources
 
 
-def draw_run(layout, settings) -> None:
-    if settings.running:
-        layout.progress(factor=settings.progress, type="BAR", text=settings.status or "working")
-        layout.operator("dynasketch.cancel", icon="CANCEL")
-    else:
-        layout.operator("dynasketch.sketch", icon="GREASEPENCIL")
-        if settings.status:
-            layout.label(text=settings.status)
-            if settings.log_path and "failed" in settings.status.lower():
-                layout.label(text=f"Log: {settings.log_path}")
+class DynaSketchPanel:
+    bl_region_type = "UI"
+    bl_category = "DynaSketch"
+
+    @staticmethod
+    def settings(context):
+        return sources.settings_scene(context).dynasketch
 
 
-class DYNASKETCH_PT_clip(bpy.types.Panel):
+class DynaSketchMainPanel(DynaSketchPanel):
+    """Sketch / Cancel, the live progress, the last result or error, and the sketch settings."""
+
     bl_label = "DynaSketch"
+
+    def draw_header_preset(self, context):
+        self.layout.operator("dynasketch.reset_settings", text="", icon="LOOP_BACK", emboss=False)
+
+    def draw(self, context):
+        layout = self.layout
+        settings = self.settings(context)
+        if settings.running:
+            layout.progress(factor=settings.progress, type="BAR", text=settings.status or "Working")
+            layout.operator("dynasketch.cancel", icon="CANCEL")
+        else:
+            layout.label(text=sources.describe(context), icon="SEQUENCE" if context.space_data.type ==
+                         "SEQUENCE_EDITOR" else "FILE_MOVIE")
+            layout.operator("dynasketch.sketch", icon="OUTLINER_OB_GREASEPENCIL")
+            if settings.status:
+                box = layout.box()
+                box.label(text=settings.status, icon="ERROR" if settings.failed else "INFO")
+                if settings.failed and settings.log_path:
+                    box.label(text=f"Log: {settings.log_path}")
+
+        layout = layout.column()
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.enabled = not settings.running
+        col = layout.column(align=True)
+        col.prop(settings, "strokes")
+        col.prop(settings, "width")
+        layout.prop(settings, "preset")
+        col = layout.column(heading="Frames")
+        col.prop(settings, "use_source_range")
+        sub = col.column(align=True)
+        sub.active = not settings.use_source_range
+        sub.prop(settings, "frame_start")
+        sub.prop(settings, "frame_end")
+        col.prop(settings, "frame_step")
+        layout.prop(settings, "mask_mode")
+        if settings.mask_mode == "file":
+            layout.prop(settings, "mask_path")
+        layout.prop(settings, "seeds")
+        layout.prop(settings, "device")
+
+
+class DynaSketchOutputPanel(DynaSketchPanel):
+    """Where the strokes go and how the scene renders them."""
+
+    bl_label = "Result"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = self.settings(context)
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.enabled = not settings.running
+        layout.prop(settings, "target_object")
+        layout.prop(settings, "background")
+        layout.prop(settings, "match_scene")
+
+
+class DYNASKETCH_PT_clip(DynaSketchMainPanel, bpy.types.Panel):
     bl_idname = "DYNASKETCH_PT_clip"
     bl_space_type = "CLIP_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "DynaSketch"
-
-    @classmethod
-    def poll(cls, context):
-        return context.space_data.clip is not None
-
-    def draw(self, context):
-        settings = context.scene.dynasketch
-        draw_run(self.layout, settings)
-        draw_settings(self.layout, settings)
 
 
-class DYNASKETCH_PT_sequencer(bpy.types.Panel):
-    bl_label = "DynaSketch"
+class DYNASKETCH_PT_clip_result(DynaSketchOutputPanel, bpy.types.Panel):
+    bl_idname = "DYNASKETCH_PT_clip_result"
+    bl_space_type = "CLIP_EDITOR"
+    bl_parent_id = "DYNASKETCH_PT_clip"
+
+
+class DYNASKETCH_PT_sequencer(DynaSketchMainPanel, bpy.types.Panel):
     bl_idname = "DYNASKETCH_PT_sequencer"
     bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "DynaSketch"
-
-    def draw(self, context):
-        settings = context.scene.dynasketch
-        draw_run(self.layout, settings)
-        draw_settings(self.layout, settings)
 
 
-CLASSES = (DYNASKETCH_PT_clip, DYNASKETCH_PT_sequencer)
+class DYNASKETCH_PT_sequencer_result(DynaSketchOutputPanel, bpy.types.Panel):
+    bl_idname = "DYNASKETCH_PT_sequencer_result"
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_parent_id = "DYNASKETCH_PT_sequencer"
+
+
+CLASSES = (DYNASKETCH_PT_clip, DYNASKETCH_PT_clip_result, DYNASKETCH_PT_sequencer,
+           DYNASKETCH_PT_sequencer_result)
 
 
 def register() -> None:

@@ -1,10 +1,11 @@
-"""Add-on preferences: where the engine is, the model folder, and defaults."""
+"""Add-on preferences: where the engine is, the model and work folders, default settings,
+and what Check Engine found."""
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from .properties import DEVICES
+from .properties import BACKGROUNDS, DEVICES, PRESETS
 
 
 class DynaSketchPreferences(bpy.types.AddonPreferences):
@@ -12,18 +13,32 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
 
     engine_python: StringProperty(
         name="Engine Python", subtype="FILE_PATH",
-        description="Python interpreter of the DynaSketch engine (e.g. the project's .venv/bin/python); "
-                    "empty: $DYNASKETCH_PYTHON, a dynasketch command on PATH, or the project's .venv")
+        description="Python interpreter of the DynaSketch engine (e.g. the project's .venv/bin/python). "
+                    "Empty: $DYNASKETCH_PYTHON, a dynasketch command on PATH, or the project's .venv")
     model_dir: StringProperty(name="Model Folder", subtype="DIR_PATH",
-                              description="Where the engine keeps model weights (DYNASKETCH_HOME)")
-    device: EnumProperty(name="Default Device", items=DEVICES, default="auto")
-    doctor_report: StringProperty(default="")
+                              description="Where the engine keeps model weights (passed as DYNASKETCH_HOME; "
+                                          "empty: the engine's default)")
+    work_dir: StringProperty(name="Work Folder", subtype="DIR_PATH",
+                             description="Where the engine writes each job's frames, log and sketch.json "
+                                         "(empty: the system's temporary folder)")
+    default_strokes: IntProperty(name="Strokes", default=16, min=1, max=256)
+    default_width: FloatProperty(name="Width", default=1.5, min=0.1, max=20.0)
+    default_preset: EnumProperty(name="Preset", items=PRESETS, default="default")
+    default_seeds: IntProperty(name="Seeds", default=3, min=1, max=16)
+    default_device: EnumProperty(name="Device", items=DEVICES, default="auto")
+    default_background: EnumProperty(name="Background", items=BACKGROUNDS, default="paper")
+    doctor_report: StringProperty(default="", options={"HIDDEN"})
 
     def draw(self, context):
         layout = self.layout
-        layout.prop(self, "engine_python")
-        layout.prop(self, "model_dir")
-        layout.prop(self, "device")
+        layout.use_property_split = True
+        col = layout.column(heading="Engine")
+        col.prop(self, "engine_python")
+        col.prop(self, "model_dir")
+        col.prop(self, "work_dir")
+        col = layout.column(heading="New Scenes")
+        for name in ("strokes", "width", "preset", "seeds", "device", "background"):
+            col.prop(self, "default_" + name)
         layout.operator("dynasketch.check_engine", icon="CHECKMARK")
         if self.doctor_report:
             box = layout.box()

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.app.handlers import persistent
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 PRESETS = [("fast", "Fast", "Few optimisation steps: a quick look"),
            ("default", "Default", "Balanced quality and time"),
@@ -10,10 +11,18 @@ PRESETS = [("fast", "Fast", "Few optimisation steps: a quick look"),
 MASKS = [("auto", "Auto", "The clip's alpha channel, or a neural masker when installed"),
          ("none", "None", "Sketch the whole frame"),
          ("file", "Mask File", "A mask video or image sequence, white = subject")]
-DEVICES = [("auto", "Auto", "The GPU when there is one"), ("cpu", "CPU", ""), ("cuda", "CUDA GPU", "")]
+DEVICES = [("auto", "Auto", "The GPU when there is one"), ("cpu", "CPU", "The processor"),
+           ("cuda", "CUDA GPU", "An NVIDIA GPU")]
 BACKGROUNDS = [("paper", "Paper", "Strokes on white"),
                ("footage", "Footage", "Strokes over the clip"),
                ("transparent", "Transparent", "Strokes on a transparent background")]
+
+# Settings the add-on preferences give defaults for (preference name = "default_" + name).
+DEFAULTED = ("strokes", "width", "preset", "seeds", "device", "background")
+
+
+def _is_grease_pencil(_settings, obj) -> bool:
+    return obj.type == "GREASEPENCIL"
 
 
 class DynaSketchSettings(bpy.types.PropertyGroup):
@@ -21,34 +30,68 @@ class DynaSketchSettings(bpy.types.PropertyGroup):
                          description="Strokes per frame: fewer strokes, more abstraction")
     width: FloatProperty(name="Width", default=1.5, min=0.1, max=20.0,
                          description="Stroke width in pixels of the 224 px working canvas")
-    preset: EnumProperty(name="Preset", items=PRESETS, default="default")
+    preset: EnumProperty(name="Preset", items=PRESETS, default="default",
+                         description="How long the engine optimises each frame")
     use_source_range: BoolProperty(name="Whole Clip", default=True,
                                    description="Sketch every frame the clip or strip shows")
     frame_start: IntProperty(name="Start", default=1, description="First scene frame to sketch")
     frame_end: IntProperty(name="End", default=250, description="Last scene frame to sketch")
-    frame_step: IntProperty(name="Step", default=1, min=1, description="Sketch every n-th frame")
-    mask_mode: EnumProperty(name="Mask", items=MASKS, default="auto")
-    mask_path: StringProperty(name="Mask File", subtype="FILE_PATH")
+    frame_step: IntProperty(name="Step", default=1, min=1, max=100,
+                            description="Sketch every n-th frame (each keyframe holds until the next)")
+    mask_mode: EnumProperty(name="Mask", items=MASKS, default="auto",
+                            description="Which part of the frame the strokes draw")
+    mask_path: StringProperty(name="Mask File", subtype="FILE_PATH",
+                              description="Mask video or image sequence with the clip's size and length")
     seeds: IntProperty(name="Seeds", default=3, min=1, max=16,
                        description="Tries for the first frame; the best is kept")
-    device: EnumProperty(name="Device", items=DEVICES, default="auto")
-    target_name: StringProperty(name="Object", default="",
-                                description="Name of the Grease Pencil object (empty: after the clip)")
-    background: EnumProperty(name="Background", items=BACKGROUNDS, default="paper")
+    device: EnumProperty(name="Device", items=DEVICES, default="auto",
+                         description="Where the engine computes")
+    target_object: PointerProperty(name="Target", type=bpy.types.Object, poll=_is_grease_pencil,
+                                   description="Grease Pencil object whose \"Sketch\" layer receives the "
+                                               "strokes (empty: a new object for the clip)")
+    background: EnumProperty(name="Background", items=BACKGROUNDS, default="paper",
+                             description="What the render shows behind the strokes")
     match_scene: BoolProperty(name="Match Scene to Clip", default=True,
                               description="Set the scene's frame rate, resolution and range from the clip")
-    # live status of the running job (written by the operator, read by the panels)
-    running: BoolProperty(default=False, options={"SKIP_SAVE"})
-    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
-    status: StringProperty(default="")
-    log_path: StringProperty(default="")
+    defaults_applied: BoolProperty(default=False, options={"HIDDEN"})
+    # live status of the running job (written by the operators, read by the panels)
+    running: BoolProperty(default=False, options={"HIDDEN"})
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"HIDDEN"})
+    status: StringProperty(default="", options={"HIDDEN"})
+    failed: BoolProperty(default=False, options={"HIDDEN"})
+    log_path: StringProperty(default="", subtype="FILE_PATH", options={"HIDDEN"})
+
+
+def apply_defaults(settings, prefs, force: bool = False) -> None:
+    """Copy the preferences' defaults into a scene's settings (once, or again on request)."""
+    if prefs is None or (settings.defaults_applied and not force):
+        return
+    for name in DEFAULTED:
+        setattr(settings, name, getattr(prefs, "default_" + name))
+    settings.defaults_applied = True
+
+
+@persistent
+def _after_load(_dummy) -> None:
+    """A file saved while a sketch ran must not look busy forever."""
+    from .preferences import preferences
+
+    prefs = preferences()
+    for scene in bpy.data.scenes:
+        settings = scene.dynasketch
+        if settings.running:
+            settings.running, settings.status = False, "The sketch was interrupted (Sketch again resumes)"
+        apply_defaults(settings, prefs)
 
 
 def register() -> None:
     bpy.utils.register_class(DynaSketchSettings)
-    bpy.types.Scene.dynasketch = bpy.props.PointerProperty(type=DynaSketchSettings)
+    bpy.types.Scene.dynasketch = PointerProperty(type=DynaSketchSettings)
+    bpy.app.handlers.load_post.append(_after_load)
 
 
 def unregister() -> None:
+    if _after_load in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_after_load)
     del bpy.types.Scene.dynasketch
     bpy.utils.unregister_class(DynaSketchSettings)

@@ -2,23 +2,16 @@
 replacing an earlier result of the same clip only once the new one is complete."""
 from __future__ import annotations
 
-import os
-
 import bpy
 
-from .grease_pencil_builder import Placement
+from .grease_pencil_builder import Placement, grease_pencil_datablocks
 
 KEY = "dynasketch_key"          # custom property: which clip or strip a result belongs to
 
 
-def new_collection(label: str) -> bpy.types.Collection:
-    """A fresh collection for one result; ``install`` tags it and links it to the scene."""
-    return bpy.data.collections.new(f"DynaSketch {label}")
-
-
-def add_camera(coll: bpy.types.Collection, placement: Placement, label: str,
-               movie_clip: bpy.types.MovieClip | None) -> bpy.types.Object:
-    """An orthographic camera looking down at the sketch plane, framing it exactly."""
+def new_camera(placement: Placement, label: str, movie_clip) -> bpy.types.Object:
+    """An orthographic camera looking down at the sketch plane, framing it exactly, with the
+    movie clip (when there is one) as its viewport background."""
     cam = bpy.data.cameras.new(f"DynaSketch Camera {label}")
     cam.type = "ORTHO"
     cam.ortho_scale = max(placement.plane_width, placement.plane_height)
@@ -31,13 +24,12 @@ def add_camera(coll: bpy.types.Collection, placement: Placement, label: str,
         bg.alpha = 0.5
     obj = bpy.data.objects.new(cam.name, cam)
     obj.location = (0.0, 0.0, 10.0)
-    coll.objects.link(obj)
     return obj
 
 
-def add_footage_plane(coll: bpy.types.Collection, placement: Placement, label: str, movie_path: str,
-                      first_scene_frame: int, frame_count: int) -> bpy.types.Object:
-    """The footage on a plane just behind the strokes, for the 'footage' background."""
+def new_footage_plane(placement: Placement, label: str, movie_path: str, scene_frame_of) -> bpy.types.Object:
+    """The footage on a plane just behind the strokes, for the 'footage' background; the
+    movie frame shown at each scene frame is the one the strokes were drawn on."""
     mesh = bpy.data.meshes.new(f"DynaSketch Footage {label}")
     w, h = placement.plane_width / 2, placement.plane_height / 2
     mesh.from_pydata([(-w, -h, -0.01), (w, -h, -0.01), (w, h, -0.01), (-w, h, -0.01)], [], [(0, 1, 2, 3)])
@@ -52,17 +44,77 @@ def add_footage_plane(coll: bpy.types.Collection, placement: Placement, label: s
     nodes = mat.node_tree.nodes
     tex = nodes.new("ShaderNodeTexImage")
     tex.image = image
-    tex.image_user.frame_duration = frame_count
-    tex.image_user.frame_start = first_scene_frame
+    # image_user shows movie frame (scene frame - frame_start + frame_offset + 1), 1-based
+    tex.image_user.frame_start = scene_frame_of(0)
+    tex.image_user.frame_offset = 0
+    tex.image_user.frame_duration = max(1, image.frame_duration)
     tex.image_user.use_auto_refresh = True
     emission = nodes.new("ShaderNodeEmission")
     mat.node_tree.links.new(tex.outputs["Color"], emission.inputs["Color"])
     out = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
     mat.node_tree.links.new(emission.outputs["Emission"], out.inputs["Surface"])
     mesh.materials.append(mat)
-    obj = bpy.data.objects.new(mesh.name, mesh)
-    coll.objects.link(obj)
-    return obj
+    return bpy.data.objects.new(mesh.name, mesh)
+
+
+def remove_data(data) -> None:
+    for datablocks in (bpy.data.cameras, bpy.data.meshes, grease_pencil_datablocks()):
+        if data.name in datablocks and datablocks[data.name] == data:
+            datablocks.remove(data)
+            return
+
+
+def remove_object(obj: bpy.types.Object) -> None:
+    data = obj.data
+    mats = list(data.materials) if data is not None and hasattr(data, "materials") else []
+    bpy.data.objects.remove(obj)
+    if data is not None and data.users == 0:
+        remove_data(data)
+    for mat in mats:
+        if mat is not None and mat.users == 0 and mat.name.startswith("DynaSketch Footage"):
+            bpy.data.materials.remove(mat)
+
+
+def remove_result(key: str) -> None:
+    """Remove an earlier result (its collection, objects and their data) of ``key``."""
+    for coll in [c for c in bpy.data.collections if c.get(KEY) == key]:
+        for obj in list(coll.objects):
+            remove_object(obj)
+        bpy.data.collections.remove(coll)
+
+
+class Building:
+    """The objects of a result being built, outside every scene until ``install``."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.objects: list = []
+
+    def add(self, obj: bpy.types.Object) -> bpy.types.Object:
+        self.objects.append(obj)
+        return obj
+
+    def discard(self) -> None:
+        for obj in self.objects:
+            remove_object(obj)
+        self.objects.clear()
+
+    def install(self, scene: bpy.types.Scene, key: str, camera: bpy.types.Object) -> bpy.types.Collection:
+        """Swap the new result in: the old one of the same key goes only now, and the new
+        one takes its names."""
+        wanted = {obj: obj.name.rsplit(".", 1)[0] if obj.name[-4:-3] == "." and obj.name[-3:].isdigit()
+                  else obj.name for obj in self.objects}
+        remove_result(key)
+        coll = bpy.data.collections.new(f"DynaSketch {self.label}")
+        coll[KEY] = key
+        for obj, name in wanted.items():
+            coll.objects.link(obj)
+            obj.name = name
+            if obj.data is not None and obj.data.users == 1:
+                obj.data.name = name
+        scene.collection.children.link(coll)
+        scene.camera = camera
+        return coll
 
 
 def apply_background(scene: bpy.types.Scene, background: str) -> None:
@@ -91,38 +143,3 @@ def match_scene(scene: bpy.types.Scene, sketch, first_frame: int, last_frame: in
     scene.render.resolution_percentage = 100
     scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
     scene.frame_start, scene.frame_end = first_frame, last_frame
-
-
-def remove_result(key: str) -> None:
-    """Remove an earlier result (its collection, objects and their data) of ``key``."""
-    for coll in [c for c in bpy.data.collections if c.get(KEY) == key]:
-        for obj in list(coll.objects):
-            data = obj.data
-            bpy.data.objects.remove(obj)
-            if data is not None and data.users == 0:
-                remove_data(data)
-        bpy.data.collections.remove(coll)
-
-
-def remove_data(data) -> None:
-    for datablocks in (bpy.data.cameras, bpy.data.meshes,
-                       getattr(bpy.data, "grease_pencils_v3", None) or bpy.data.grease_pencils):
-        if data.name in datablocks and datablocks[data.name] == data:
-            datablocks.remove(data)
-            return
-
-
-def result_exists(key: str) -> bool:
-    return any(c.get(KEY) == key for c in bpy.data.collections)
-
-
-def install(scene: bpy.types.Scene, coll: bpy.types.Collection, key: str, camera: bpy.types.Object) -> None:
-    """Swap the new result in: the old one of the same key goes only now."""
-    remove_result(key)
-    coll[KEY] = key
-    scene.collection.children.link(coll)
-    scene.camera = camera
-
-
-def movie_path_of(path: str) -> str:
-    return os.path.abspath(bpy.path.abspath(path))

@@ -1,6 +1,6 @@
 """A sketch job as step functions, so the modal operator (and tests, where modal operators
 do not run) drive it the same way: ``start()``, then ``step()`` until it is not RUNNING,
-then ``build_result()`` in the main thread; ``cancel()`` at any time."""
+then ``load()`` and ``build_result()`` in the main thread; ``cancel()`` at any time."""
 from __future__ import annotations
 
 import hashlib
@@ -10,68 +10,100 @@ import tempfile
 import bpy
 
 from . import scene_setup
-from .engine_process import EngineProcess
-from .grease_pencil_builder import Placement, build_sketch_object
+from .engine_process import EngineCommand, EngineProcess
+from .grease_pencil_builder import Placement, build_sketch_object, replace_sketch_layer
+from .sketch_file import SketchFileError, load_sketch
 
 RUNNING, DONE, FAILED, CANCELLED = "RUNNING", "DONE", "FAILED", "CANCELLED"
 
+# Share of the progress bar each engine stage fills (docs/CONTRACT.md lists them in order).
+STAGE_WEIGHTS = {"decode": 0.05, "mask": 0.05, "track": 0.10, "initialise": 0.10, "optimise": 0.65,
+                 "export": 0.05}
 
-def output_folder(source_path: str, args: list[str]) -> str:
+
+def overall_progress(stage: str, done: int, total: int) -> float | None:
+    if stage not in STAGE_WEIGHTS:
+        return None
+    before = 0.0
+    for name, weight in STAGE_WEIGHTS.items():
+        if name == stage:
+            return before + weight * (min(1.0, done / total) if total else 0.0)
+        before += weight
+    return None
+
+
+def output_folder(source_path: str, args: list[str], work_dir: str = "") -> str:
     """One folder per clip and settings, so the same job resumes after a cancel."""
     digest = hashlib.sha1("\0".join([source_path] + args).encode()).hexdigest()[:12]
     name = os.path.splitext(os.path.basename(source_path))[0]
-    return os.path.join(tempfile.gettempdir(), "dynasketch", f"{name}-{digest}")
+    return os.path.join(work_dir or os.path.join(tempfile.gettempdir(), "dynasketch"), f"{name}-{digest}")
+
+
+def engine_arguments(options: dict) -> list[str]:
+    first, last, step = options["frames"]
+    return ["--strokes", str(options["strokes"]), "--width", f"{options['width']:g}",
+            "--frames", f"{first}:{last}:{step}", "--seeds", str(options["seeds"]),
+            "--mask", options["mask"], "--device", options["device"], "--preset", options["preset"]]
 
 
 class SketchJob:
-    def __init__(self, prefix: list[str], source, options: dict, model_dir: str = ""):
+    def __init__(self, engine: EngineCommand, source, options: dict, model_dir: str = "", work_dir: str = ""):
         self.source = source
-        first, last, step = options["frames"]
-        args = ["--strokes", str(options["strokes"]), "--width", f"{options['width']:g}",
-                "--frames", f"{first}:{last}:{step}", "--seeds", str(options["seeds"]),
-                "--mask", options["mask"], "--device", options["device"], "--preset", options["preset"]]
-        self.out = output_folder(source.path, args)
-        self.command = prefix + ["sketch", source.path, "--out", self.out, *args, "--progress", "json"]
+        args = engine_arguments(options)
+        self.out = output_folder(source.path, args, work_dir)
+        self.command = list(engine.prefix) + ["sketch", source.path, "--out", self.out, *args,
+                                              "--progress", "json"]
         env = {"DYNASKETCH_HOME": model_dir} if model_dir else {}
-        self.process = EngineProcess(self.command, env)
+        self.process = EngineProcess(self.command, env, engine.cwd)
         self.state = RUNNING
         self.progress = 0.0
         self.message = "starting the engine"
         self.error = ""
+        self.engine_error = ""
         self.log = os.path.join(self.out, "dynasketch.log")
         self.sketch_path = os.path.join(self.out, "sketch.json")
 
-    def start(self) -> None:
+    def start(self) -> str:
         try:
             self.process.start()
         except OSError as exc:
             self._fail(f"the engine did not start: {exc}")
+        return self.state
+
+    def _read(self, events) -> None:
+        for event in events:
+            kind = event.get("event")
+            fraction = overall_progress(str(event.get("stage", "")), event.get("done") or 0, event.get("total") or 0)
+            if fraction is not None and kind in ("start", "progress"):
+                self.progress = max(self.progress, fraction)
+            if event.get("message"):
+                self.message = f"{event.get('stage', '')}: {event['message']}".strip(": ")
+            if event.get("log"):
+                self.log = event["log"]
+            if kind == "done" and event.get("sketch"):
+                self.sketch_path = event["sketch"]
+            if kind == "error":
+                self.engine_error = str(event.get("message", ""))
 
     def step(self) -> str:
         """Read what the engine said since the last step; returns the job's state."""
         if self.state != RUNNING:
             return self.state
-        for event in self.process.events():
-            total = event.get("total") or 0
-            if total:
-                self.progress = min(1.0, event.get("done", 0) / total)
-            self.message = f"{event.get('stage', '')}: {event.get('message', '')}".strip(": ")
-            if event.get("log"):
-                self.log = event["log"]
-            if event.get("event") == "done":
-                self.sketch_path = event.get("sketch", self.sketch_path)
+        self._read(self.process.events())
         code = self.process.returncode()
         if code is None:
             return RUNNING
-        for event in self.process.events():           # lines that arrived with the exit
-            if event.get("event") == "done":
-                self.sketch_path = event.get("sketch", self.sketch_path)
+        self.process.finish_reading()
+        self._read(self.process.events())            # lines that arrived with the exit
         if code == 0:
             self.state, self.progress, self.message = DONE, 1.0, "building Grease Pencil strokes"
         elif code == 130:
             self.state, self.message = CANCELLED, "cancelled"
+        elif code < 0:
+            self._fail(f"the engine crashed (signal {-code})"
+                       + (f": {self.process.last_error()}" if self.process.last_error() else ""))
         else:
-            reason = self.process.last_error() or f"the engine stopped with exit code {code}"
+            reason = self.engine_error or self.process.last_error() or f"the engine stopped with exit code {code}"
             self._fail(reason)
         return self.state
 
@@ -79,6 +111,18 @@ class SketchJob:
         if self.state == RUNNING:
             self.process.stop(grace=1.0)
             self.state, self.message = CANCELLED, "cancelled"
+
+    def load(self):
+        """The finished sketch; a FAILED job (with the reason) if it cannot be read."""
+        try:
+            sketch = load_sketch(self.sketch_path)
+        except SketchFileError as exc:
+            self._fail(str(exc))
+            return None
+        if not sketch.complete:
+            self._fail(f"the engine finished but {self.sketch_path} is marked incomplete")
+            return None
+        return sketch
 
     def _fail(self, reason: str) -> None:
         self.state = FAILED
@@ -89,36 +133,27 @@ class SketchJob:
 
 def build_result(scene: bpy.types.Scene, sketch, key: str, label: str, scene_frame_of,
                  background: str = "paper", match: bool = True, movie_clip=None,
-                 movie_path: str = "") -> bpy.types.Object:
-    """Build the Grease Pencil object, camera and background for ``sketch`` in a new
-    collection; only when all of it is built does it replace the previous result of ``key``.
-    Nothing is left behind if building fails."""
+                 movie_path: str = "", target=None) -> bpy.types.Object:
+    """Build the Grease Pencil strokes, camera and background for ``sketch`` beside the scene;
+    only when all of it is built does it replace the previous result of ``key`` (or the
+    "Sketch" layer of ``target``). Nothing is left behind if building fails."""
     placement = Placement(sketch.width, sketch.height)
-    coll = scene_setup.new_collection(label)
-    built = []
+    built = scene_setup.Building(label)
     try:
-        obj = build_sketch_object(sketch, f"{label} Sketch", scene_frame_of)
-        coll.objects.link(obj)
-        built.append(obj)
-        camera = scene_setup.add_camera(coll, placement, label, movie_clip)
-        built.append(camera)
-        frames = [f.index for f in sketch.frames]
-        first, last = scene_frame_of(frames[0]), scene_frame_of(frames[-1])
+        if target is None:
+            obj = built.add(build_sketch_object(sketch, f"{label} Sketch", scene_frame_of))
+        camera = built.add(scene_setup.new_camera(placement, label, movie_clip))
+        frames = sorted(scene_frame_of(f.index) for f in sketch.frames)
         if background == "footage" and movie_path:
-            built.append(scene_setup.add_footage_plane(coll, placement, label, movie_path,
-                                                       scene_frame_of(0), max(frames) + 1))
+            built.add(scene_setup.new_footage_plane(placement, label, movie_path, scene_frame_of))
+        if target is not None:
+            replace_sketch_layer(target, sketch, scene_frame_of)     # the last step: it cannot fail half way
+            obj = target
     except Exception:
-        for item in built:
-            data = item.data
-            bpy.data.objects.remove(item)
-            if data is not None and data.users == 0:
-                scene_setup.remove_data(data)
-        bpy.data.collections.remove(coll)
+        built.discard()
         raise
-    scene_setup.install(scene, coll, key, camera)
+    built.install(scene, key, camera)
     scene_setup.apply_background(scene, background)
     if match:
-        scene_setup.match_scene(scene, sketch, first, last)
+        scene_setup.match_scene(scene, sketch, frames[0], frames[-1])
     return obj
-
-

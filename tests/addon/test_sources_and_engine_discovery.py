@@ -1,0 +1,134 @@
+"""Which frames a movie clip or strip shows and where they play; finding the engine; the
+progress bar. No engine run here."""
+import os
+import sys
+
+import pytest
+
+
+def test_clip_frames_follow_frame_start_and_offset(blender, disc_movie):
+    bpy = blender
+    from dynasketch_blender import source
+
+    clip = bpy.data.movieclips.load(disc_movie)
+    clip.frame_start, clip.frame_offset = 10, 3
+    src = source.from_clip(clip)
+    assert src.default_range == (3, 10)
+    assert src.scene_frame_of(3) == 10 and src.scene_range() == (10, 16)
+    assert src.source_range(12, 100) == (5, 10)
+    with pytest.raises(source.SourceError, match="lie outside"):
+        src.source_range(30, 40)
+
+
+def test_strip_frames_honour_trims_hold_offsets_and_reverse(blender, disc_movie):
+    bpy = blender
+    from dynasketch_blender import source
+
+    scene = bpy.context.scene
+    strip = scene.sequence_editor_create().strips.new_movie("disc", disc_movie, channel=1, frame_start=5)
+    strip.frame_offset_start, strip.frame_offset_end = 2, 3
+    src = source.from_strip(strip, scene)
+    assert src.default_range == (2, 7)                         # shows source frames 2..6
+    assert [src.scene_frame_of(i) for i in (2, 6)] == [7, 11]
+    assert src.scene_range() == (strip.frame_final_start, strip.frame_final_end - 1)
+    strip.animation_offset_start = 1                           # the content starts at source frame 1
+    src = source.from_strip(strip, scene)
+    assert src.scene_frame_of(1) == 5 and src.default_range == (3, 7)
+    assert src.scene_range() == (strip.frame_final_start, strip.frame_final_end - 1)
+    strip.animation_offset_start = 0
+    strip.use_reverse_frames = True
+    src = source.from_strip(strip, scene)
+    assert src.scene_frame_of(9) == 5 and src.scene_frame_of(0) == 14
+    assert src.default_range == (3, 8) and src.scene_range() == (7, 11)   # the same scene frames
+    assert src.source_range(8, 9) == (5, 7)
+
+
+def test_sequencer_scene_comes_before_the_window_scene(blender):
+    from types import SimpleNamespace
+
+    from dynasketch_blender import source
+
+    seq, win = object(), object()
+    editor = SimpleNamespace(space_data=SimpleNamespace(type="SEQUENCE_EDITOR"), sequencer_scene=seq, scene=win)
+    assert source.sequencer_scene(editor) is seq and source.settings_scene(editor) is seq
+    old = SimpleNamespace(space_data=SimpleNamespace(type="SEQUENCE_EDITOR"), scene=win)   # Blender 4.5
+    assert source.sequencer_scene(old) is win
+    clip_editor = SimpleNamespace(space_data=SimpleNamespace(type="CLIP_EDITOR"), sequencer_scene=seq, scene=win)
+    assert source.settings_scene(clip_editor) is win
+
+
+def test_unreadable_and_missing_clips_are_clear_errors(blender, tmp_path):
+    bpy = blender
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a movie" * 100)
+    clip = bpy.data.movieclips.load(str(bad))
+    with pytest.raises(RuntimeError, match="Blender cannot read any frame of .*broken.mp4"):
+        bpy.ops.dynasketch.sketch(clip=clip.name)
+    clip.filepath = str(tmp_path / "gone.mp4")
+    with pytest.raises(RuntimeError, match="the movie file is missing"):
+        bpy.ops.dynasketch.sketch(clip=clip.name)
+    with pytest.raises(RuntimeError, match="no movie clip named 'nope'"):
+        bpy.ops.dynasketch.sketch(clip="nope")
+    with pytest.raises(RuntimeError, match="nothing to sketch"):
+        bpy.ops.dynasketch.sketch()
+    assert bpy.context.scene.dynasketch.failed and not bpy.data.objects
+
+
+def test_engine_is_found_in_the_documented_order(tmp_path, monkeypatch):
+    from dynasketch_blender import engine_process as ep
+
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    script = tmp_path / "bin" / "dynasketch"
+    script.parent.mkdir()
+    script.write_text(f"#!{python}\nimport engine.cli\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(script.parent))
+    monkeypatch.delenv("DYNASKETCH_PYTHON", raising=False)
+    monkeypatch.setattr(ep, "ADDON_SOURCE_ROOT", str(tmp_path / "nowhere"))
+    found = ep.find_engine()
+    assert found.prefix == (str(python), str(script)) and found.found_by == "PATH"
+    script.write_text("#!/usr/bin/env python3\n")                # no absolute interpreter: run the script
+    assert ep.find_engine().prefix == (str(script),)
+    monkeypatch.setenv("DYNASKETCH_PYTHON", sys.executable)
+    assert ep.find_engine().prefix == (sys.executable, "-m", "engine")
+    assert ep.find_engine(str(python)).found_by == "preferences"
+    with pytest.raises(ep.EngineNotFound, match="fix it in the add-on preferences"):
+        ep.find_engine(str(tmp_path / "missing-python"))
+    monkeypatch.delenv("DYNASKETCH_PYTHON")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ep.EngineNotFound, match="Preferences > Add-ons > DynaSketch"):
+        ep.find_engine()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    monkeypatch.setattr(ep, "ADDON_SOURCE_ROOT", root)                # run from the source tree
+    found = ep.find_engine()
+    assert found.found_by == "project .venv" and found.prefix[0].startswith(os.path.join(root, ".venv"))
+
+
+def test_engine_environment_drops_blenders_python_settings(monkeypatch):
+    from dynasketch_blender.engine_process import engine_environment
+
+    monkeypatch.setenv("PYTHONHOME", "/blender/python")
+    monkeypatch.setenv("PYTHONPATH", "/blender/scripts")
+    env = engine_environment({"DYNASKETCH_HOME": "/models"})
+    assert "PYTHONHOME" not in env and "PYTHONPATH" not in env
+    assert env["DYNASKETCH_HOME"] == "/models" and env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_progress_bar_fills_through_the_stages():
+    from dynasketch_blender.sketch_job import overall_progress
+
+    values = [overall_progress("decode", 0, 10), overall_progress("track", 5, 10),
+              overall_progress("optimise", 0, 10), overall_progress("optimise", 10, 10),
+              overall_progress("export", 10, 10)]
+    assert values == sorted(values) and values[0] == 0.0 and values[-1] == pytest.approx(1.0)
+    assert overall_progress("mask", 0, 0) == pytest.approx(0.05)
+    assert overall_progress("some-new-stage", 1, 2) is None
+
+
+def test_check_engine_reports_when_there_is_none(blender, monkeypatch, tmp_path):
+    bpy = blender
+    monkeypatch.setenv("DYNASKETCH_PYTHON", str(tmp_path / "no-python"))
+    with pytest.raises(RuntimeError, match="engine interpreter not found"):
+        bpy.ops.dynasketch.check_engine()
