@@ -78,12 +78,13 @@ def _cotracker_present() -> bool:
 
 def build_guidance(name: str, device: torch.device):
     """``line``: the weight-free LineLoss. ``clip``: CLIPasso's loss (RN101 weights needed).
-    ``auto``: CLIP when open_clip and good RN101 weights are here, else the line loss."""
+    ``auto``: CLIP on a CUDA device when open_clip and good RN101 weights are here, else the
+    line loss (on a CPU, CLIP costs seconds per frame and step: ask for it with ``clip``)."""
     from . import models
 
     if name in ("line", "line-loss"):
         return LineLoss()
-    if name == "clip" or (name == "auto" and _weights_usable("clip-rn101")):
+    if name == "clip" or (name == "auto" and device.type == "cuda" and _weights_usable("clip-rn101")):
         from .neural.clip_guidance import ClipGuidance
 
         return ClipGuidance(models.require("clip-rn101"), device)

@@ -89,9 +89,12 @@ class ClipGuidance:
 
     name = "clip"
 
-    def __init__(self, weights: str, device: torch.device, views: int = 4, seed: int = 0):
+    def __init__(self, weights: str | None, device: torch.device, views: int = 4, seed: int = 0,
+                 visual=None):
+        """``weights``: an OpenAI CLIP RN101 checkpoint; or pass a ready ``visual`` encoder."""
         self.device = torch.device(device)
-        self.visual = load_clip_visual(weights, self.device)
+        self.visual = visual.to(self.device).eval().requires_grad_(False) if visual is not None \
+            else load_clip_visual(weights, self.device)
         self.views = views
         self.size = 224
         self.mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)

@@ -73,13 +73,14 @@ def test_missing_or_corrupt_weights_say_how_to_fix(tmp_path, monkeypatch):
     with pytest.raises(EngineError, match="dynasketch models download clip-rn101"):
         build_guidance("clip", torch.device("cpu"))
     assert build_guidance("auto", torch.device("cpu")).name == "line-loss"   # auto falls back
+    assert build_guidance("auto", torch.device("cuda")).name == "line-loss"  # (no weights)
     (tmp_path / "RN101.pt").write_bytes(b"garbage")
     with pytest.raises(EngineError, match="wrong checksum"):
         build_guidance("clip", torch.device("cpu"))
 
 
 def test_sketch_run_with_clip_guidance(tiny_clip, tmp_path, monkeypatch):
-    """The whole pipeline with CLIP guidance picked by auto, weights from the model folder."""
+    """The whole pipeline with CLIP guidance, weights from the model folder."""
     from engine.pipeline import Job, run_sketch
     from engine.progress import Progress
     from engine.sample import write_sample
@@ -95,7 +96,7 @@ def test_sketch_run_with_clip_guidance(tiny_clip, tmp_path, monkeypatch):
     clip, mask = str(tmp_path / "walk.mp4"), str(tmp_path / "walk.mask.mp4")
     write_sample(clip, mask, frames=4, width=160, height=120)
     settings = Settings.from_preset("fast", mask=mask, strokes=4, seeds=1, keyframe_steps=4,
-                                    frame_steps=2, reinit_steps=2)
+                                    frame_steps=2, reinit_steps=2, guidance="clip")
     out = tmp_path / "out"
     run_sketch(Job(clip, str(out), settings, preview=False), Progress())
     sketch = json.loads((out / "sketch.json").read_text())

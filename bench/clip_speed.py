@@ -1,0 +1,61 @@
+"""Speed of CLIP guidance: one optimisation step (render, CLIPasso loss on the plain pair and
+4 augmented views, backward) for a batch of frames, on RN101 as CLIPasso uses it.
+
+    python bench/clip_speed.py [--device cuda] [--batch 8]
+
+The encoder is RN101 built by open_clip with random weights: the speed does not depend on
+the weights, and none can be downloaded here. Figures are recorded in docs/MODELS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from engine.neural.clip_guidance import ClipGuidance  # noqa: E402
+from engine.rasterizer import SplatRasterizer  # noqa: E402
+
+
+def main():
+    import open_clip
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    visual = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
+    name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; batch {args.batch}, 16 strokes, 224 px, plain + 4 augmented views")
+    for views in (0, 4):
+        guidance = ClipGuidance(None, dev, views=views, visual=visual)
+        frames = torch.rand(args.batch, 3, 224, 224, device=dev)
+        target = guidance.prepare(frames, None)
+        ctrl = (torch.rand(args.batch, 16, 4, 2, device=dev) * 200 + 12).requires_grad_(True)
+        r = SplatRasterizer()
+        width, opacity = torch.full((args.batch, 16), 1.5, device=dev), torch.ones(args.batch, 16, device=dev)
+        times = []
+        for i in range(args.repeats + 1):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            sketch = (1 - r(ctrl, width, opacity, 224)).expand(-1, 3, -1, -1)
+            guidance(sketch, target).sum().backward()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - t)
+        step = statistics.median(times)
+        print(f"views {views}: {step * 1000:.0f} ms per step for {args.batch} frames "
+              f"({step * 1000 / args.batch:.0f} ms per frame-step)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The Sketch operator with the real engine subprocess (fast preset): a movie clip, a trimmed
+movie strip, the step functions the modal operator calls, errors, a crash half way, and
+cancel. Skipped, with the reason, while the engine's command line does not work."""
+import json
+import sys
+import time
+
+import pytest
+from helpers import check_against_sketch, keyframes, sketch_objects
+from media import moving_disc, write_sketch, write_video
+
+
+def configure_fast(bpy, scene=None, strokes=4):
+    s = (scene or bpy.context.scene).dynasketch
+    s.preset, s.strokes, s.seeds, s.mask_mode, s.device = "fast", strokes, 1, "none", "cpu"
+    return s
+
+
+def test_sketch_movie_clip(blender, engine_cli, disc_movie):
+    bpy = blender
+    clip = bpy.data.movieclips.load(disc_movie)
+    clip.frame_start = 10
+    settings = configure_fast(bpy)
+    settings.use_source_range, settings.frame_start, settings.frame_end = False, 12, 17   # source 2..7
+    settings.frame_step = 2
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}
+    (obj,) = sketch_objects(bpy)
+    doc = json.load(open(obj["dynasketch_sketch"]))
+    assert doc["complete"] and [f["index"] for f in doc["frames"]] == [2, 4, 6]
+    check_against_sketch(obj, doc, lambda i: 10 + i)
+    assert [k.frame_number for k in keyframes(obj)] == [12, 14, 16]
+    assert len(keyframes(obj)[0].drawing.strokes) == 4
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end) == (12, 16)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (128, 96)
+    assert scene.camera.data.background_images[0].clip == clip
+    assert settings.status == f"Sketched 3 frames into {obj.name}" and not settings.failed
+    assert not settings.running and settings.progress == 1.0
+
+
+def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_cli, disc_movie):
+    """What the modal operator does on each timer tick, driven by hand."""
+    bpy = blender
+    from dynasketch_blender import operators, source, sketch_job
+
+    scene = bpy.context.scene
+    strip = scene.sequence_editor_create().strips.new_movie("disc", disc_movie, channel=1, frame_start=5)
+    strip.frame_offset_start, strip.frame_offset_end = 2, 4          # shows source frames 2..5
+    scene.sequence_editor.active_strip = strip
+    settings = configure_fast(bpy, strokes=3)
+    src = source.from_strip(strip, scene)
+    job = sketch_job.SketchJob(operators.engine_command(bpy.context), src, operators.job_options(settings, src))
+    assert job.start() == sketch_job.RUNNING
+    seen = []
+    deadline = time.monotonic() + 240
+    while job.step() == sketch_job.RUNNING:
+        seen.append((job.progress, job.message))
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert job.state == sketch_job.DONE, job.error
+    progress = [p for p, _ in seen] + [job.progress]
+    assert progress == sorted(progress) and progress[-1] == 1.0       # the bar never goes back
+    assert any(m.startswith(("decode: ", "initialise: ")) for _, m in seen)
+    sketch = job.load()
+    obj = sketch_job.build_result(scene, sketch, src.key, src.label, src.scene_frame_of)
+    doc = json.load(open(job.sketch_path))
+    assert [f["index"] for f in doc["frames"]] == [2, 3, 4, 5]
+    check_against_sketch(obj, doc, lambda i: 5 + i)                 # scene frames 7..10
+    assert [k.frame_number for k in keyframes(obj)] == list(range(strip.frame_final_start, strip.frame_final_end))
+
+
+def test_failing_engine_is_one_clear_line_with_the_log(blender, engine_cli, tmp_path):
+    bpy = blender
+    movie = tmp_path / "fake.mp4"
+    movie.write_bytes(b"\x00" * 4000)                       # Blender makes a strip; the engine cannot decode it
+    scene = bpy.context.scene
+    strip = scene.sequence_editor_create().strips.new_movie("fake", str(movie), channel=1, frame_start=1)
+    settings = configure_fast(bpy)
+    before = sorted(o.name for o in bpy.data.objects)
+    with pytest.raises(RuntimeError, match="DynaSketch failed: ") as failure:
+        bpy.ops.dynasketch.sketch(strip=strip.name)
+    assert "\n" not in str(failure.value).strip()
+    assert settings.failed and settings.status.startswith("DynaSketch failed:") and not settings.running
+    assert "not a readable video" in settings.status
+    assert f"(log: {settings.log_path})" in settings.status and open(settings.log_path).read()
+    assert sorted(o.name for o in bpy.data.objects) == before and not bpy.data.collections
+
+
+def test_missing_engine_builds_nothing(blender, disc_movie, tmp_path, monkeypatch):
+    bpy = blender
+    clip = bpy.data.movieclips.load(disc_movie)
+    monkeypatch.setenv("DYNASKETCH_PYTHON", str(tmp_path / "no-such-python"))
+    configure_fast(bpy)
+    with pytest.raises(RuntimeError, match="engine interpreter not found"):
+        bpy.ops.dynasketch.sketch(clip=clip.name)
+    assert not bpy.data.objects and not bpy.data.collections
+
+
+def fake_engine(tmp_path, monkeypatch, body: str):
+    script = tmp_path / "fake_engine.py"
+    script.write_text("import json, os, signal, sys, time\n"
+                      "def say(**kw): print(json.dumps(kw), flush=True)\n"
+                      "out = sys.argv[sys.argv.index('--out') + 1]\nos.makedirs(out, exist_ok=True)\n"
+                      "log = os.path.join(out, 'dynasketch.log'); open(log, 'w').write('log')\n"
+                      "say(event='start', stage='decode', done=0, total=10, message='x', log=log)\n" + body)
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("DYNASKETCH_PYTHON", str(wrapper))
+
+
+def test_engine_crash_half_way_keeps_the_previous_result(blender, disc_movie, tmp_path, monkeypatch):
+    bpy = blender
+    clip = bpy.data.movieclips.load(disc_movie)
+    write_sketch(tmp_path / "old.json", width=128, height=96, source=disc_movie)
+    bpy.ops.dynasketch.import_sketch(filepath=str(tmp_path / "old.json"))
+    before = sorted(o.name for o in bpy.data.objects)
+    fake_engine(tmp_path, monkeypatch,
+                "say(event='progress', stage='optimise', done=3, total=10, message='frame 3')\n"
+                "json.dump({'format': 'dynasketch.sketch', 'version': 1, 'complete': False}, "
+                "open(os.path.join(out, 'sketch.json'), 'w'))\n"
+                "sys.stderr.write('Segmentation fault\\n'); sys.stderr.flush(); os.kill(os.getpid(), signal.SIGSEGV)\n")
+    settings = configure_fast(bpy)
+    with pytest.raises(RuntimeError, match=r"DynaSketch failed: the engine crashed \(signal 11\): "
+                                           r"Segmentation fault \(log: .*dynasketch.log\)"):
+        bpy.ops.dynasketch.sketch(clip=clip.name)
+    assert sorted(o.name for o in bpy.data.objects) == before          # the old sketch is still there
+    assert len(keyframes(sketch_objects(bpy)[0])[0].drawing.strokes) == 3
+    assert settings.failed and "dynasketch.log" in settings.log_path
+
+
+def test_engine_exit_0_with_an_incomplete_sketch_is_an_error(blender, disc_movie, tmp_path, monkeypatch):
+    bpy = blender
+    clip = bpy.data.movieclips.load(disc_movie)
+    doc = write_sketch(tmp_path / "partial.json", width=128, height=96)
+    doc["complete"] = False
+    fake_engine(tmp_path, monkeypatch, f"open(os.path.join(out, 'sketch.json'), 'w').write({json.dumps(json.dumps(doc))})\n"
+                                       "say(event='done', stage='export', done=10, total=10, message='ok', "
+                                       "sketch=os.path.join(out, 'sketch.json'))\n")
+    configure_fast(bpy)
+    with pytest.raises(RuntimeError, match="marked incomplete"):
+        bpy.ops.dynasketch.sketch(clip=clip.name)
+    assert not bpy.data.objects
+
+
+def test_cancel_stops_the_engine_within_a_second(blender, engine_cli, tmp_path):
+    bpy = blender
+    from dynasketch_blender import operators, sketch_job, source
+
+    frames, _ = moving_disc(t_len=40)
+    clip = bpy.data.movieclips.load(write_video(str(tmp_path / "long.mp4"), frames))
+    settings = bpy.context.scene.dynasketch
+    settings.preset, settings.strokes, settings.mask_mode, settings.device = "default", 8, "none", "cpu"
+    src = source.from_clip(clip)
+    job = sketch_job.SketchJob(operators.engine_command(bpy.context), src, operators.job_options(settings, src))
+    job.start()
+    deadline = time.monotonic() + 120
+    while job.step() == sketch_job.RUNNING and not any(s in job.message for s in ("initialise", "optimise")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert job.state == sketch_job.RUNNING, job.error
+    asked = time.monotonic()
+    job.cancel()
+    assert time.monotonic() - asked < 1.0 + 0.2
+    # SIGTERM first (the engine then exits 130); killed if it has not stopped after a second
+    assert job.state == sketch_job.CANCELLED and job.process.returncode() in (130, -9)
+    assert not sketch_objects(bpy) and not bpy.data.collections
+
+
+def test_cancel_operator_stops_a_blocking_sketch(blender, tmp_path, monkeypatch, disc_movie):
+    """Cancel (the panel button) marks the scene; the next step stops the engine."""
+    bpy = blender
+    from dynasketch_blender import operators
+
+    fake_engine(tmp_path, monkeypatch,
+                "signal.signal(signal.SIGTERM, lambda *a: sys.exit(130))\n"
+                "for i in range(600):\n"
+                "    say(event='progress', stage='optimise', done=i, total=600, message=f'frame {i}')\n"
+                "    time.sleep(0.05)\n")
+    clip = bpy.data.movieclips.load(disc_movie)
+    configure_fast(bpy)
+    real_sleep = time.sleep
+    ticks = []
+
+    def tick(seconds):
+        ticks.append(1)
+        if len(ticks) == 10:
+            bpy.ops.dynasketch.cancel()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(operators.time, "sleep", tick)
+    started = time.monotonic()
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"CANCELLED"}
+    assert time.monotonic() - started < 5
+    settings = bpy.context.scene.dynasketch
+    assert settings.status.startswith("Cancelled") and not settings.running and not bpy.data.objects
