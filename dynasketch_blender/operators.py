@@ -19,7 +19,7 @@ from .sketch_job import CANCELLED, DONE, RUNNING, SketchJob, build_result
 _cancel_requested: set[str] = set()     # scenes whose running sketch should stop
 
 
-def job_options(settings, source) -> dict:
+def job_options(settings, source, default_device: str = "auto") -> dict:
     if settings.use_source_range:
         first, last = source.default_range
     else:
@@ -33,7 +33,7 @@ def job_options(settings, source) -> dict:
             raise sources.SourceError(f"mask file not found: {mask}")
     return {"strokes": settings.strokes, "width": settings.width, "preset": settings.preset,
             "frames": (first, last, settings.frame_step), "mask": mask, "seeds": settings.seeds,
-            "device": settings.device}
+            "device": default_device if settings.device == "auto" else settings.device}
 
 
 def engine_command(context):
@@ -91,8 +91,8 @@ class DYNASKETCH_OT_sketch(bpy.types.Operator):
             self._src = self._source(context)
             self._scene_name = self._src.scene_name
             settings = self._settings()
-            options = job_options(settings, self._src)
             prefs = preferences(context)
+            options = job_options(settings, self._src, prefs.device if prefs else "auto")
             self._job = SketchJob(engine_command(context), self._src, options,
                                   bpy.path.abspath(prefs.model_dir) if prefs and prefs.model_dir else "",
                                   bpy.path.abspath(prefs.work_dir) if prefs and prefs.work_dir else "")

@@ -126,9 +126,26 @@ class SketchJob:
 
     def _fail(self, reason: str) -> None:
         self.state = FAILED
-        log = f" (log: {self.log})" if os.path.exists(self.log) else ""
+        if not os.path.exists(self.log):
+            self.log = self._write_engine_output()
+        log = f" (log: {self.log})" if self.log else ""
         self.error = f"DynaSketch failed: {reason}{log}"
         self.message = self.error
+
+
+    def _write_engine_output(self) -> str:
+        """When the engine stopped before writing its log: what it said, for the user."""
+        path = os.path.join(self.out, "engine-output.log")
+        try:
+            os.makedirs(self.out, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("command: " + " ".join(self.command) + "\n")
+                f.write(f"exit code: {self.process.returncode()}\n")
+                f.write("stderr:\n" + "\n".join(self.process.stderr) + "\n")
+                f.write("other output:\n" + "\n".join(self.process.other_output) + "\n")
+        except OSError:
+            return ""
+        return path
 
 
 def build_result(scene: bpy.types.Scene, sketch, key: str, label: str, scene_frame_of,

@@ -2,8 +2,11 @@
 movie strip, the step functions the modal operator calls, errors, a crash half way, and
 cancel. Skipped, with the reason, while the engine's command line does not work."""
 import json
+import subprocess
 import sys
 import time
+
+import numpy as np
 
 import pytest
 from helpers import check_against_sketch, keyframes, sketch_objects
@@ -16,7 +19,7 @@ def configure_fast(bpy, scene=None, strokes=4):
     return s
 
 
-def test_sketch_movie_clip(blender, engine_cli, disc_movie):
+def test_sketch_movie_clip(blender, engine_cli, disc_movie, tmp_path):
     bpy = blender
     clip = bpy.data.movieclips.load(disc_movie)
     clip.frame_start = 10
@@ -36,6 +39,35 @@ def test_sketch_movie_clip(blender, engine_cli, disc_movie):
     assert scene.camera.data.background_images[0].clip == clip
     assert settings.status == f"Sketched 3 frames into {obj.name}" and not settings.failed
     assert not settings.running and settings.progress == 1.0
+    # F12 renders the sketch aligned with the footage: ink at the strokes' pixels
+    blend = tmp_path / "sketched.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    gray = render_in_subprocess(blend, frame=14, png=tmp_path / "frame14.png")
+    assert gray.shape == (96, 128) and np.median(gray) > 200
+    for stroke in doc["frames"][1]["strokes"]:                        # source frame 4 plays at 14
+        x, y = stroke["points"][0]
+        if 3 <= x < 125 and 3 <= y < 93:
+            assert gray[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].min() < 180, (x, y)
+
+
+RENDER = """
+import bpy
+bpy.ops.wm.open_mainfile(filepath={blend!r})
+scene = bpy.context.scene
+scene.render.engine = "BLENDER_WORKBENCH"
+scene.frame_set({frame})
+scene.render.filepath = {png!r}
+bpy.ops.render.render(write_still=True)
+"""
+
+
+def render_in_subprocess(blend, frame, png):
+    from PIL import Image
+
+    done = subprocess.run([sys.executable, "-c", RENDER.format(blend=str(blend), frame=frame, png=str(png))],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
+    return np.asarray(Image.open(png).convert("L")).astype(float)
 
 
 def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_cli, disc_movie):
