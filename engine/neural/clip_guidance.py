@@ -20,25 +20,27 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def load_clip_visual(path: str, device: torch.device):
-    """The image encoder of an OpenAI CLIP checkpoint (JIT archive or state dict)."""
+def load_clip_visual(path: str, device: torch.device, model: str = "clip-rn101"):
+    """The image encoder of an OpenAI CLIP checkpoint (JIT archive or state dict) through
+    open_clip; ``model`` is its name in the model manager (``clip-rn101``: a ResNet with
+    ``layer1..4`` and ``attnpool``; ``clip-vit-b-32``: a vision transformer)."""
+    import warnings
+
+    fix = f"run `dynasketch models download {model}`"
     try:
         import open_clip
     except ImportError:
-        raise EngineError("CLIP guidance needs the open-clip-torch package: "
-                          "pip install open-clip-torch==3.3.0") from None
-    import warnings
-
+        raise EngineError("CLIP needs the open-clip-torch package: pip install open-clip-torch==3.3.0") from None
     try:
         with warnings.catch_warnings():       # open_clip tries a TorchScript archive first
             warnings.simplefilter("ignore", FutureWarning)
-            model = open_clip.load_openai_model(path, precision="fp32", device=str(device))
+            clip = open_clip.load_openai_model(path, precision="fp32", device=str(device))
     except Exception as exc:  # a corrupt or foreign file
-        raise EngineError(f"cannot load CLIP weights from {path} ({type(exc).__name__}); "
-                          "run `dynasketch models download clip-rn101`") from None
-    visual = model.visual.eval().requires_grad_(False)
-    if not all(hasattr(visual, n) for n in ("layer2", "layer3", "layer4", "attnpool")):
-        raise EngineError(f"{path} is not a ResNet CLIP (RN101); run `dynasketch models download clip-rn101`")
+        raise EngineError(f"cannot load CLIP weights from {path} ({type(exc).__name__}); {fix}") from None
+    visual = clip.visual.eval().requires_grad_(False)
+    needed = ("transformer",) if model == "clip-vit-b-32" else ("layer2", "layer3", "layer4", "attnpool")
+    if not all(hasattr(visual, n) for n in needed):
+        raise EngineError(f"{path} is not the CLIP encoder {model} expects; {fix}")
     return visual
 
 

@@ -7,30 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import EngineError
 from ..imageops import composite_on_white, gaussian_blur, xdog_ink
-from .clip_guidance import CLIP_MEAN, CLIP_STD
-
-
-def load_clip_vit(path: str, device: torch.device):
-    import warnings
-
-    try:
-        import open_clip
-    except ImportError:
-        raise EngineError("CLIP saliency needs the open-clip-torch package: "
-                          "pip install open-clip-torch==3.3.0") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            model = open_clip.load_openai_model(path, precision="fp32", device=str(device))
-    except Exception as exc:
-        raise EngineError(f"cannot load CLIP weights from {path} ({type(exc).__name__}); "
-                          "run `dynasketch models download clip-vit-b-32`") from None
-    visual = model.visual.eval().requires_grad_(False)
-    if not hasattr(visual, "transformer"):
-        raise EngineError(f"{path} is not a ViT CLIP; run `dynasketch models download clip-vit-b-32`")
-    return visual
+from .clip_guidance import CLIP_MEAN, CLIP_STD, load_clip_visual
 
 
 class ClipSaliency:
@@ -38,7 +16,7 @@ class ClipSaliency:
 
     def __init__(self, weights: str, device: torch.device, temperature: float = 0.3):
         self.device = torch.device(device)
-        self.visual = load_clip_vit(weights, self.device)
+        self.visual = load_clip_visual(weights, self.device, "clip-vit-b-32")
         self.temperature = temperature
         self.mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
