@@ -123,10 +123,11 @@ class Sketcher:
         s, opt = self.s, self.optimiser
         n, m, w = s.strokes, s.track_points, len(frames)
         video = np.stack([previous.track_image] + [f.track_image for f in frames])
-        tracks, visible = self.track(video, opt.samples(strokes).reshape(-1, 2))
+        points = opt.samples(strokes)                                          # (N, M, 2)
+        tracks, visible = self.track(video, points.reshape(-1, 2))
         tracks, visible = tracks.view(w + 1, n, m, 2), visible.view(w + 1, n, m)
         init = self._follow(strokes, tracks, visible)
-        groups = find_groups(opt.samples(strokes), s.touch * opt.unit)
+        groups = find_groups(points, s.touch * opt.unit)
         images, masks = self._stack(frames)
 
         # Re-initialise strokes whose points are mostly lost, from the first frame they are.
