@@ -7,9 +7,11 @@ mode; it is written to a ``.part`` file and moved into place only once complete.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -31,8 +33,10 @@ def load_remover(checkpoint: str, mode: str, device, config_dir: str):
         except ImportError:
             raise EngineError("InSPyReNet masking needs the transparent-background package "
                               "(see docs/MODELS.md)") from None
-        try:
-            return Remover(mode=mode, ckpt=os.path.abspath(checkpoint), device=str(device), resize="static")
+        try:   # it prints its settings: keep stdout for the JSON progress lines
+            with contextlib.redirect_stdout(sys.stderr):
+                return Remover(mode=mode, ckpt=os.path.abspath(checkpoint), device=str(device),
+                               resize="static")
         except Exception as exc:
             raise EngineError(f"cannot load InSPyReNet weights from {checkpoint} ({type(exc).__name__}); "
                               f"run `dynasketch models download inspyrenet-{mode}`") from None
