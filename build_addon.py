@@ -4,7 +4,8 @@
 
 The zip holds blender_manifest.toml and the add-on's Python files at its root. It is then
 checked with Blender's own extension validator (``blender_ext.py validate``, plain Python,
-found inside an installed ``bpy`` module or a Blender install) when one is on the machine.
+found inside an installed ``bpy`` module), or with ``blender --command extension validate``
+when a Blender executable is on PATH (or in $BLENDER).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import argparse
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -36,7 +38,8 @@ def build(out_dir: str) -> str:
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(MANIFEST, "blender_manifest.toml")
         for file in sorted(glob.glob(os.path.join(ADDON, "**", "*.py"), recursive=True)):
-            zf.write(file, os.path.relpath(file, ADDON))
+            if "__pycache__" not in file:
+                zf.write(file, os.path.relpath(file, ADDON))
     os.replace(tmp, path)
     return path
 
@@ -60,14 +63,24 @@ def find_validator() -> str | None:
     return None
 
 
+def find_blender() -> str | None:
+    """A Blender executable: $BLENDER, or ``blender`` on PATH."""
+    return os.environ.get("BLENDER") or shutil.which("blender")
+
+
 def validate(zip_path: str) -> str:
     validator = find_validator()
-    if validator is None:
+    if validator is not None:
+        command = [sys.executable, validator, "validate", zip_path]
+    elif find_blender():
+        validator = find_blender()
+        command = [validator, "--factory-startup", "--command", "extension", "validate", zip_path]
+    else:
         return "not validated (no Blender found on this machine)"
-    done = subprocess.run([sys.executable, validator, "validate", zip_path], capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"build_addon: {zip_path} failed Blender's validation:\n{done.stdout}{done.stderr}")
-    return "validated by " + os.path.relpath(validator, ROOT) if validator.startswith(ROOT) else validator
+    return "validated by " + (os.path.relpath(validator, ROOT) if validator.startswith(ROOT) else validator)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ The engine runs in its own process (see docs/CONTRACT.md); this add-on uses bpy 
 standard library only.
 """
 
-from . import operators, panels, preferences, properties
+from . import engine_process, operators, panels, preferences, properties
 
 MODULES = (properties, preferences, operators, panels)
 
@@ -15,5 +15,6 @@ def register():
 
 
 def unregister():
+    engine_process.stop_all()
     for module in reversed(MODULES):
         module.unregister()

@@ -6,6 +6,7 @@ finished frames and exits with code 130). Standard library only.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -91,6 +92,18 @@ def engine_environment(extra: dict | None = None) -> dict:
     return env
 
 
+_running: set = set()           # engine processes started and not yet seen to exit
+
+
+def stop_all() -> None:
+    """Stop every engine still running (Blender quits, or the add-on is disabled)."""
+    for engine in list(_running):
+        engine.stop(grace=1.0)
+
+
+atexit.register(stop_all)
+
+
 class EngineProcess:
     """One run of the engine; ``events()`` drains the JSON lines read so far."""
 
@@ -113,6 +126,7 @@ class EngineProcess:
         self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
                                         errors="replace", bufsize=1, env=self.env, cwd=self.cwd, **kwargs)
+        _running.add(self)
         self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
                          threading.Thread(target=self._read_stderr, daemon=True)]
         for reader in self._readers:
@@ -147,7 +161,10 @@ class EngineProcess:
                 return out
 
     def returncode(self) -> int | None:
-        return None if self.process is None else self.process.poll()
+        code = None if self.process is None else self.process.poll()
+        if code is not None:
+            _running.discard(self)
+        return code
 
     def finish_reading(self, timeout: float = 2.0) -> None:
         """After the exit: wait for the readers to reach the end of the pipes."""
@@ -160,10 +177,11 @@ class EngineProcess:
             return self.returncode()
         try:
             self.process.send_signal(signal.SIGTERM if sys.platform != "win32" else signal.CTRL_BREAK_EVENT)
-            return self.process.wait(timeout=grace)
+            self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            return self.process.wait()
+            self.process.wait()
+        return self.returncode()
 
     def last_error(self) -> str:
         """The engine's own one-line error, if it printed one."""

@@ -12,6 +12,10 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# The engine's interpreter: this one, unless the tests run in a Blender-only environment
+# (e.g. bpy 4.5 in a second venv) and point at the engine's.
+ENGINE_PYTHON = os.environ.get("DYNASKETCH_TEST_ENGINE_PYTHON", sys.executable)
+
 
 @pytest.fixture
 def blender(monkeypatch, tmp_path):
@@ -19,7 +23,7 @@ def blender(monkeypatch, tmp_path):
     import dynasketch_blender
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    monkeypatch.setenv("DYNASKETCH_PYTHON", sys.executable)     # the engine: this venv's python
+    monkeypatch.setenv("DYNASKETCH_PYTHON", ENGINE_PYTHON)
     monkeypatch.setenv("TMPDIR", str(tmp_path))                  # job folders go under the test's tmp
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
@@ -32,7 +36,7 @@ def blender(monkeypatch, tmp_path):
 def engine_cli_problem() -> str:
     """Why the engine's command line cannot be used here, or "" when it can."""
     try:
-        done = subprocess.run([sys.executable, "-m", "engine", "sketch", "--help"], capture_output=True,
+        done = subprocess.run([ENGINE_PYTHON, "-m", "engine", "sketch", "--help"], capture_output=True,
                               text=True, timeout=120, cwd=ROOT)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"the engine did not run: {exc}"

@@ -5,6 +5,7 @@ import os
 
 import pytest
 from helpers import check_against_sketch, keyframes, sketch_objects
+from dynasketch_blender.grease_pencil_builder import grease_pencil_datablocks
 from media import write_sketch
 
 
@@ -76,7 +77,7 @@ def test_reimport_replaces_the_previous_result_and_keeps_names(blender, tmp_path
     assert len(keyframes(obj)[0].drawing.strokes) == 5
     assert sorted(o.name for o in bpy.data.objects) == names            # no ".001" copies
     assert len(bpy.data.collections) == 1 and len(bpy.data.cameras) == 1
-    assert len(bpy.data.grease_pencils) == 1
+    assert len(grease_pencil_datablocks()) == 1
 
 
 def test_failed_rebuild_keeps_the_previous_result(blender, tmp_path, monkeypatch):
@@ -85,7 +86,7 @@ def test_failed_rebuild_keeps_the_previous_result(blender, tmp_path, monkeypatch
 
     write_sketch(tmp_path / "a.json", strokes=3, source="/clips/same.mp4")
     bpy.ops.dynasketch.import_sketch(filepath=str(tmp_path / "a.json"))
-    before = sorted(o.name for o in bpy.data.objects), len(bpy.data.grease_pencils), len(bpy.data.cameras)
+    before = sorted(o.name for o in bpy.data.objects), len(grease_pencil_datablocks()), len(bpy.data.cameras)
     calls = []
 
     def fail_on_the_third_frame(*args, **kwargs):
@@ -98,7 +99,7 @@ def test_failed_rebuild_keeps_the_previous_result(blender, tmp_path, monkeypatch
     monkeypatch.setattr(grease_pencil_builder, "fill_drawing", fail_on_the_third_frame)
     with pytest.raises(RuntimeError, match="could not build the sketch: disk full"):
         bpy.ops.dynasketch.import_sketch(filepath=str(tmp_path / "a.json"), background="footage")
-    after = sorted(o.name for o in bpy.data.objects), len(bpy.data.grease_pencils), len(bpy.data.cameras)
+    after = sorted(o.name for o in bpy.data.objects), len(grease_pencil_datablocks()), len(bpy.data.cameras)
     assert after == before
     assert len(keyframes(sketch_objects(bpy)[0])[0].drawing.strokes) == 3
     assert "disk full" in bpy.context.scene.dynasketch.status and bpy.context.scene.dynasketch.failed
@@ -128,7 +129,7 @@ def test_target_object_gets_its_sketch_layer_replaced(blender, tmp_path):
     from dynasketch_blender import sketch_job
     from dynasketch_blender.sketch_file import load_sketch
 
-    data = bpy.data.grease_pencils.new("Mine")
+    data = grease_pencil_datablocks().new("Mine")
     data.layers.new("Lines I drew")
     old = data.layers.new("Sketch")
     old.frames.new(1)

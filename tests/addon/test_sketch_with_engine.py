@@ -58,6 +58,7 @@ scene.render.engine = "BLENDER_WORKBENCH"
 scene.frame_set({frame})
 scene.render.filepath = {png!r}
 bpy.ops.render.render(write_still=True)
+import os; os._exit(0)     # bpy 4.5 can hang in its EGL teardown after the image is written
 """
 
 
