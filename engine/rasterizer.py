@@ -83,10 +83,3 @@ class SplatRasterizer:
         t = torch.linspace(0.0, 1.0, k + 1, device=control.device)
         pts = bezier.evaluate(control, t).view(b, n, -1, k + 1, 2)  # (B, N, S, K+1, 2)
         return pts[..., :-1, :].flatten(2, 3), pts[..., 1:, :].flatten(2, 3)
-
-
-def render_paper(rasterizer, control: Tensor, width: Tensor, opacity: Tensor,
-                 size: int) -> Tensor:
-    """Black strokes on white paper, ``(B, 3, size, size)`` in [0, 1]."""
-    ink = rasterizer(control, width, opacity, size)
-    return (1.0 - ink).expand(-1, 3, -1, -1)

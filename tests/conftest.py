@@ -1,8 +1,6 @@
 """Shared fixtures: clips generated here (the suite needs no third-party media)."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
