@@ -14,3 +14,12 @@ def disc_clip(tmp_path_factory) -> dict:
     video = write_video(str(folder / "disc.mp4"), frames)
     mask = write_video(str(folder / "disc.mask.mp4"), np.repeat(masks[..., None], 3, -1))
     return {"video": video, "mask": mask, "frames": frames, "speed": 3.0}
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="no CUDA GPU here"))])
+def device(request):
+    """Runs a test on the CPU, and again on CUDA where there is a GPU."""
+    import torch
+
+    return torch.device(request.param)

@@ -37,21 +37,23 @@ def frame_with_shape():
     return img
 
 
-def test_loads_through_open_clip_and_reaches_layers_by_name(tiny_clip):
-    guidance = ClipGuidance(tiny_clip, torch.device("cpu"))
-    f2, f3, emb = guidance.features(torch.rand(2, 3, 224, 224))
+def test_loads_through_open_clip_and_reaches_layers_by_name(tiny_clip, device):
+    guidance = ClipGuidance(tiny_clip, device)
+    f2, f3, emb = guidance.features(torch.rand(2, 3, 224, 224, device=device))
     assert f2.shape[0] == f3.shape[0] == emb.shape[0] == 2
     assert f3.shape[1] == 2 * f2.shape[1] and emb.shape[1] == 32
 
 
-def test_loss_is_zero_for_the_frame_itself_and_has_gradients(tiny_clip):
-    guidance = ClipGuidance(tiny_clip, torch.device("cpu"), views=2)
-    frame = frame_with_shape()
+def test_loss_is_zero_for_the_frame_itself_and_has_gradients(tiny_clip, device):
+    guidance = ClipGuidance(tiny_clip, device, views=2)
+    frame = frame_with_shape().to(device)
     target = guidance.prepare(frame, None)
     assert guidance(frame, target).item() == pytest.approx(0.0, abs=1e-5)
     r = SplatRasterizer()
-    ctrl = torch.tensor([[[[85.0, 60.0], [85.0, 90.0], [85.0, 130.0], [85.0, 160.0]]]], requires_grad=True)
-    sketch = (1 - r(ctrl, torch.tensor([[3.0]]), torch.ones(1, 1), 224)).expand(-1, 3, -1, -1)
+    ctrl = torch.tensor([[[[85.0, 60.0], [85.0, 90.0], [85.0, 130.0], [85.0, 160.0]]]], device=device,
+                        requires_grad=True)
+    sketch = (1 - r(ctrl, torch.tensor([[3.0]], device=device), torch.ones(1, 1, device=device),
+                    224)).expand(-1, 3, -1, -1)
     loss = guidance(sketch, target)
     assert loss.shape == (1,) and loss.item() > 0
     loss.sum().backward()

@@ -23,8 +23,8 @@ def checkpoint(tmp_path_factory):
     return str(path)
 
 
-def test_tracks_through_windows_and_lost_points_stay_lost(checkpoint):
-    tracker = CoTrackerTracker(checkpoint, "cpu", window=4, model_resolution=(96, 128))
+def test_tracks_through_windows_and_lost_points_stay_lost(checkpoint, device):
+    tracker = CoTrackerTracker(checkpoint, device, window=4, model_resolution=(96, 128))
     rng = np.random.default_rng(0)
     video = rng.integers(0, 255, (9, 96, 128, 3), dtype=np.uint8)
     points = np.array([[30.0, 40.0], [60.0, 50.0], [100.0, 20.0]], np.float32)

@@ -29,7 +29,7 @@ def model_home(tmp_path_factory):
     return home
 
 
-def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkeypatch):
+def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkeypatch, device):
     monkeypatch.setenv("DYNASKETCH_HOME", str(model_home))
     md5 = hashlib.md5((model_home / "ckpt_fast.pth").read_bytes()).hexdigest()
     monkeypatch.setitem(models.MODELS, "inspyrenet-fast",
@@ -38,7 +38,7 @@ def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkey
     clip = open_video(write_video(str(tmp_path / "disc.mp4"), frames))
     rng = FrameRange(0, 3)
 
-    masker = build_masker("inspyrenet-fast", clip.info, rng, torch.device("cpu"))
+    masker = build_masker("inspyrenet-fast", clip.info, rng, device)
     assert masker.name == "inspyrenet"
     first = [masker(i, rgb, a) for i, rgb, a in clip.frames(rng)]
     assert all(m.shape == (96, 128) and set(np.unique(m)) <= {0.0, 1.0} for m in first)

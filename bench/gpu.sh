@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every GPU check in one go, for a machine with CUDA and PyTorch (one lease of the device):
+#   bench/gpu.sh [paper] [clip] [tests]      (default: all three, in that order)
+# paper: bench/paper_run.py, the paper preset with every neural backend (100 frames, 1080p);
+# clip:  bench/clip_speed.py, one CLIPasso loss step; tests: the suite (not the add-on) on CUDA.
+# $CLIP is the footage (default: the procedural sample); logs go to $OUT (default /tmp/gpu-out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PY:-python3}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+$PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))" | tee -a "$OUT/gpu.txt"
+for what in "${@:-paper clip tests}"; do
+  for w in $what; do
+    case "$w" in
+      paper) timeout "${PAPER_LIMIT:-360}" $PY bench/paper_run.py ${CLIP:+--clip "$CLIP"} --frames 100 \
+               --size 1920x1080 --device cuda --work /tmp/paper-run ${PAPER_ARGS:-} 2>"$OUT/paper.err" \
+               | tee "$OUT/paper.txt"; tail -5 "$OUT/paper.err" ;;
+      clip) timeout 120 $PY bench/clip_speed.py --device cuda 2>&1 | tee "$OUT/clip_speed.txt" ;;
+      tests) timeout "${TESTS_LIMIT:-200}" $PY -m pytest -q -p no:cacheprovider tests --ignore=tests/addon \
+               2>&1 | tee "$OUT/tests.log" | tail -15 ;;
+    esac
+  done
+done

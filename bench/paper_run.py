@@ -1,0 +1,230 @@
+"""A whole ``--preset paper`` run with every neural backend, timed stage by stage.
+
+    python bench/paper_run.py [--clip CLIP] [--frames 100] [--size 1920x1080] [--strokes 16]
+                              [--device cuda] [--small]
+
+Builds a model folder with randomly initialised weights of the real architectures (CLIP RN101
+and ViT-B/32 through open_clip, InSPyReNet SwinB through transparent-background, CoTracker3
+offline when CoTracker is installed), saved as files and loaded by the engine's real loading
+code. Speed does not depend on the weights; none can be downloaded here. The files are made
+here, so their published checksums cannot match: this script (and only it) skips the checksum
+check for them.
+
+The clip is ``--clip`` (played forwards and backwards until it has ``--frames`` frames) or the
+procedural sample, scaled to ``--size``. The sketch runs in a child process
+(``--progress json``); each line is timestamped on arrival, so the table gives the time per
+stage and the whole run, plus the child's peak GPU memory. ``--small`` is a smoke test with
+tiny models and budgets, for a CPU. Figures are recorded in docs/MODELS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+
+def make_clip(path: str, source: str | None, frames: int, width: int, height: int) -> str:
+    """``frames`` frames of ``source`` (ping-pong) or of the sample, scaled to width x height."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    if source:
+        from engine.video import FrameRange, open_video
+
+        clip = open_video(source)
+        pool = [rgb for _, rgb, _ in clip.frames(FrameRange(0, clip.info.frame_count))]
+        pool = pool + pool[-2:0:-1] if len(pool) > 2 else pool
+        images = (pool[i % len(pool)] for i in range(frames))
+    else:
+        from engine.sample import figure_frame
+
+        images = (np.asarray(figure_frame(t, frames, width, height)[0]) for t in range(frames))
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for rgb in images:
+            if rgb.shape[:2] != (height, width):
+                rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.BICUBIC))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def make_models(home: str, small: bool) -> list[str]:
+    """Random-weight checkpoints of the real architectures; returns the backends made."""
+    import torch
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(0)
+    text = CLIPTextCfg(context_length=77, vocab_size=1000, width=64, heads=1, layers=1)
+    if small:
+        rn = dict(layers=(1, 1, 1, 1), width=16)
+        vit = dict(layers=2, width=64, head_width=32, patch_size=32)
+        embed = 32
+    else:   # RN101 and ViT-B/32 as OpenAI released them (the text towers are not used)
+        rn = dict(layers=(3, 4, 23, 3), width=64)
+        vit = dict(layers=12, width=768, head_width=64, patch_size=32)
+        embed = 512
+    for name, cfg in (("RN101.pt", rn), ("ViT-B-32.pt", vit)):
+        model = CLIP(embed_dim=embed, vision_cfg=CLIPVisionCfg(image_size=224, **cfg), text_cfg=text,
+                     quick_gelu=True)
+        torch.save(model.state_dict(), os.path.join(home, name))
+    made = ["clip", "inspyrenet"]
+    from transparent_background.InSPyReNet import InSPyReNet_SwinB
+
+    net = InSPyReNet_SwinB(depth=64, pretrained=False, base_size=[384, 384] if small else [1024, 1024],
+                           threshold=None)
+    torch.save(net.state_dict(), os.path.join(home, "ckpt_fast.pth" if small else "ckpt_base.pth"))
+    try:
+        from cotracker.models.core.cotracker.cotracker3_offline import CoTrackerThreeOffline
+    except ImportError:
+        return made
+    model = CoTrackerThreeOffline(stride=4, corr_radius=3, window_len=60)
+    torch.save(model.state_dict(), os.path.join(home, "scaled_offline.pth"))
+    return made + ["cotracker"]
+
+
+def time_components() -> dict:
+    """Wrap the engine's heavy calls to add up their time (CUDA synchronised) and count them."""
+    import functools
+    import importlib
+
+    import torch
+
+    timers: dict = {}
+    targets = [("engine.neural.inspyrenet_masker", "InSPyReNetMasker", "__call__", "mask (per frame)"),
+               ("engine.pipeline", "Sketcher", "track", "track"),
+               ("engine.neural.clip_saliency", "ClipSaliency", "__call__", "saliency"),
+               ("engine.optimise", "StrokeOptimiser", "keyframe", "optimise: first frame"),
+               ("engine.optimise", "StrokeOptimiser", "refine", "optimise: re-initialised strokes"),
+               ("engine.optimise", "StrokeOptimiser", "window", "optimise: windows")]
+    for module, cls, method, label in targets:
+        owner = getattr(importlib.import_module(module), cls)
+        original = getattr(owner, method)
+
+        @functools.wraps(original)
+        def timed(*a, __original=original, __label=label, **k):
+            sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+            sync()
+            t = time.perf_counter()
+            try:
+                return __original(*a, **k)
+            finally:
+                sync()
+                entry = timers.setdefault(__label, [0.0, 0])
+                entry[0] += time.perf_counter() - t
+                entry[1] += 1
+
+        setattr(owner, method, timed)
+    return timers
+
+
+def child(argv: list[str], peak_file: str) -> int:
+    """Run ``dynasketch sketch`` in this process with the checksum check off."""
+    import torch
+
+    from engine import cli, models
+
+    for name, model in list(models.MODELS.items()):
+        models.MODELS[name] = dataclasses.replace(model, sha256=None, md5=None)
+    timers = time_components()
+
+    def report():
+        cuda = torch.cuda.is_available()
+        with open(peak_file, "w") as f:
+            json.dump({"peak_gpu_bytes": torch.cuda.max_memory_allocated() if cuda else 0,
+                       "peak_gpu_reserved": torch.cuda.max_memory_reserved() if cuda else 0,
+                       "components": timers}, f)
+
+    atexit.register(report)
+    return cli.main(argv)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clip", default=None)
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--size", default="1920x1080")
+    ap.add_argument("--strokes", type=int, default=16)
+    ap.add_argument("--preset", default="paper")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--small", action="store_true", help="tiny models (a CPU smoke test)")
+    ap.add_argument("--work", default=None, help="folder for the clip, models and output")
+    ap.add_argument("--extra", default="", help="more sketch options, one string")
+    ap.add_argument("--child", nargs=argparse.REMAINDER)
+    args = ap.parse_args()
+    if args.child is not None:
+        return child(args.child[1:], args.child[0])
+
+    work = args.work or tempfile.mkdtemp(prefix="paper-run-")
+    home = os.path.join(work, "models")
+    os.makedirs(home, exist_ok=True)
+    width, height = map(int, args.size.split("x"))
+    t0 = time.perf_counter()
+    clip = make_clip(os.path.join(work, "clip.mp4"), args.clip, args.frames, width, height)
+    made = make_models(home, args.small)
+    print(f"clip {clip}: {args.frames} frames {width}x{height}; random models: {', '.join(made)} "
+          f"({time.perf_counter() - t0:.0f} s to make)", flush=True)
+
+    sketch = ["sketch", clip, "--out", os.path.join(work, "out"), "--overwrite", "--progress", "json",
+              "--preset", args.preset, "--strokes", str(args.strokes), "--device", args.device,
+              "--no-preview", "--guidance", "clip", "--saliency", "clip",
+              "--mask", "inspyrenet-fast" if args.small else "inspyrenet",
+              "--tracker", "cotracker" if "cotracker" in made else "lucas-kanade", *args.extra.split()]
+    peak_file = os.path.join(work, "peak.json")
+    env = {**os.environ, "DYNASKETCH_HOME": home, "PYTHONUNBUFFERED": "1"}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", peak_file, *sketch],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    stages: dict[str, float] = {}
+    last_stage, last_time, first_frame = "start", start, None
+    for line in proc.stdout:
+        now = time.perf_counter()
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        stages[last_stage] = stages.get(last_stage, 0.0) + now - last_time
+        last_stage, last_time = event.get("stage", "?"), now
+        if event.get("event") == "start":
+            print(f"[{now - start:6.1f} s] {event['message']}", flush=True)
+            stages["load"] = stages.pop("start", 0.0)
+        if first_frame is None and event.get("stage") == "mask":
+            first_frame = now - start
+        if event.get("event") in ("done", "error", "interrupted") or event.get("message", "").startswith("frame"):
+            print(f"[{now - start:6.1f} s] {event['stage']}: {event['message']}", flush=True)
+    code = proc.wait()
+    total = time.perf_counter() - start
+    peak = json.load(open(peak_file)) if os.path.exists(peak_file) else {}
+    with open(os.path.join(work, "out", "sketch.json")) as f:
+        sketch_json = json.load(f)
+    frames = len(sketch_json["frames"])
+    print(f"\nexit {code}; {frames} frames sketched; backends {sketch_json['settings']['backends']}")
+    print("| stage | seconds |\n|---|---|")
+    for stage, seconds in stages.items():
+        print(f"| {stage} | {seconds:.1f} |")
+    print(f"| **whole run** | **{total:.1f}** |")
+    print(f"first frame done after {first_frame or 0:.1f} s; "
+          f"{(total - (first_frame or 0)) / max(1, frames - 1):.2f} s per later frame")
+    print("\n| component | seconds | calls |\n|---|---|---|")
+    for label, (seconds, calls) in peak.get("components", {}).items():
+        print(f"| {label} | {seconds:.1f} | {calls} |")
+    print(f"peak GPU memory: {peak.get('peak_gpu_bytes', 0) / 2**30:.2f} GiB allocated, "
+          f"{peak.get('peak_gpu_reserved', 0) / 2**30:.2f} GiB reserved")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
