@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--profile", default=None, help="write a profile of 10 window steps here")
     args = ap.parse_args()
     dev = torch.device(args.device)
     visual = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
@@ -55,6 +56,55 @@ def main():
         step = statistics.median(times)
         print(f"views {views}: {step * 1000:.0f} ms per step for {args.batch} frames "
               f"({step * 1000 / args.batch:.0f} ms per frame-step)")
+    optimiser_steps(ClipGuidance(None, dev, visual=visual), dev, args.batch, args.profile)
+
+
+def optimiser_steps(guidance, dev, batch: int, profile: str | None) -> None:
+    """Steps as the pipeline takes them: the first frame (3 seeds) and a window of frames."""
+    from engine.initialise import EdgeSaliency
+    from engine.optimise import StrokeOptimiser
+    from engine.settings import Settings
+
+    def timed(fn, steps):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn(steps)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    s = Settings.from_preset("paper")
+    opt = StrokeOptimiser(s, SplatRasterizer(), guidance, EdgeSaliency(), area=(0, 0, 224, 224))
+    frames = torch.rand(batch, 3, 224, 224, device=dev)
+    g = torch.Generator(device=dev).manual_seed(0)
+
+    def first(steps):
+        s.keyframe_steps = steps
+        opt.keyframe(frames[:1], None, g)
+
+    init = opt.new_strokes(frames, None, s.strokes, g)
+    tracks = opt.samples(init)
+
+    def window(steps):
+        s.frame_steps = steps
+        opt.window(frames, None, init, init[0], tracks, torch.ones(tracks.shape[:3], dtype=torch.bool, device=dev),
+                   torch.arange(s.strokes, device=dev))
+
+    for label, fn in ((f"first frame, {s.seeds} seeds", first), (f"window of {batch} frames", window)):
+        timed(fn, 3)
+        per_step = (timed(fn, 23) - timed(fn, 3)) / 20
+        print(f"optimiser, {label}: {per_step * 1000:.1f} ms per step")
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        with torch_profile(activities=acts) as prof:
+            window(10)
+        key = "cuda_time_total" if dev.type == "cuda" else "cpu_time_total"
+        with open(profile, "w") as f:
+            f.write(prof.key_averages().table(sort_by=key, row_limit=40))
+            f.write("\n\n" + prof.key_averages().table(sort_by="cpu_time_total", row_limit=40))
 
 
 if __name__ == "__main__":

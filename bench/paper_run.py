@@ -203,7 +203,7 @@ def main() -> int:
             stages["load"] = stages.pop("start", 0.0)
         if first_frame is None and event.get("stage") == "mask":
             first_frame = now - start
-        if event.get("event") in ("done", "error", "interrupted") or event.get("message", "").startswith("frame"):
+        if event.get("event") != "start":
             print(f"[{now - start:6.1f} s] {event['stage']}: {event['message']}", flush=True)
     code = proc.wait()
     total = time.perf_counter() - start
