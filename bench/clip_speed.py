@@ -35,8 +35,17 @@ def main():
     visual = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; batch {args.batch}, 16 strokes, 224 px, plain + 4 augmented views")
+    modes = (False, True) if dev.type == "cuda" else (False,)
+    for graphs in modes:
+        print(f"CUDA graphs: {'on' if graphs else 'off'}")
+        speeds(visual, dev, args, graphs)
+        optimiser_steps(ClipGuidance(None, dev, visual=visual, graphs=graphs), dev, args.batch,
+                        args.profile if graphs == modes[-1] else None)
+
+
+def speeds(visual, dev, args, graphs: bool) -> None:
     for views in (0, 4):
-        guidance = ClipGuidance(None, dev, views=views, visual=visual)
+        guidance = ClipGuidance(None, dev, views=views, visual=visual, graphs=graphs)
         frames = torch.rand(args.batch, 3, 224, 224, device=dev)
         target = guidance.prepare(frames, None)
         ctrl = (torch.rand(args.batch, 16, 4, 2, device=dev) * 200 + 12).requires_grad_(True)
@@ -56,7 +65,6 @@ def main():
         step = statistics.median(times)
         print(f"views {views}: {step * 1000:.0f} ms per step for {args.batch} frames "
               f"({step * 1000 / args.batch:.0f} ms per frame-step)")
-    optimiser_steps(ClipGuidance(None, dev, visual=visual), dev, args.batch, args.profile)
 
 
 def optimiser_steps(guidance, dev, batch: int, profile: str | None) -> None:
@@ -76,8 +84,16 @@ def optimiser_steps(guidance, dev, batch: int, profile: str | None) -> None:
 
     s = Settings.from_preset("paper")
     opt = StrokeOptimiser(s, SplatRasterizer(), guidance, EdgeSaliency(), area=(0, 0, 224, 224))
-    frames = torch.rand(batch, 3, 224, 224, device=dev)
     g = torch.Generator(device=dev).manual_seed(0)
+    first_done = False
+    for size in (batch, 2 * batch):
+        frames = torch.rand(size, 3, 224, 224, device=dev)
+        steps_for(opt, s, frames, g, dev, timed, with_first=not first_done, profile=profile if size == batch else None)
+        first_done = True
+
+
+def steps_for(opt, s, frames, g, dev, timed, with_first: bool, profile) -> None:
+    batch = len(frames)
 
     def first(steps):
         s.keyframe_steps = steps
@@ -91,7 +107,8 @@ def optimiser_steps(guidance, dev, batch: int, profile: str | None) -> None:
         opt.window(frames, None, init, init[0], tracks, torch.ones(tracks.shape[:3], dtype=torch.bool, device=dev),
                    torch.arange(s.strokes, device=dev))
 
-    for label, fn in ((f"first frame, {s.seeds} seeds", first), (f"window of {batch} frames", window)):
+    jobs = [(f"first frame, {s.seeds} seeds", first)] if with_first else []
+    for label, fn in jobs + [(f"window of {batch} frames", window)]:
         timed(fn, 3)
         per_step = (timed(fn, 23) - timed(fn, 3)) / 20
         print(f"optimiser, {label}: {per_step * 1000:.1f} ms per step")

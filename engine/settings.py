@@ -10,7 +10,7 @@ PRESETS = {
     "fast": dict(keyframe_steps=80, frame_steps=15, reinit_steps=30),
     "default": dict(keyframe_steps=300, frame_steps=40, reinit_steps=80),
     # the reference implementation's budget: 2000 steps per seed, 500 per later keyframe
-    "paper": dict(keyframe_steps=2000, frame_steps=500, reinit_steps=500),
+    "paper": dict(keyframe_steps=2000, frame_steps=500, reinit_steps=500, window=16),
 }
 
 

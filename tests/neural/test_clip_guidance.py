@@ -104,3 +104,49 @@ def test_sketch_run_with_clip_guidance(tiny_clip, tmp_path, monkeypatch):
     sketch = json.loads((out / "sketch.json").read_text())
     assert sketch["settings"]["backends"]["guidance"] == "clip"
     assert len(sketch["frames"]) == 4 and sketch["complete"]
+
+
+def test_batch_norms_folded_into_convolutions_keep_the_features(tiny_clip):
+    import copy
+
+    from engine.neural.clip_guidance import load_clip_visual
+
+    plain = load_clip_visual(tiny_clip, torch.device("cpu"))
+    for m in plain.modules():                     # running statistics that matter
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    guidance = ClipGuidance(None, torch.device("cpu"), visual=copy.deepcopy(plain))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in guidance.visual.modules())
+    images = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        x = plain.stem((images - guidance.mean) / guidance.std)
+        f2 = plain.layer2(plain.layer1(x))
+        f3 = plain.layer3(f2)
+        want = (f2, f3, plain.attnpool(plain.layer4(f3)))
+        got = guidance.features(images)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_cuda_graphs_give_the_eager_loss_and_gradients(tiny_clip):
+    cuda = torch.device("cuda")
+    eager = ClipGuidance(tiny_clip, cuda, views=4, graphs=False)
+    graphed = ClipGuidance(tiny_clip, cuda, views=4, graphs=True)
+    frames = frame_with_shape().repeat(2, 1, 1, 1).to(cuda)
+    r = SplatRasterizer()
+    for step in range(3):                         # the graphs are captured, then replayed
+        results = []
+        for guidance in (eager, graphed):
+            ctrl = torch.tensor([[[[85.0, 60.0], [85.0, 90.0], [85.0 + step, 130.0], [85.0, 160.0]]]],
+                                device=cuda).repeat(2, 1, 1, 1).requires_grad_(True)
+            sketch = (1 - r(ctrl, torch.full((2, 1), 3.0, device=cuda), torch.ones(2, 1, device=cuda),
+                            224)).expand(-1, 3, -1, -1)
+            loss = guidance(sketch, guidance.prepare(frames, None))
+            loss.sum().backward()
+            results.append((loss.detach(), ctrl.grad))
+        (loss_e, grad_e), (loss_g, grad_g) = results
+        assert torch.allclose(loss_g, loss_e, rtol=2e-2, atol=1e-4)
+        assert ((grad_g - grad_e).norm() / grad_e.norm()) < 5e-2
+    assert graphed.encoder.graphs and not graphed.encoder.failed
