@@ -29,12 +29,18 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--layouts", action="store_true", help="only the optimiser steps without channels-last")
     ap.add_argument("--profile", default=None, help="write a profile of 10 window steps here")
     args = ap.parse_args()
     dev = torch.device(args.device)
     visual = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; batch {args.batch}, 16 strokes, 224 px, plain + 4 augmented views")
+    if args.layouts and dev.type == "cuda":      # the same, without channels-last
+        fresh = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
+        print("CUDA graphs: on, channels-last off")
+        optimiser_steps(ClipGuidance(None, dev, visual=fresh, channels_last=False), dev, args.batch, None)
+        return
     modes = (False, True) if dev.type == "cuda" else (False,)
     for graphs in modes:
         print(f"CUDA graphs: {'on' if graphs else 'off'}")

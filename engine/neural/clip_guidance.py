@@ -161,7 +161,7 @@ class ClipGuidance:
     name = "clip"
 
     def __init__(self, weights: str | None, device: torch.device, views: int = 4, seed: int = 0,
-                 visual=None, graphs: bool | None = None):
+                 visual=None, graphs: bool | None = None, channels_last: bool = True):
         """``weights``: an OpenAI CLIP RN101 checkpoint; or pass a ready ``visual`` encoder.
         ``graphs``: replay the encoder as CUDA graphs (default: on CUDA, unless the
         environment variable DYNASKETCH_CUDA_GRAPHS is 0)."""
@@ -172,7 +172,8 @@ class ClipGuidance:
             else load_clip_visual(weights, self.device)
         self.visual = fold_batch_norms(self.visual)
         cuda = self.device.type == "cuda"
-        if cuda:
+        self.channels_last = cuda and channels_last
+        if self.channels_last:
             self.visual = self.visual.to(memory_format=torch.channels_last)
         if graphs is None:
             graphs = cuda and os.environ.get("DYNASKETCH_CUDA_GRAPHS", "1") != "0"
@@ -188,7 +189,7 @@ class ClipGuidance:
         if images.shape[-1] != self.size:
             images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", align_corners=False)
         x = (images - self.mean) / self.std
-        if self.device.type == "cuda":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.encoder(x)
 
