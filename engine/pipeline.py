@@ -25,6 +25,7 @@ from .losses import find_groups
 from .optimise import StrokeOptimiser
 from .preview import write_preview
 from .settings import Settings
+from .tracking import grid_queries, with_grid_fallback
 from .video import open_video, parse_frame_range
 
 
@@ -109,7 +110,8 @@ class Sketcher:
         return strokes
 
     def track(self, video: np.ndarray, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Track canvas points ``(Q, 2)`` through 2x canvas frames; canvas tracks and visibility."""
+        """Track canvas points ``(Q, 2)`` through 2x canvas frames; canvas tracks ``(T, Q, 2)``
+        and visibility ``(T, Q)`` (off the frame counts as not seen)."""
         tracks, visible = self.tracker.track(video, points.detach().cpu().numpy() * 2.0)
         x0, y0, x1, y1 = self.track_area
         on_frame = ((tracks[..., 0] >= x0) & (tracks[..., 0] <= x1)
@@ -124,7 +126,13 @@ class Sketcher:
         n, m, w = s.strokes, s.track_points, len(frames)
         video = np.stack([previous.track_image] + [f.track_image for f in frames])
         points = opt.samples(strokes)                                          # (N, M, 2)
-        tracks, visible = self.track(video, points.reshape(-1, 2))
+        # The strokes' points and a grid inside the subject (on the frame before the window)
+        # are tracked together; a stroke point the tracker loses goes on with the grid.
+        grid = grid_queries(None if previous.mask is None else previous.mask[0],
+                            opt.area or (0.0, 0.0, float(s.canvas), float(s.canvas)), s.track_grid)
+        both, seen = self.track(video, torch.cat([points.reshape(-1, 2), grid]))
+        grid_tracks, grid_visible = both[:, n * m:], seen[:, n * m:]
+        tracks, visible = with_grid_fallback(both[:, :n * m], seen[:, :n * m], grid_tracks, grid_visible)
         tracks, visible = tracks.view(w + 1, n, m, 2), visible.view(w + 1, n, m)
         init = self._follow(strokes, tracks, visible)
         groups = find_groups(points, s.touch * opt.unit)
@@ -142,7 +150,9 @@ class Sketcher:
             fresh = init[t].clone()
             fresh[which] = opt.new_strokes(image, mask, k, self.generator(frames[t].index))[0]
             fresh = opt.refine(image, mask, fresh[None], trainable=which[None])[0]
-            new_tracks, new_visible = self.track(video[j:], opt.samples(fresh[which]).reshape(-1, 2))
+            new_tracks, new_visible = with_grid_fallback(
+                *self.track(video[j:], opt.samples(fresh[which]).reshape(-1, 2)),
+                grid_tracks, grid_visible, start=j)
             tracks[j:, which] = new_tracks.view(-1, k, m, 2)
             visible[j:, which] = new_visible.view(-1, k, m)
             init[t, which] = fresh[which]

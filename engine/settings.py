@@ -37,7 +37,8 @@ class Settings:
     min_length: float = 12.0
     length_weight: float = 0.01
     # temporal terms
-    track_points: int = 8           # points sampled along each stroke and tracked
+    track_points: int = 8           # points sampled along each stroke for the track term
+    track_grid: int = 40            # a grid of N x N points inside the mask is tracked
     track_weight: float = 0.02
     shape_weight: float = 0.05
     group_weight: float = 0.02

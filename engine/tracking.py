@@ -5,11 +5,70 @@ The call surface follows CoTracker's predictor: video in, tracks out.
 ``points`` ``(P, 2)`` pixel positions (x, y) in ``video[0]``; it returns ``tracks``
 ``(T, P, 2)`` and ``visible`` ``(T, P)`` bool. A point that is lost stays lost; its
 position freezes where it was last seen.
+
+As in DynaSketch, a grid of points inside the subject's mask is tracked (``grid_queries``,
+40 x 40 over the frame by default), together with points along the strokes, in one call.
+A stroke point follows its own track while the tracker sees it; once lost, it goes on with
+the motion of the grid points around it (``follow_grid``, ``with_grid_fallback``) and counts
+as seen while most of them are. A lone point on a plain surface is easily lost; the grid
+around it on the subject seldom is.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
+from torch import Tensor
+
+
+def grid_queries(mask: Tensor | None, area: tuple[float, float, float, float], size: int,
+                 least: int = 16) -> Tensor:
+    """A ``size`` x ``size`` grid of points ``(Q, 2)`` over ``area`` ``(x0, y0, x1, y1)``,
+    kept where ``mask`` ``(H, W)`` is set (the whole grid when fewer than ``least`` are)."""
+    x0, y0, x1, y1 = area
+    device = mask.device if mask is not None else None
+    xs = torch.linspace(x0, x1, size + 2, device=device)[1:-1]
+    ys = torch.linspace(y0, y1, size + 2, device=device)[1:-1]
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx.flatten(), gy.flatten()], -1)
+    if mask is None:
+        return grid
+    h, w = mask.shape
+    col = grid[:, 0].long().clamp(0, w - 1)
+    row = grid[:, 1].long().clamp(0, h - 1)
+    inside = mask[row, col] > 0.5
+    return grid[inside] if int(inside.sum()) >= least else grid
+
+
+def follow_grid(grid_tracks: Tensor, grid_visible: Tensor, points: Tensor, start: int = 0,
+                neighbours: int = 4) -> tuple[Tensor, Tensor]:
+    """Move ``points`` ``(Q, 2)``, given on frame ``start``, with the tracked grid.
+
+    ``grid_tracks`` ``(T, G, 2)`` and ``grid_visible`` ``(T, G)``. Each point takes the
+    inverse-distance weighted motion of its ``neighbours`` nearest grid points seen on frame
+    ``start``, counting only those still seen; it is visible while they carry at least half
+    of its weight, and once lost stays lost (frozen where it was last seen).
+    Returns ``tracks`` ``(T - start, Q, 2)`` and ``visible`` ``(T - start, Q)``.
+    """
+    seen = torch.cumprod(grid_visible[start:].to(points.dtype), 0)          # lost stays lost
+    reference = grid_tracks[start]
+    t_len, q = len(seen), len(points)
+    k = min(neighbours, int((seen[0] > 0).sum()))
+    if k == 0:
+        visible = torch.zeros(t_len, q, dtype=torch.bool, device=points.device)
+        visible[0] = True
+        return points[None].expand(t_len, q, 2).clone(), visible
+    distance = torch.cdist(points, reference).masked_fill(seen[0][None] == 0, float("inf"))
+    near, index = distance.topk(k, largest=False)                           # (Q, k)
+    weight = 1.0 / (near + 1.0)
+    live = weight[None] * seen[:, index]                                    # (T, Q, k)
+    motion = grid_tracks[start:, index] - reference[index][None]            # (T, Q, k, 2)
+    moved = (live[..., None] * motion).sum(-2) / live.sum(-1, keepdim=True).clamp_min(1e-9)
+    visible = torch.cumprod((live.sum(-1) >= 0.5 * weight.sum(-1)).to(torch.int8), 0).bool()
+    tracks = points[None] + moved
+    for t in range(1, t_len):                     # frames, not pixels: freeze the lost points
+        tracks[t] = torch.where(visible[t, :, None], tracks[t], tracks[t - 1])
+    return tracks, visible
 
 
 class LucasKanadeTracker:
@@ -50,3 +109,16 @@ class LucasKanadeTracker:
     def _in_frame(points: np.ndarray, width: int, height: int) -> np.ndarray:
         x, y = points[:, 0], points[:, 1]
         return (x >= 0) & (y >= 0) & (x <= width - 1) & (y <= height - 1)
+
+
+def with_grid_fallback(tracks: Tensor, visible: Tensor, grid_tracks: Tensor, grid_visible: Tensor,
+                       start: int = 0) -> tuple[Tensor, Tensor]:
+    """Points' own ``tracks`` ``(T - start, Q, 2)`` and ``visible``, from frame ``start`` of the
+    grid's; where a point's own track is lost it continues, without a jump, with the grid's
+    motion (``follow_grid``). Returns tracks and visibility of the same shapes."""
+    via, via_visible = follow_grid(grid_tracks, grid_visible, tracks[0], start)
+    last = (visible.long().sum(0) - 1).clamp_min(0)                        # last frame seen
+    q = torch.arange(tracks.shape[1], device=tracks.device)
+    offset = tracks[last, q] - via[last, q]
+    return (torch.where(visible[..., None], tracks, via + offset[None]),
+            visible | via_visible)

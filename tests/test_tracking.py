@@ -36,3 +36,63 @@ def test_points_leaving_or_occluded_are_lost():
     assert visible[2, 1] and not visible[-1, 1]          # covered from frame 3 on
     assert visible[:, 2].all()
     assert not visible[3:, 1].any()                      # once lost, stays lost
+
+
+def test_grid_queries_cover_the_mask_only():
+    import torch
+
+    from engine.tracking import grid_queries
+
+    assert grid_queries(None, (0.0, 0.0, 224.0, 224.0), 40).shape == (1600, 2)
+    mask = torch.zeros(224, 224)
+    mask[50:150, 20:120] = 1
+    grid = grid_queries(mask, (0.0, 0.0, 224.0, 224.0), 40)
+    assert 250 < len(grid) < 350                                   # ~ (100/224)^2 of 1600
+    assert ((grid[:, 0] >= 20) & (grid[:, 0] < 120) & (grid[:, 1] >= 50) & (grid[:, 1] < 150)).all()
+    assert len(grid_queries(torch.zeros(224, 224), (0.0, 0.0, 224.0, 224.0), 40)) == 1600   # no subject
+
+
+def test_strokes_follow_the_grid_and_lost_points_stay_lost():
+    import torch
+
+    from engine.tracking import follow_grid
+
+    grid = torch.stack(torch.meshgrid(torch.arange(0.0, 100.0, 10.0), torch.arange(0.0, 100.0, 10.0),
+                                      indexing="xy"), -1).reshape(-1, 2)           # (100, 2)
+    shift = torch.tensor([2.0, -1.0])
+    t = torch.arange(6.0)[:, None, None]
+    grid_tracks = grid[None] + t * shift                                           # (6, 100, 2)
+    grid_visible = torch.ones(6, 100, dtype=torch.bool)
+    left = grid[:, 0] < 45
+    grid_visible[3:, left] = False                                                 # left half lost at 3
+    grid_visible[4, left] = True                                                   # ...a flicker back
+    points = torch.tensor([[73.0, 41.0], [12.0, 57.0]])
+    tracks, visible = follow_grid(grid_tracks, grid_visible, points)
+    assert torch.allclose(tracks[:, 0], points[0] + t[:, 0] * shift, atol=1e-4)    # the right one moves
+    assert visible[:, 0].all()
+    assert visible[:3, 1].all() and not visible[3:, 1].any()                      # lost stays lost
+    assert torch.allclose(tracks[3:, 1], tracks[2, 1].expand(3, 2))               # frozen where last seen
+    later, seen = follow_grid(grid_tracks, grid_visible, points[:1] + 2 * shift, start=2)
+    assert later.shape == (4, 1, 2) and seen.all()
+    assert torch.allclose(later[-1, 0], points[0] + 5 * shift, atol=1e-4)
+
+
+def test_a_lost_point_goes_on_with_the_grid_without_a_jump():
+    import torch
+
+    from engine.tracking import with_grid_fallback
+
+    grid = torch.stack(torch.meshgrid(torch.arange(0.0, 100.0, 10.0), torch.arange(0.0, 100.0, 10.0),
+                                      indexing="xy"), -1).reshape(-1, 2)
+    t = torch.arange(6.0)[:, None, None]
+    grid_tracks = grid[None] + t * torch.tensor([2.0, 0.0])                       # the grid moves right
+    grid_visible = torch.ones(6, 100, dtype=torch.bool)
+    own = torch.tensor([[33.0, 33.0]]) + t * torch.tensor([2.5, 0.0])            # its own track, a bit faster
+    own_visible = torch.ones(6, 1, dtype=torch.bool)
+    own_visible[3:] = False                                                       # lost at frame 3
+    own[3:] = own[2]                                                              # (frozen, as trackers do)
+    tracks, visible = with_grid_fallback(own, own_visible, grid_tracks, grid_visible)
+    assert visible.all()
+    assert torch.allclose(tracks[:3], own[:3])
+    steps = tracks[1:, 0, 0] - tracks[:-1, 0, 0]
+    assert torch.allclose(steps[2:], torch.full((3,), 2.0), atol=1e-4)           # then the grid's motion
