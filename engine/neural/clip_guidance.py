@@ -102,7 +102,8 @@ def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
 
 
 class GraphedEncoder:
-    """Replays a CUDA encoder call as a CUDA graph, one graph per batch size and grad mode.
+    """Replays a CUDA encoder call as a CUDA graph, one graph per batch size and grad mode
+    (captured the second time a shape comes, so one-off shapes stay eager).
 
     A step of CLIP guidance launches thousands of small kernels; on a fast GPU launching them
     costs more than running them. With a graph the whole forward (and, for inputs that need
@@ -115,10 +116,14 @@ class GraphedEncoder:
         self.encode = encode
         self.limit = limit
         self.graphs: dict = {}
+        self.seen: set = set()
         self.failed = False
 
     def __call__(self, x: Tensor):
         key = (tuple(x.shape), x.requires_grad)
+        if key not in self.graphs and key not in self.seen:     # a one-off shape stays eager
+            self.seen.add(key)
+            return self.encode(x)
         if self.failed or (key not in self.graphs and len(self.graphs) >= self.limit):
             return self.encode(x)
         if key not in self.graphs:
@@ -129,11 +134,15 @@ class GraphedEncoder:
 
                 warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); running eagerly")
                 self.failed = True
-                torch.cuda.synchronize()
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
                 return self.encode(x)
         return self.graphs[key](x)
 
     def _capture(self, x: Tensor):
+        quiet = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
+        if quiet is not None:            # the capture's side stream makes autograd warn; harmless
+            quiet(False)
         sample = x.detach().clone()
         if x.requires_grad:
             return torch.cuda.make_graphed_callables(self.encode, (sample.requires_grad_(True),))

@@ -150,3 +150,31 @@ def test_cuda_graphs_give_the_eager_loss_and_gradients(tiny_clip):
         assert torch.allclose(loss_g, loss_e, rtol=2e-2, atol=1e-4)
         assert ((grad_g - grad_e).norm() / grad_e.norm()) < 5e-2
     assert graphed.encoder.graphs and not graphed.encoder.failed
+
+
+def test_graphed_encoder_captures_shapes_that_come_again_and_falls_back_to_eager(monkeypatch):
+    """The dispatch around CUDA graphs (the capture itself is checked on CUDA above)."""
+    from engine.neural.clip_guidance import GraphedEncoder
+
+    encoder = GraphedEncoder(lambda x: x * 2, limit=1)
+    captured = []
+    monkeypatch.setattr(encoder, "_capture", lambda x: captured.append(tuple(x.shape)) or (lambda y: y * 2))
+    a, b = torch.ones(2, 3), torch.ones(3, 3)
+    assert torch.equal(encoder(a), a * 2) and not captured        # a one-off shape runs eagerly
+    encoder(a)
+    encoder(a)
+    assert captured == [(2, 3)]                                    # captured once, then replayed
+    encoder(b)
+    encoder(b)
+    assert captured == [(2, 3)]                                    # over the limit: eager
+
+    failing = GraphedEncoder(lambda x: x + 1)
+
+    def refuse(x):
+        raise RuntimeError("capture refused")
+
+    monkeypatch.setattr(failing, "_capture", refuse)
+    failing(a)
+    with pytest.warns(UserWarning, match="running eagerly"):
+        assert torch.equal(failing(a), a + 1)
+    assert failing.failed and torch.equal(failing(a), a + 1)
