@@ -15,7 +15,7 @@ $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_na
 for what in "${@:-paper clip tests}"; do
   for w in $what; do
     case "$w" in
-      paper) timeout "${PAPER_LIMIT:-360}" $PY bench/paper_run.py ${CLIP:+--clip "$CLIP"} --frames 100 \
+      paper) $PY bench/paper_run.py ${CLIP:+--clip "$CLIP"} --frames 100 --limit "${PAPER_LIMIT:-360}" \
                --size 1920x1080 --device cuda --work /tmp/paper-run ${PAPER_ARGS:-} 2>"$OUT/paper.err" \
                | tee "$OUT/paper.txt"; tail -5 "$OUT/paper.err" ;;
       clip) timeout 120 $PY bench/clip_speed.py --device cuda 2>&1 | tee "$OUT/clip_speed.txt" ;;

@@ -23,9 +23,11 @@ import atexit
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -163,6 +165,8 @@ def main() -> int:
     ap.add_argument("--small", action="store_true", help="tiny models (a CPU smoke test)")
     ap.add_argument("--work", default=None, help="folder for the clip, models and output")
     ap.add_argument("--extra", default="", help="more sketch options, one string")
+    ap.add_argument("--limit", type=float, default=None,
+                    help="seconds; then stop the sketch (it keeps its finished frames) and report")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child is not None:
@@ -188,6 +192,15 @@ def main() -> int:
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", peak_file, *sketch],
                             stdout=subprocess.PIPE, text=True, env=env)
+    def stop(*_):                          # a cap or SIGTERM: the engine stops between steps
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    timer = threading.Timer(args.limit, stop) if args.limit else None
+    if timer:
+        timer.daemon = True
+        timer.start()
     stages: dict[str, float] = {}
     last_stage, last_time, first_frame = "start", start, None
     for line in proc.stdout:
@@ -206,12 +219,15 @@ def main() -> int:
         if event.get("event") != "start":
             print(f"[{now - start:6.1f} s] {event['stage']}: {event['message']}", flush=True)
     code = proc.wait()
+    if timer:
+        timer.cancel()
     total = time.perf_counter() - start
     peak = json.load(open(peak_file)) if os.path.exists(peak_file) else {}
     with open(os.path.join(work, "out", "sketch.json")) as f:
         sketch_json = json.load(f)
     frames = len(sketch_json["frames"])
-    print(f"\nexit {code}; {frames} frames sketched; backends {sketch_json['settings']['backends']}")
+    print(f"\nexit {code}{' (stopped at the limit)' if code == 130 else ''}; {frames} of "
+          f"{args.frames} frames sketched; backends {sketch_json['settings']['backends']}")
     print("| stage | seconds |\n|---|---|")
     for stage, seconds in stages.items():
         print(f"| {stage} | {seconds:.1f} |")

@@ -50,12 +50,16 @@ class CanvasFrame:
     track_image: np.ndarray        # (2C, 2C, 3) uint8 RGB, for the tracker
 
 
-def canvas_frames(source, frame_range, masker, box: Letterbox, device) -> Iterator[CanvasFrame]:
-    """Decode and mask, fitting each frame onto the canvas (and a 2x one for tracking)."""
+def canvas_frames(source, frame_range, masker, box: Letterbox, device,
+                  should_stop: Callable[[], bool] = lambda: False) -> Iterator[CanvasFrame]:
+    """Decode and mask, fitting each frame onto the canvas (and a 2x one for tracking).
+    A stop is honoured between frames (a neural masker can take seconds per frame)."""
     track_box = box.resized(2 * box.size)
     frame_area = torch.from_numpy(box.inside()).to(device)[None].float()
     padded = not bool(frame_area.all())
     for index, rgb, alpha in source.frames(frame_range):
+        if should_stop():
+            raise Interrupted()
         mask = masker(index, rgb, alpha)
         image = torch.from_numpy(box.fit(rgb)).to(device).permute(2, 0, 1).float() / 255.0
         m = frame_area if padded else None          # without a mask the subject is the frame
@@ -234,7 +238,7 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
             folder.add_frame(frame.index, stroke_records(box.to_source(points), s.width * s.canvas / 224.0
                                                          / box.scale))
 
-    stream = canvas_frames(source, frame_range, masker, box, device)
+    stream = canvas_frames(source, frame_range, masker, box, device, should_stop)
     previous, strokes = None, None
     done = len(folder.frames)
     if state is not None and done:
