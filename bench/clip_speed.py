@@ -91,11 +91,9 @@ def optimiser_steps(guidance, dev, batch: int, profile: str | None) -> None:
     s = Settings.from_preset("paper")
     opt = StrokeOptimiser(s, SplatRasterizer(), guidance, EdgeSaliency(), area=(0, 0, 224, 224))
     g = torch.Generator(device=dev).manual_seed(0)
-    first_done = False
-    for size in (batch, 2 * batch):
+    for i, size in enumerate((batch, 2 * batch)):
         frames = torch.rand(size, 3, 224, 224, device=dev)
-        steps_for(opt, s, frames, g, dev, timed, with_first=not first_done, profile=profile if size == batch else None)
-        first_done = True
+        steps_for(opt, s, frames, g, dev, timed, with_first=i == 0, profile=profile if i == 0 else None)
 
 
 def steps_for(opt, s, frames, g, dev, timed, with_first: bool, profile) -> None:

@@ -133,7 +133,7 @@ def time_components() -> dict:
     return timers
 
 
-def child(argv: list[str], peak_file: str) -> int:
+def child(argv: list[str], report_file: str) -> int:
     """Run ``dynasketch sketch`` in this process with the checksum check off."""
     import torch
 
@@ -145,7 +145,7 @@ def child(argv: list[str], peak_file: str) -> int:
 
     def report():
         cuda = torch.cuda.is_available()
-        with open(peak_file, "w") as f:
+        with open(report_file, "w") as f:
             json.dump({"peak_gpu_bytes": torch.cuda.max_memory_allocated() if cuda else 0,
                        "peak_gpu_reserved": torch.cuda.max_memory_reserved() if cuda else 0,
                        "components": timers}, f)
@@ -187,11 +187,12 @@ def main() -> int:
               "--no-preview", "--guidance", "clip", "--saliency", "clip",
               "--mask", "inspyrenet-fast" if args.small else "inspyrenet",
               "--tracker", "cotracker" if "cotracker" in made else "lucas-kanade", *args.extra.split()]
-    peak_file = os.path.join(work, "peak.json")
+    report_file = os.path.join(work, "report.json")
     env = {**os.environ, "DYNASKETCH_HOME": home, "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", peak_file, *sketch],
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", report_file, *sketch],
                             stdout=subprocess.PIPE, text=True, env=env)
+
     def stop(*_):                          # a cap or SIGTERM: the engine stops between steps
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -212,17 +213,15 @@ def main() -> int:
         stages[last_stage] = stages.get(last_stage, 0.0) + now - last_time
         last_stage, last_time = event.get("stage", "?"), now
         if event.get("event") == "start":
-            print(f"[{now - start:6.1f} s] {event['message']}", flush=True)
             stages["load"] = stages.pop("start", 0.0)
         if first_frame is None and event.get("stage") == "mask":
             first_frame = now - start
-        if event.get("event") != "start":
-            print(f"[{now - start:6.1f} s] {event['stage']}: {event['message']}", flush=True)
+        print(f"[{now - start:6.1f} s] {event.get('stage')}: {event.get('message')}", flush=True)
     code = proc.wait()
     if timer:
         timer.cancel()
     total = time.perf_counter() - start
-    peak = json.load(open(peak_file)) if os.path.exists(peak_file) else {}
+    report = json.load(open(report_file)) if os.path.exists(report_file) else {}
     with open(os.path.join(work, "out", "sketch.json")) as f:
         sketch_json = json.load(f)
     frames = len(sketch_json["frames"])
@@ -235,10 +234,10 @@ def main() -> int:
     print(f"first frame done after {first_frame or 0:.1f} s; "
           f"{(total - (first_frame or 0)) / max(1, frames - 1):.2f} s per later frame")
     print("\n| component | seconds | calls |\n|---|---|---|")
-    for label, (seconds, calls) in peak.get("components", {}).items():
+    for label, (seconds, calls) in report.get("components", {}).items():
         print(f"| {label} | {seconds:.1f} | {calls} |")
-    print(f"peak GPU memory: {peak.get('peak_gpu_bytes', 0) / 2**30:.2f} GiB allocated, "
-          f"{peak.get('peak_gpu_reserved', 0) / 2**30:.2f} GiB reserved")
+    print(f"peak GPU memory: {report.get('peak_gpu_bytes', 0) / 2**30:.2f} GiB allocated, "
+          f"{report.get('peak_gpu_reserved', 0) / 2**30:.2f} GiB reserved")
     return code
 
 

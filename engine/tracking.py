@@ -66,9 +66,25 @@ def follow_grid(grid_tracks: Tensor, grid_visible: Tensor, points: Tensor, start
     moved = (live[..., None] * motion).sum(-2) / live.sum(-1, keepdim=True).clamp_min(1e-9)
     visible = torch.cumprod((live.sum(-1) >= 0.5 * weight.sum(-1)).to(torch.int8), 0).bool()
     tracks = points[None] + moved
-    for t in range(1, t_len):                     # frames, not pixels: freeze the lost points
-        tracks[t] = torch.where(visible[t, :, None], tracks[t], tracks[t - 1])
-    return tracks, visible
+    return torch.where(visible[..., None], tracks, last_seen(tracks, visible)[None]), visible
+
+
+def last_seen(tracks: Tensor, visible: Tensor) -> Tensor:
+    """Where each point ``(Q, 2)`` was on the last frame it was seen (visibility only ever
+    goes from seen to lost); the first frame for a point never seen."""
+    last = (visible.long().sum(0) - 1).clamp_min(0)
+    return tracks[last, torch.arange(tracks.shape[1], device=tracks.device)]
+
+
+def with_grid_fallback(tracks: Tensor, visible: Tensor, grid_tracks: Tensor, grid_visible: Tensor,
+                       start: int = 0) -> tuple[Tensor, Tensor]:
+    """Points' own ``tracks`` ``(T - start, Q, 2)`` and ``visible``, from frame ``start`` of the
+    grid's; where a point's own track is lost it continues, without a jump, with the grid's
+    motion (``follow_grid``). Returns tracks and visibility of the same shapes."""
+    via, via_visible = follow_grid(grid_tracks, grid_visible, tracks[0], start)
+    offset = last_seen(tracks, visible) - last_seen(via, visible)
+    return (torch.where(visible[..., None], tracks, via + offset[None]),
+            visible | via_visible)
 
 
 class LucasKanadeTracker:
@@ -109,16 +125,3 @@ class LucasKanadeTracker:
     def _in_frame(points: np.ndarray, width: int, height: int) -> np.ndarray:
         x, y = points[:, 0], points[:, 1]
         return (x >= 0) & (y >= 0) & (x <= width - 1) & (y <= height - 1)
-
-
-def with_grid_fallback(tracks: Tensor, visible: Tensor, grid_tracks: Tensor, grid_visible: Tensor,
-                       start: int = 0) -> tuple[Tensor, Tensor]:
-    """Points' own ``tracks`` ``(T - start, Q, 2)`` and ``visible``, from frame ``start`` of the
-    grid's; where a point's own track is lost it continues, without a jump, with the grid's
-    motion (``follow_grid``). Returns tracks and visibility of the same shapes."""
-    via, via_visible = follow_grid(grid_tracks, grid_visible, tracks[0], start)
-    last = (visible.long().sum(0) - 1).clamp_min(0)                        # last frame seen
-    q = torch.arange(tracks.shape[1], device=tracks.device)
-    offset = tracks[last, q] - via[last, q]
-    return (torch.where(visible[..., None], tracks, via + offset[None]),
-            visible | via_visible)

@@ -121,10 +121,8 @@ class GraphedEncoder:
 
     def __call__(self, x: Tensor):
         key = (tuple(x.shape), x.requires_grad)
-        if key not in self.graphs and key not in self.seen:     # a one-off shape stays eager
-            self.seen.add(key)
-            return self.encode(x)
-        if self.failed or (key not in self.graphs and len(self.graphs) >= self.limit):
+        if self.failed or key not in self.graphs and (key not in self.seen or len(self.graphs) >= self.limit):
+            self.seen.add(key)                # first sight of a shape, or no more graphs: eager
             return self.encode(x)
         if key not in self.graphs:
             try:
