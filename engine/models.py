@@ -90,18 +90,51 @@ def file_digest(path: str, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def check_file(model: ModelFile, path: str) -> str | None:
-    """None if ``path`` is a good copy of ``model``, else what is wrong with it."""
+def check_file(model: ModelFile, path: str, thorough: bool = False) -> str | None:
+    """None if ``path`` is a good copy of ``model``, else what is wrong with it.
+
+    A file whose checksum matched is remembered (``<file>.verified``: its size, modification
+    time, inode and checksum), so later runs skip hashing a gigabyte of weights until the file
+    changes; ``thorough`` hashes anyway (``dynasketch models verify``)."""
     if not os.path.isfile(path):
         return "missing"
     size = os.path.getsize(path)
     if model.size is not None and size != model.size:
         return f"wrong size ({size} bytes, expected {model.size})"
+    if not (model.sha256 or model.md5):
+        return None
+    if not thorough and _stamp(model, path) == _read(path + ".verified"):
+        return None
     if model.sha256 and file_digest(path, "sha256") != model.sha256:
         return "wrong checksum (sha256)"
     if model.md5 and file_digest(path, "md5") != model.md5:
         return "wrong checksum (md5)"
+    if not path.endswith(".part"):
+        remember_good(model, path)
     return None
+
+
+def _stamp(model: ModelFile, path: str) -> str:
+    st = os.stat(path)
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino} {model.checksum}\n"
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def remember_good(model: ModelFile, path: str) -> None:
+    """Note that ``path`` matched its checksum (see ``check_file``); a read-only folder is fine."""
+    try:
+        with open(path + ".verified.tmp", "w") as f:
+            f.write(_stamp(model, path))
+        os.replace(path + ".verified.tmp", path + ".verified")
+    except OSError:
+        pass
 
 
 def require(name: str, folder: str | None = None) -> str:
@@ -153,6 +186,7 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
         raise EngineError(f"download of {model.name} is corrupt: {problem}; it was deleted and "
                           f"{final} was left as it was")
     os.replace(part, final)
+    remember_good(model, final)
     return final
 
 
@@ -189,7 +223,7 @@ def command(action: str, names: list[str]) -> int:
     if action == "verify":
         bad = 0
         for m in chosen:
-            problem = check_file(m, path_of(m))
+            problem = check_file(m, path_of(m), thorough=True)
             bad += problem is not None
             print(f"{m.name}: {problem or 'ok'} ({path_of(m)}; checksum {m.checksum})")
         return 1 if bad else 0

@@ -104,3 +104,22 @@ def test_models_command(tmp_path):
     assert run("verify", "inspyrenet-fast").returncode == 1
     bad = run("download", "no-such-model")
     assert bad.returncode == 2 and bad.stderr.startswith("dynasketch: error: unknown model")
+
+
+def test_a_verified_file_is_hashed_once_until_it_changes(server, tmp_path, monkeypatch):
+    from engine import models
+
+    model = spec(f"{server}/good", size=None)
+    path = download(model, str(tmp_path), progress=False)
+    hashed = []
+    real_digest = models.file_digest
+    monkeypatch.setattr(models, "file_digest", lambda p, a: hashed.append(p) or real_digest(p, a))
+    assert check_file(model, path) is None and check_file(model, path) is None
+    assert hashed == []                                  # the download already checked it
+    assert check_file(model, path, thorough=True) is None and len(hashed) == 1
+    # the same size, other bytes, a later time: hashed again, and caught
+    with open(path, "r+b") as f:
+        f.write(b"\0" * 16)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    assert check_file(model, path) == "wrong checksum (sha256)"
+    assert check_file(model, path) == "wrong checksum (sha256)" and len(hashed) == 3
