@@ -23,6 +23,7 @@ import atexit
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,6 +180,7 @@ def main() -> int:
     t0 = time.perf_counter()
     clip = make_clip(os.path.join(work, "clip.mp4"), args.clip, args.frames, width, height)
     made = make_models(home, args.small)
+    shutil.rmtree(os.path.join(home, "masks"), ignore_errors=True)     # time the masker too
     print(f"clip {clip}: {args.frames} frames {width}x{height}; random models: {', '.join(made)} "
           f"({time.perf_counter() - t0:.0f} s to make)", flush=True)
 

@@ -8,6 +8,7 @@ consistent, and the same command resumes after the last finished frame.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from .backends import (build_guidance, build_masker, build_rasterizer, build_sal
                        build_tracker, pick_device)
 from .losses import find_groups
 from .optimise import StrokeOptimiser
+from .prefetch import Prefetcher
 from .preview import write_preview
 from .settings import Settings
 from .tracking import grid_queries, with_grid_fallback
@@ -50,22 +52,33 @@ class CanvasFrame:
     track_image: np.ndarray        # (2C, 2C, 3) uint8 RGB, for the tracker
 
 
-def canvas_frames(source, frame_range, masker, box: Letterbox, device,
-                  should_stop: Callable[[], bool] = lambda: False) -> Iterator[CanvasFrame]:
-    """Decode and mask, fitting each frame onto the canvas (and a 2x one for tracking).
-    A stop is honoured between frames (a neural masker can take seconds per frame)."""
+def masked_frames(source, frame_range, masker, box: Letterbox) -> Iterator[tuple]:
+    """Decode and mask, fitting each frame onto the canvas and a 2x one for tracking, on the
+    CPU side: ``(index, rgb, mask or None, track_rgb)`` as arrays. Runs in the prefetch thread."""
     track_box = box.resized(2 * box.size)
+    for index, rgb, alpha in source.frames(frame_range):
+        mask = masker(index, rgb, alpha)
+        yield (index, box.fit(rgb), None if mask is None else box.fit(mask, fill=0),
+               track_box.fit(rgb))
+
+
+def canvas_frames(source, frame_range, masker, box: Letterbox, device,
+                  should_stop: Callable[[], bool] = lambda: False, ahead: int = 0) -> Iterator[CanvasFrame]:
+    """``masked_frames`` as tensors on ``device``, produced up to ``ahead`` frames in advance
+    in a background thread (``prefetch.Prefetcher``) when ``ahead`` > 0. A stop is honoured
+    between frames (a neural masker can take seconds per frame)."""
     frame_area = torch.from_numpy(box.inside()).to(device)[None].float()
     padded = not bool(frame_area.all())
-    for index, rgb, alpha in source.frames(frame_range):
-        if should_stop():
-            raise Interrupted()
-        mask = masker(index, rgb, alpha)
-        image = torch.from_numpy(box.fit(rgb)).to(device).permute(2, 0, 1).float() / 255.0
-        m = frame_area if padded else None          # without a mask the subject is the frame
-        if mask is not None:
-            m = torch.from_numpy(box.fit(mask, fill=0)).to(device)[None].round()
-        yield CanvasFrame(index, image, m, track_box.fit(rgb))
+    produced = masked_frames(source, frame_range, masker, box)
+    with Prefetcher(produced, ahead, device) if ahead else contextlib.nullcontext(produced) as items:
+        for index, image, mask, track_image in items:
+            if should_stop():
+                raise Interrupted()
+            m = frame_area if padded else None          # without a mask the subject is the frame
+            if mask is not None:
+                m = torch.from_numpy(mask).to(device)[None].round()
+            image = torch.from_numpy(image).to(device).permute(2, 0, 1).float() / 255.0
+            yield CanvasFrame(index, image, m, track_image)
 
 
 class Sketcher:
@@ -238,51 +251,56 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
             folder.add_frame(frame.index, stroke_records(box.to_source(points), s.width * s.canvas / 224.0
                                                          / box.scale))
 
-    stream = canvas_frames(source, frame_range, masker, box, device, should_stop)
+    ahead = s.window if os.environ.get("DYNASKETCH_PREFETCH", "1") != "0" else 0
+    decoded = canvas_frames(source, frame_range, masker, box, device, should_stop, ahead)
+    stream: Iterator[CanvasFrame] = decoded
     previous, strokes = None, None
-    done = len(folder.frames)
-    if state is not None and done:
-        strokes = state["strokes"].to(device)
-        if done < total:                          # the tracker restarts from the last frame
-            previous = next(f for f in stream if f.index == folder.frames[-1]["index"])
-        progress.stage("optimise", done, total, f"resuming after {done} frames")
+    try:
+        done = len(folder.frames)
+        if state is not None and done:
+            strokes = state["strokes"].to(device)
+            if done < total:                          # the tracker restarts from the last frame
+                previous = next(f for f in stream if f.index == folder.frames[-1]["index"])
+            progress.stage("optimise", done, total, f"resuming after {done} frames")
 
-    if done < total:
-        if previous is None or not s.temporal:
-            first = next(stream)
-            if s.temporal:
-                progress.stage("initialise", done, total, f"first frame {first.index}: "
-                               f"{s.seeds} seeds x {s.keyframe_steps} steps")
-                strokes, saliency = sketcher.first(first)
-                folder.save_map("saliency.png", saliency)
-                finish([first], strokes[None])
-                previous = first
+        if done < total:
+            if previous is None or not s.temporal:
+                first = next(stream)
+                if s.temporal:
+                    progress.stage("initialise", done, total, f"first frame {first.index}: "
+                                   f"{s.seeds} seeds x {s.keyframe_steps} steps")
+                    strokes, saliency = sketcher.first(first)
+                    folder.save_map("saliency.png", saliency)
+                    finish([first], strokes[None])
+                    previous = first
+                    folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
+                else:
+                    stream = itertools.chain([first], stream)
+            while len(folder.frames) < total:
+                progress.stage("mask", len(folder.frames), total, "decoding and masking")
+                frames = list(itertools.islice(stream, s.window))
+                if not frames:
+                    raise EngineError(f"{info.path}: the clip ended before frame "
+                                      f"{frame_range.indices()[len(folder.frames)]}")
+                sketcher.check_stop()
+                note = ""
+                if s.temporal:
+                    progress.stage("track", len(folder.frames), total,
+                                   f"tracking frames {frames[0].index}-{frames[-1].index}")
+                    result = sketcher.window(previous, strokes, frames)
+                    if sketcher.restarted:
+                        note = f"; re-initialised {sketcher.restarted} lost strokes"
+                else:
+                    progress.stage("optimise", len(folder.frames), total,
+                                   f"frames {frames[0].index}-{frames[-1].index} from scratch")
+                    result = sketcher.independent(frames)
+                finish(frames, result)
+                previous, strokes = frames[-1], result[-1]
                 folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
-            else:
-                stream = itertools.chain([first], stream)
-        while len(folder.frames) < total:
-            progress.stage("mask", len(folder.frames), total, "decoding and masking")
-            frames = list(itertools.islice(stream, s.window))
-            if not frames:
-                raise EngineError(f"{info.path}: the clip ended before frame "
-                                  f"{frame_range.indices()[len(folder.frames)]}")
-            sketcher.check_stop()
-            note = ""
-            if s.temporal:
-                progress.stage("track", len(folder.frames), total,
-                               f"tracking frames {frames[0].index}-{frames[-1].index}")
-                result = sketcher.window(previous, strokes, frames)
-                if sketcher.restarted:
-                    note = f"; re-initialised {sketcher.restarted} lost strokes"
-            else:
                 progress.stage("optimise", len(folder.frames), total,
-                               f"frames {frames[0].index}-{frames[-1].index} from scratch")
-                result = sketcher.independent(frames)
-            finish(frames, result)
-            previous, strokes = frames[-1], result[-1]
-            folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
-            progress.stage("optimise", len(folder.frames), total,
-                           f"frame {frames[-1].index} ({len(folder.frames)}/{total}){note}")
+                               f"frame {frames[-1].index} ({len(folder.frames)}/{total}){note}")
+    finally:
+        decoded.close()                # the prefetch thread stops before the preview decodes
 
     folder.save({"strokes": (strokes.cpu() if strokes is not None else torch.zeros(0))}, complete=True)
     preview = None

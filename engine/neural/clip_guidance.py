@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..errors import EngineError
 from ..imageops import composite_on_white
+from ..prefetch import cuda_capture_lock
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -138,6 +139,10 @@ class GraphedEncoder:
         return self.graphs[key](x)
 
     def _capture(self, x: Tensor):
+        with cuda_capture_lock:             # no other thread's CUDA work during a capture
+            return self._capture_now(x)
+
+    def _capture_now(self, x: Tensor):
         quiet = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
         if quiet is not None:            # the capture's side stream makes autograd warn; harmless
             quiet(False)

@@ -1,0 +1,103 @@
+"""Decoding and masking ahead of the optimiser: same frames, in order, errors where they
+belong, and a thread that stops when the run does."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from engine.canvas import Letterbox
+from engine.errors import EngineError, Interrupted
+from engine.masking import MaskFileMasker
+from engine.pipeline import canvas_frames
+from engine.prefetch import Prefetcher
+from engine.video import FrameRange, open_video
+
+
+def wait_for(condition, seconds=10.0):
+    end = time.monotonic() + seconds
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_items_are_produced_ahead_in_order_and_no_further_than_asked():
+    made = []
+
+    def items():
+        for i in range(20):
+            made.append(i)
+            yield i
+
+    with Prefetcher(items(), ahead=4) as ahead:
+        assert next(ahead) == 0
+        # while the consumer is busy, the next items are produced: up to 4 waiting in the
+        # queue and one more in hand
+        assert wait_for(lambda: len(made) >= 5)
+        time.sleep(0.2)
+        assert len(made) <= 6
+        assert list(ahead) == list(range(1, 20))
+
+
+def test_a_producer_error_is_raised_where_its_item_would_come():
+    def items():
+        yield "a"
+        yield "b"
+        raise EngineError("mask frame 2 does not line up")
+
+    ahead = Prefetcher(items(), ahead=8)
+    assert next(ahead) == "a" and next(ahead) == "b"
+    with pytest.raises(EngineError, match="does not line up"):
+        next(ahead)
+    with pytest.raises(StopIteration):
+        next(ahead)
+    assert not ahead.thread.is_alive()
+
+
+def test_close_stops_the_thread_and_closes_the_source():
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield np.zeros(3)
+        finally:
+            closed.set()
+
+    ahead = Prefetcher(endless(), ahead=2)
+    next(ahead)
+    ahead.close()
+    assert not ahead.thread.is_alive() and closed.is_set()
+
+
+def test_canvas_frames_ahead_give_the_frames_and_masks_of_the_plain_stream(disc_clip, device):
+    source = open_video(disc_clip["video"])
+    rng = FrameRange(0, source.info.frame_count)
+    box = Letterbox(source.info.width, source.info.height, 64)
+
+    def frames(ahead):
+        masker = MaskFileMasker(disc_clip["mask"], source.info, rng)
+        return list(canvas_frames(source, rng, masker, box, device, ahead=ahead))
+
+    plain, early = frames(0), frames(5)
+    assert [f.index for f in early] == [f.index for f in plain] == list(range(source.info.frame_count))
+    for a, b in zip(plain, early):
+        assert torch.equal(a.image, b.image) and torch.equal(a.mask, b.mask)
+        assert np.array_equal(a.track_image, b.track_image)
+        assert a.mask.sum() > 0
+
+
+def test_a_stop_ends_the_stream_and_its_thread(disc_clip):
+    source = open_video(disc_clip["video"])
+    rng = FrameRange(0, source.info.frame_count)
+    box = Letterbox(source.info.width, source.info.height, 64)
+    stop = threading.Event()
+    before = threading.active_count()
+    stream = canvas_frames(source, rng, MaskFileMasker(disc_clip["mask"], source.info, rng), box,
+                           torch.device("cpu"), stop.is_set, ahead=3)
+    next(stream)
+    stop.set()
+    with pytest.raises(Interrupted):
+        next(stream)
+    assert wait_for(lambda: threading.active_count() == before)
