@@ -155,28 +155,33 @@ class Sketcher:
         groups = find_groups(points, s.touch * opt.unit)
         images, masks = self._stack(frames)
 
-        # Re-initialise strokes whose points are mostly lost, from the first frame they are.
+        # Re-initialise strokes whose points are mostly lost, from the first frame they are:
+        # new strokes for every such frame, refined together, then each tracked from there.
         lost = visible.float().mean(-1) < s.lost_fraction                     # (W+1, N)
         lost[0] = False
         first_lost = torch.where(lost.any(0), lost.float().argmax(0), 0)       # (N,)
         restart = torch.zeros(w, n, dtype=torch.bool, device=self.device)
-        for j in sorted(set(first_lost[first_lost > 0].tolist())):
-            which = first_lost == j                                            # strokes lost at j
-            k, t = int(which.sum()), j - 1                                     # t: index in frames
-            image, mask = images[t:t + 1], None if masks is None else masks[t:t + 1]
-            fresh = init[t].clone()
-            fresh[which] = opt.new_strokes(image, mask, k, self.generator(frames[t].index))[0]
-            fresh = opt.refine(image, mask, fresh[None], trainable=which[None])[0]
-            new_tracks, new_visible = with_grid_fallback(
-                *self.track(video[j:], opt.samples(fresh[which]).reshape(-1, 2)),
-                grid_tracks, grid_visible, start=j)
-            tracks[j:, which] = new_tracks.view(-1, k, m, 2)
-            visible[j:, which] = new_visible.view(-1, k, m)
-            init[t, which] = fresh[which]
-            init[t + 1:, which] = self._follow(fresh[which], tracks[j:, which], visible[j:, which])
-            restart[t, which] = True
-            groups = torch.where(which, n + torch.arange(n, device=groups.device), groups)
+        lost_at = sorted(set(first_lost[first_lost > 0].tolist()))             # window frame + 1
+        if lost_at:
+            at = [j - 1 for j in lost_at]                                      # index in frames
+            which = torch.stack([first_lost == j for j in lost_at])            # (J, N)
+            image, mask = images[at], None if masks is None else masks[at]
+            fresh = opt.new_strokes(image, mask, n, self.generator(frames[at[0]].index))
+            fresh = torch.where(which[..., None, None], fresh, init[at])
+            fresh = opt.refine(image, mask, fresh, trainable=which)
             self.check_stop()
+        for i, j in enumerate(lost_at):
+            t, mine = j - 1, which[i]
+            k = int(mine.sum())
+            new_tracks, new_visible = with_grid_fallback(
+                *self.track(video[j:], opt.samples(fresh[i, mine]).reshape(-1, 2)),
+                grid_tracks, grid_visible, start=j)
+            tracks[j:, mine] = new_tracks.view(-1, k, m, 2)
+            visible[j:, mine] = new_visible.view(-1, k, m)
+            init[t, mine] = fresh[i, mine]
+            init[t + 1:, mine] = self._follow(fresh[i, mine], tracks[j:, mine], visible[j:, mine])
+            restart[t, mine] = True
+            groups = torch.where(mine, n + torch.arange(n, device=groups.device), groups)
 
         self.restarted = int(restart.sum())
         result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart)
