@@ -9,6 +9,8 @@ the views of all frames go through the encoder together, and the augmentation is
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -104,7 +106,8 @@ def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
 
 class GraphedEncoder:
     """Replays a CUDA encoder call as a CUDA graph, one graph per batch size and grad mode
-    (captured the second time a shape comes, so one-off shapes stay eager).
+    (captured the second time a shape comes, so one-off shapes stay eager). At most ``limit``
+    graphs are kept (each holds its own memory): a new one replaces the least recently used.
 
     A step of CLIP guidance launches thousands of small kernels; on a fast GPU launching them
     costs more than running them. With a graph the whole forward (and, for inputs that need
@@ -116,16 +119,18 @@ class GraphedEncoder:
     def __init__(self, encode, limit: int = 8):
         self.encode = encode
         self.limit = limit
-        self.graphs: dict = {}
+        self.graphs: OrderedDict = OrderedDict()       # least recently used first
         self.seen: set = set()
         self.failed = False
 
     def __call__(self, x: Tensor):
         key = (tuple(x.shape), x.requires_grad)
-        if self.failed or key not in self.graphs and (key not in self.seen or len(self.graphs) >= self.limit):
-            self.seen.add(key)                # first sight of a shape, or no more graphs: eager
+        if self.failed or key not in self.graphs and key not in self.seen:
+            self.seen.add(key)                          # first sight of a shape: eager
             return self.encode(x)
         if key not in self.graphs:
+            if len(self.graphs) >= self.limit:
+                self.graphs.popitem(last=False)
             try:
                 self.graphs[key] = self._capture(x)
             except Exception as exc:  # a capture the driver or an op refuses: run eagerly
@@ -136,6 +141,7 @@ class GraphedEncoder:
                 if torch.cuda.is_available():
                     torch.cuda.synchronize()
                 return self.encode(x)
+        self.graphs.move_to_end(key)
         return self.graphs[key](x)
 
     def _capture(self, x: Tensor):

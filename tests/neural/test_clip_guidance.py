@@ -166,7 +166,10 @@ def test_graphed_encoder_captures_shapes_that_come_again_and_falls_back_to_eager
     assert captured == [(2, 3)]                                    # captured once, then replayed
     encoder(b)
     encoder(b)
-    assert captured == [(2, 3)]                                    # over the limit: eager
+    assert captured == [(2, 3), (3, 3)]                            # over the limit: replaces
+    assert list(encoder.graphs) == [((3, 3), False)]               # the least recently used
+    encoder(a)
+    assert captured == [(2, 3), (3, 3), (2, 3)] and torch.equal(encoder(a), a * 2)
 
     failing = GraphedEncoder(lambda x: x + 1)
 
