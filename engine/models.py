@@ -153,7 +153,7 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
     folder = folder or home()
     os.makedirs(folder, exist_ok=True)
     final = path_of(model, folder)
-    if check_file(model, final) is None:
+    if check_file(model, final, thorough=True) is None:    # asked for: hash it anyway
         return final
     part = final + ".part"
     have = os.path.getsize(part) if os.path.exists(part) else 0

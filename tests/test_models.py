@@ -123,3 +123,14 @@ def test_a_verified_file_is_hashed_once_until_it_changes(server, tmp_path, monke
     os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
     assert check_file(model, path) == "wrong checksum (sha256)"
     assert check_file(model, path) == "wrong checksum (sha256)" and len(hashed) == 3
+
+
+def test_download_rechecks_a_file_even_when_it_was_verified_before(server, tmp_path):
+    model = spec(f"{server}/good", size=None)
+    path = download(model, str(tmp_path), progress=False)
+    times = os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns
+    with open(path, "r+b") as f:            # damaged in place, its time put back
+        f.write(b"\0" * 16)
+    os.utime(path, ns=times)
+    assert check_file(model, path, thorough=True) == "wrong checksum (sha256)"
+    assert open(download(model, str(tmp_path), progress=False), "rb").read() == PAYLOAD
