@@ -36,7 +36,8 @@ class Prefetcher:
         self.thread.start()
 
     def _produce(self, cuda: bool) -> None:
-        stream = torch.cuda.stream(torch.cuda.Stream()) if cuda else contextlib.nullcontext()
+        with cuda_capture_lock:
+            stream = torch.cuda.stream(torch.cuda.Stream()) if cuda else contextlib.nullcontext()
         with stream:
             while not self.closing.is_set():
                 try:
