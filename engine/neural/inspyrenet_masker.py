@@ -42,6 +42,20 @@ def load_remover(checkpoint: str, mode: str, device, config_dir: str):
                               f"run `dynasketch models download inspyrenet-{mode}`") from None
 
 
+def segment(remover, rgb: np.ndarray) -> np.ndarray:
+    """The subject of an ``(H, W, 3)`` uint8 frame as ``(H, W)`` uint8 0/255: the Remover's own
+    pre-processing and network, upsampled and thresholded where the network ran. The same
+    mask as ``remover.process(rgb, type="map", threshold=0.5)`` without its full-size
+    float64 post-processing (~70 ms a 1080p frame on the CPU)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = remover.cv2_transform(image=rgb)["image"][None].to(remover.device)
+    with torch.no_grad():
+        pred = F.interpolate(remover.model(x), rgb.shape[:2], mode="bilinear", align_corners=True)
+        return ((pred[0, 0] > THRESHOLD).to(torch.uint8) * 255).cpu().numpy()
+
+
 class InSPyReNetMasker:
     name = "inspyrenet"
 
@@ -71,8 +85,7 @@ class InSPyReNetMasker:
             self.remover = load_remover(self.checkpoint, self.mode, self.device, self.config_dir)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            pred = self.remover.process(rgb, type="map", threshold=THRESHOLD)
-        mask = (np.asarray(pred)[..., 0] >= 128).astype(np.uint8) * 255
+            mask = segment(self.remover, rgb)
         self._write(mask)
         return mask.astype(np.float32) / 255.0
 

@@ -59,3 +59,21 @@ def test_missing_weights_name_the_download_command(tmp_path, monkeypatch):
     with pytest.raises(EngineError, match="dynasketch models download inspyrenet-base"):
         build_masker("inspyrenet", clip.info, FrameRange(0, 2), torch.device("cpu"))
     assert build_masker("auto", clip.info, FrameRange(0, 2), torch.device("cpu")).name == "none"
+
+
+def test_masks_are_the_removers_own_thresholded_map(model_home, tmp_path, device):
+    """``segment`` skips the Remover's full-size post-processing, not its result."""
+    from engine.neural.inspyrenet_masker import load_remover, segment
+
+    remover = load_remover(str(model_home / "ckpt_fast.pth"), "fast", device, str(tmp_path / "tb"))
+    frames, _ = moving_disc(t_len=2, size=(120, 200))
+    noise = np.random.default_rng(0).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    masks = []
+    for rgb in [*frames, noise]:
+        mask = segment(remover, rgb)
+        expected = np.asarray(remover.process(rgb, type="map", threshold=0.5))[..., 0]
+        assert mask.shape == rgb.shape[:2] and mask.dtype == np.uint8
+        assert np.array_equal(mask, expected)
+        masks.append(mask)
+    coverage = np.mean([m.mean() / 255 for m in masks])
+    assert 0.0 < coverage < 1.0                         # a mask with both sides to compare
