@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check in one go, for a machine with CUDA and PyTorch (one lease of the device):
-#   bench/gpu.sh [paper] [clip] [tests]      (default: all three, in that order)
+#   bench/gpu.sh [paper] [long] [clip] [tests]   (default: paper clip tests, in that order)
 # paper: bench/paper_run.py, the paper preset with every neural backend (100 frames, 1080p);
+# long:  the same on a 10 s clip (250 frames at 25 fps) for $LONG_LIMIT s: its peak GPU memory;
 # clip:  bench/clip_speed.py, one CLIPasso loss step; tests: the suite (not the add-on) on CUDA.
 # $CLIP is the footage (default: the procedural sample); logs go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
@@ -18,6 +19,9 @@ for what in "${@:-paper clip tests}"; do
       paper) $PY bench/paper_run.py ${CLIP:+--clip "$CLIP"} --frames 100 --limit "${PAPER_LIMIT:-360}" \
                --size 1920x1080 --device cuda --work /tmp/paper-run ${PAPER_ARGS:-} 2>"$OUT/paper.err" \
                | tee "$OUT/paper.txt"; tail -5 "$OUT/paper.err" ;;
+      long) $PY bench/paper_run.py ${CLIP:+--clip "$CLIP"} --frames 250 --limit "${LONG_LIMIT:-150}" \
+               --size 1920x1080 --device cuda --work /tmp/paper-long ${PAPER_ARGS:-} 2>"$OUT/long.err" \
+               | tee "$OUT/long.txt" | tail -12; tail -5 "$OUT/long.err" ;;
       clip) timeout 120 $PY bench/clip_speed.py --device cuda 2>&1 | tee "$OUT/clip_speed.txt" ;;
       tests) timeout "${TESTS_LIMIT:-200}" $PY -m pytest -q -p no:cacheprovider tests --ignore=tests/addon \
                2>&1 | tee "$OUT/tests.log" | tail -15 ;;
