@@ -22,8 +22,7 @@ def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
 
 def grey(image: Tensor) -> Tensor:
     """Luma of ``(B, 3, H, W)`` RGB in [0, 1] -> ``(B, 1, H, W)``."""
-    weights = image.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    return (image * weights).sum(1, keepdim=True)
+    return 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]   # no host copy
 
 
 def xdog_ink(image: Tensor, sigma: float = 0.8, k: float = 1.6, tau: float = 0.98,

@@ -60,9 +60,8 @@ class StrokeOptimiser:
     # -- helpers -------------------------------------------------------------------------
     def render(self, points: Tensor) -> Tensor:
         """Black strokes on white, ``(B, 3, C, C)``."""
-        width = points.new_tensor(self.s.width * self.unit)
-        ink = self.rasterizer(points, width.expand(points.shape[:2]),
-                              points.new_ones(points.shape[:2]), self.s.canvas)
+        width = points.new_full(points.shape[:2], self.s.width * self.unit)   # no host copy
+        ink = self.rasterizer(points, width, points.new_ones(points.shape[:2]), self.s.canvas)
         return (1.0 - ink).expand(-1, 3, -1, -1)
 
     def samples(self, points: Tensor) -> Tensor:

@@ -92,7 +92,7 @@ class Sketcher:
         self.should_stop = should_stop
         self.tracker = build_tracker(settings.tracker, device)
         x0, y0, w, h = box.placement
-        self.optimiser = StrokeOptimiser(settings, build_rasterizer(), build_guidance(settings.guidance, device),
+        self.optimiser = StrokeOptimiser(settings, build_rasterizer(device), build_guidance(settings.guidance, device),
                                          build_saliency(settings.saliency, device), should_stop,
                                          area=(x0, y0, x0 + w, y0 + h))
         x0, y0, w, h = box.resized(2 * box.size).placement

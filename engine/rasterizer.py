@@ -14,10 +14,19 @@ The work is proportional to the length of the strokes, not to pixels x segments.
 
 Coordinates are canvas pixels, x right, y down; pixel (i, j) covers [i, i+1) x [j, j+1).
 A different backend (for example diffvg) only needs the same ``__call__`` signature.
+
+The number of pieces and the size of the window are shapes, so they must be known on the
+host: measuring them reads the strokes back from the device, which on a GPU stalls the host
+until the GPU has finished all queued work, every optimisation step. With ``replan_every``
+(used on CUDA) a batch shape keeps its ``PiecePlan`` for that many calls, measured with
+``headroom`` to spare (more, shorter pieces): strokes may grow by that factor before the next
+plan; beyond it, pieces get longer than the window allows and the ink of that render thins
+until the next plan. Only the loss sees these renders; the strokes are what is exported.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -25,32 +34,42 @@ from torch import Tensor
 from . import bezier
 
 
+@dataclass(frozen=True)
+class PiecePlan:
+    pieces: int      # straight pieces per cubic segment
+    side: int        # the square window of pixels around each piece
+
+
 class SplatRasterizer:
     """Batched differentiable rasterizer; see the module docstring."""
 
     name = "splat"
 
-    def __init__(self, piece_length: float = 1.0, max_pieces: int = 1024):
+    def __init__(self, piece_length: float = 1.0, max_pieces: int = 1024, replan_every: int = 0,
+                 headroom: float = 1.25):
         self.piece_length = piece_length
         self.max_pieces = max_pieces
+        self.replan_every = replan_every
+        self.headroom = headroom
+        self.plans: dict = {}            # (batch shape, size) -> [plan, calls since planned]
 
     def __call__(self, control: Tensor, width: Tensor, opacity: Tensor, size: int) -> Tensor:
         """Render strokes.
 
         control: ``(B, N, 3*S+1, 2)`` control points in canvas pixels.
-        width, opacity: broadcastable to ``(B, N)``.
+        width, opacity: broadcastable to ``(B, N)``; with ``replan_every`` the widths must stay
+        the same between plans.
         Returns the ink image ``(B, 1, size, size)`` in [0, 1] (1 = full ink).
         """
         b, n = control.shape[:2]
         width = width.to(control.dtype).expand(b, n)
         opacity = opacity.to(control.dtype).expand(b, n)
-        a, d = self._pieces(control)                                 # (B, N, P, 2) each
+        plan, pieces = self._plan_for(control, width, size)
+        a, d = pieces if pieces is not None else self._pieces(control, plan.pieces)  # (B, N, P, 2)
+        reach = (plan.side - 1) / 2.0
         with torch.no_grad():
-            reach = ((d - a).norm(dim=-1).max().item() / 2.0
-                     + width.max().item() / 2.0 + 0.5)
-            side = math.ceil(2.0 * reach) + 1
             corner = ((a + d) * 0.5 - reach).floor().long()         # (B, N, P, 2)
-            offsets = torch.arange(side, device=control.device)
+            offsets = torch.arange(plan.side, device=control.device)
             oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
             window = torch.stack([ox.flatten(), oy.flatten()], -1)   # (Q, 2)
             pix = corner.unsqueeze(-2) + window                      # (B, N, P, Q, 2)
@@ -74,12 +93,39 @@ class SplatRasterizer:
                                      reduce="amax", include_self=True)
         return image[:, :-1].view(b, 1, size, size)
 
-    def _pieces(self, control: Tensor) -> tuple[Tensor, Tensor]:
-        """Cut every stroke into straight pieces about ``piece_length`` long."""
-        b, n = control.shape[:2]
+    def plan(self, control: Tensor, width: Tensor, headroom: float = 1.0) -> PiecePlan:
+        """Pieces about ``piece_length / headroom`` long, and the window their pixels need if
+        they grow ``headroom`` times longer. Reads the strokes back from the device."""
+        return self._measure(control, width, headroom)[0]
+
+    def _measure(self, control: Tensor, width: Tensor, headroom: float):
+        """The plan, and the pieces it cuts (with gradients, for the render at hand)."""
         with torch.no_grad():
             longest = bezier.control_polygon_length(control).max().item()
-            k = int(min(self.max_pieces, max(4, math.ceil(longest / self.piece_length))))
+        k = int(min(self.max_pieces, max(4, math.ceil(headroom * longest / self.piece_length))))
+        a, d = self._pieces(control, k)
+        with torch.no_grad():
+            reach = (headroom * (d - a).norm(dim=-1).max().item() / 2.0
+                     + width.max().item() / 2.0 + 0.5)
+        return PiecePlan(k, math.ceil(2.0 * reach) + 1), (a, d)
+
+    def _plan_for(self, control: Tensor, width: Tensor, size: int):
+        """The plan for this call, and its pieces when they were cut to make it."""
+        if not self.replan_every:
+            return self._measure(control, width, 1.0)
+        key = (tuple(control.shape), size)
+        entry = self.plans.get(key)
+        pieces = None
+        if entry is None or entry[1] >= self.replan_every:
+            plan, pieces = self._measure(control, width, self.headroom)
+            entry = self.plans[key] = [plan, 0]
+        entry[1] += 1
+        return entry[0], pieces
+
+    @staticmethod
+    def _pieces(control: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """Cut every cubic segment into ``k`` straight pieces: their ends ``(B, N, S*k, 2)``."""
+        b, n = control.shape[:2]
         t = torch.linspace(0.0, 1.0, k + 1, device=control.device)
         pts = bezier.evaluate(control, t).view(b, n, -1, k + 1, 2)  # (B, N, S, K+1, 2)
         return pts[..., :-1, :].flatten(2, 3), pts[..., 1:, :].flatten(2, 3)

@@ -101,3 +101,27 @@ def test_runs_on_cuda_like_cpu():
     cpu = SplatRasterizer()(control, *args)
     gpu = SplatRasterizer()(control.cuda(), args[0].cuda(), args[1].cuda(), 64).cpu()
     assert torch.allclose(cpu, gpu, atol=1e-4)
+
+
+def test_a_kept_plan_draws_strokes_that_grew_within_its_headroom_like_skia():
+    """On a GPU the pieces and window are planned every few calls, not measured per call
+    (that would stall the host each step): strokes may grow by the headroom meanwhile."""
+    size, n, width = 128, 6, 2.0
+    control = random_strokes(n, size, 4)
+    widths = torch.full((1, n), width, dtype=torch.float64)
+    ones = torch.ones(1, n, dtype=torch.float64)
+    r = SplatRasterizer(replan_every=3, headroom=1.25)
+    first = r(control[None], widths, ones, size)
+    plan = r.plans[(tuple(control[None].shape), size)][0]
+    centre = control.mean(1, keepdim=True)
+    grown = centre + (control - centre) * 1.2
+    for strokes in (control, grown):
+        ours = r(strokes[None], widths, ones, size)[0, 0].numpy()
+        ref = skia_ink(strokes.numpy(), widths[0].numpy(), np.ones(n), size)
+        assert np.abs(ours - ref).sum() / ref.sum() < 0.12
+        inter, union = ((ours > 0.5) & (ref > 0.5)).sum(), ((ours > 0.5) | (ref > 0.5)).sum()
+        assert inter / union > 0.85
+    assert r.plans[(tuple(control[None].shape), size)][0] == plan       # no new plan yet
+    assert torch.allclose(first, SplatRasterizer()(control[None], widths, ones, size), atol=0.05)
+    r(grown[None] * 1.5, widths, ones, size)                           # the 4th call plans again
+    assert r.plans[(tuple(control[None].shape), size)][0].pieces > plan.pieces

@@ -9,6 +9,8 @@ the views of all frames go through the encoder together, and the augmentation is
 """
 from __future__ import annotations
 
+import functools
+import math
 from collections import OrderedDict
 
 import torch
@@ -56,8 +58,14 @@ def homographies(corners_from: Tensor, corners_to: Tensor) -> Tensor:
     rows_v = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y], -1)
     a = torch.cat([rows_u, rows_v], 1)                                  # (B, 8, 8)
     b = torch.cat([u, v], 1)[..., None]                                  # (B, 8, 1)
-    h = torch.linalg.solve(a, b)[..., 0]
+    h = torch.linalg.solve_ex(a, b)[0][..., 0]     # no singularity check: it would wait for the GPU
     return torch.cat([h, torch.ones_like(h[:, :1])], 1).view(-1, 3, 3)
+
+
+@functools.lru_cache(maxsize=None)
+def _unit_square(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The corners of [-1, 1]^2 ``(4, 2)``, copied to the device once (a copy waits for it)."""
+    return torch.tensor([[-1, -1], [1, -1], [1, 1], [-1, 1]], device=device, dtype=dtype)
 
 
 def random_views(images: Tensor, views: int, generator: torch.Generator | None = None,
@@ -71,12 +79,12 @@ def random_views(images: Tensor, views: int, generator: torch.Generator | None =
     dev, dt = images.device, images.dtype
     rand = lambda *s: torch.rand(*s, generator=generator, device=dev, dtype=dt)  # noqa: E731
     scale = min_scale + (1 - min_scale) * rand(n, 1)
-    ratio = torch.exp((rand(n, 1) - 0.5) * 2 * torch.log(torch.tensor(4 / 3, device=dev, dtype=dt)))
+    ratio = torch.exp((rand(n, 1) - 0.5) * (2 * math.log(4 / 3)))
     cw = (scale * ratio).sqrt().clamp(max=1.0) * 2                       # crop size in [-1, 1] units
     ch = (scale / ratio).sqrt().clamp(max=1.0) * 2
     cx = -1 + cw / 2 + rand(n, 1) * (2 - cw)
     cy = -1 + ch / 2 + rand(n, 1) * (2 - ch)
-    unit = torch.tensor([[-1, -1], [1, -1], [1, 1], [-1, 1]], device=dev, dtype=dt)
+    unit = _unit_square(dev, dt)
     inward = -unit * rand(n, 4, 2) * distortion / 2                      # corners move inwards
     quad = (unit + inward) * torch.stack([cw, ch], -1) / 2 + torch.stack([cx, cy], -1)
     hom = homographies(unit.expand(n, 4, 2), quad)                       # output -> input coords

@@ -181,3 +181,53 @@ def test_graphed_encoder_captures_shapes_that_come_again_and_falls_back_to_eager
     with pytest.warns(UserWarning, match="running eagerly"):
         assert torch.equal(failing(a), a + 1)
     assert failing.failed and torch.equal(failing(a), a + 1)
+
+
+def test_optimisation_steps_never_wait_for_the_device(tiny_clip):
+    """Reading a value back (``.item()``, a singularity check, a tensor made from Python data)
+    makes the host wait until the GPU is idle; once per step that serialises host and GPU.
+    Checked on the CPU through the dispatcher: after the rasterizer's plan, the steps of a
+    window (CLIP guidance, views, render, temporal terms) do none of it."""
+    import traceback
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from engine.initialise import EdgeSaliency
+    from engine.optimise import StrokeOptimiser
+    from engine.settings import Settings
+
+    class Waits(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.found = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if str(func.overloadpacket) in ("aten._local_scalar_dense", "aten.lift_fresh",
+                                            "aten._linalg_check_errors", "aten.nonzero"):
+                stack = traceback.extract_stack()
+                ours = [f for f in stack if "/engine/" in f.filename]
+                adam = any("/torch/optim/" in f.filename for f in stack)   # its step count: CPU
+                if ours and not adam:
+                    self.found.append(f"{func.overloadpacket} at {ours[-1].filename}:{ours[-1].lineno}")
+            return func(*args, **(kwargs or {}))
+
+    from engine.losses import LineLoss
+
+    s = Settings.from_preset("fast", strokes=4)
+    frames = frame_with_shape().repeat(2, 1, 1, 1)
+    for guidance in (ClipGuidance(tiny_clip, torch.device("cpu")), LineLoss()):
+        opt = StrokeOptimiser(s, SplatRasterizer(replan_every=50), guidance, EdgeSaliency(),
+                              area=(0, 0, 224, 224))
+        init = opt.new_strokes(frames, None, s.strokes, torch.Generator().manual_seed(0))
+        tracks = opt.samples(init)
+        seen = torch.ones(tracks.shape[:3], dtype=torch.bool)
+
+        def window(steps):
+            s.frame_steps = steps
+            return opt.window(frames, None, init, init[0], tracks, seen, torch.arange(s.strokes))
+
+        window(1)                                               # plans the rasterizer
+        waits = Waits()
+        with waits:
+            window(8)
+        assert opt.rasterizer.plans and waits.found == [], guidance.name
