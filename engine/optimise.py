@@ -98,9 +98,8 @@ class StrokeOptimiser:
             saliency = saliency.repeat_interleave(seeds, 0)
         init = self.new_strokes(frames, masks, self.s.strokes, generator, saliency)
         target = self.guidance.prepare(frames, masks)
-        points, losses = adam(init, self.s.keyframe_steps, self.s.keyframe_lr * self.unit,
-                              lambda x: self.sketch_loss(x, target), self.should_stop,
-                              area=self.area)
+        points, losses = self._adam(init, self.s.keyframe_steps, self.s.keyframe_lr,
+                                    lambda x: self.sketch_loss(x, target))
         best = losses.view(b, seeds).argmin(1) + torch.arange(b, device=losses.device) * seeds
         return points[best], losses[best]
 
@@ -108,9 +107,8 @@ class StrokeOptimiser:
                trainable: Tensor) -> Tensor:
         """Optimise only the ``trainable`` ``(B, N)`` strokes of ``init`` under guidance."""
         target = self.guidance.prepare(frames, masks)
-        points, _ = adam(init, self.s.reinit_steps, self.s.keyframe_lr * self.unit,
-                         lambda x: self.sketch_loss(x, target), self.should_stop, trainable,
-                         self.area)
+        points, _ = self._adam(init, self.s.reinit_steps, self.s.keyframe_lr,
+                               lambda x: self.sketch_loss(x, target), trainable)
         return points
 
     def window(self, frames: Tensor, masks: Tensor | None, init: Tensor, previous: Tensor,
@@ -138,4 +136,11 @@ class StrokeOptimiser:
                                + s.shape_weight * shape_loss(pts, reference)
                                + s.group_weight * group_loss(pts, reference, groups)))
 
-        return adam(init, s.frame_steps, s.frame_lr * self.unit, loss, self.should_stop, area=self.area)
+        return self._adam(init, s.frame_steps, s.frame_lr, loss)
+
+    def _adam(self, init: Tensor, steps: int, lr: float, loss_fn, trainable: Tensor | None = None):
+        """``adam`` in this canvas (``lr`` in 224-canvas px), with a fresh rasterizer plan."""
+        forget = getattr(self.rasterizer, "forget_plans", None)
+        if forget is not None:           # other strokes than the last run's: plan them anew
+            forget()
+        return adam(init, steps, lr * self.unit, loss_fn, self.should_stop, trainable, self.area)

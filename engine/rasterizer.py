@@ -109,6 +109,10 @@ class SplatRasterizer:
                      + width.max().item() / 2.0 + 0.5)
         return PiecePlan(k, math.ceil(2.0 * reach) + 1), (a, d)
 
+    def forget_plans(self) -> None:
+        """Plan afresh on the next call (for strokes unrelated to the last ones)."""
+        self.plans.clear()
+
     def _plan_for(self, control: Tensor, width: Tensor, size: int):
         """The plan for this call, and its pieces when they were cut to make it."""
         if not self.replan_every:
