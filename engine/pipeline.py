@@ -28,7 +28,7 @@ from .prefetch import Prefetcher
 from .preview import write_preview
 from .settings import Settings
 from .tracking import grid_queries, with_grid_fallback
-from .video import open_video, parse_frame_range
+from .video import FrameRange, open_video, parse_frame_range
 
 
 @dataclass
@@ -229,21 +229,24 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     info = source.info
     frame_range = parse_frame_range(job.frames, info.frame_count)
     device = pick_device(s.device)
-    masker = build_masker(s.mask, info, frame_range, device)
+    header = {"width": info.width, "height": info.height, "fps": info.fps,
+              "source": {"path": os.path.abspath(info.path), "frames": frame_range.as_list()}}
+    fingerprint = {**s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
+                   "clip": source.identity()}
+    folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
+    state = folder.check_existing()
+    # A resumed run decodes and masks from its last finished frame on, not from the start.
+    todo = frame_range
+    if state is not None and folder.frames:
+        todo = FrameRange(folder.frames[-1]["index"], frame_range.stop, frame_range.step)
+    masker = build_masker(s.mask, info, todo, device)
     box = Letterbox(info.width, info.height, s.canvas)
     sketcher = Sketcher(s, box, device, should_stop)
     s.backends = {"mask": masker.name, "tracker": sketcher.tracker.name,
                   "guidance": sketcher.optimiser.guidance.name,
                   "saliency": sketcher.optimiser.saliency.name,
                   "rasterizer": sketcher.optimiser.rasterizer.name}
-    settings = {**s.as_dict(), "device": device.type}
-    header = {"width": info.width, "height": info.height, "fps": info.fps,
-              "source": {"path": os.path.abspath(info.path), "frames": frame_range.as_list()},
-              "settings": settings}
-    fingerprint = {**s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
-                   "clip": source.identity()}
-    folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
-    state = folder.check_existing()
+    header["settings"] = {**s.as_dict(), "device": device.type}
     folder.prepare()
     total = len(frame_range)
     progress.start(total, f"{os.path.basename(info.path)}: {total} frames of {info.frame_count}, "
@@ -257,7 +260,7 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
                                                          / box.scale))
 
     ahead = s.window if os.environ.get("DYNASKETCH_PREFETCH", "1") != "0" else 0
-    decoded = canvas_frames(source, frame_range, masker, box, device, should_stop, ahead)
+    decoded = canvas_frames(source, todo, masker, box, device, should_stop, ahead)
     stream: Iterator[CanvasFrame] = decoded
     previous, strokes = None, None
     try:

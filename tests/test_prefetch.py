@@ -1,5 +1,5 @@
 """Decoding and masking ahead of the optimiser: same frames, in order, errors where they
-belong, and a thread that stops when the run does."""
+belong, a thread that stops when the run does, and no masking again on resume."""
 import threading
 import time
 
@@ -101,3 +101,52 @@ def test_a_stop_ends_the_stream_and_its_thread(disc_clip):
     with pytest.raises(Interrupted):
         next(stream)
     assert wait_for(lambda: threading.active_count() == before)
+
+
+def test_a_resumed_run_decodes_and_masks_only_what_it_still_needs(disc_clip, tmp_path, monkeypatch):
+    """After a stop, the same command goes on from the last finished frame: frames already
+    sketched are not masked again (a neural masker costs seconds a frame on a CPU)."""
+    import json
+
+    import engine.pipeline as pipeline
+    from engine.pipeline import Job, run_sketch
+    from engine.progress import Progress
+    from engine.settings import Settings
+
+    masked: list[list[int]] = []
+    real_build = pipeline.build_masker
+
+    def counting_masker(mode, clip, frame_range, device):
+        masker, calls = real_build(mode, clip, frame_range, device), []
+        masked.append(calls)
+
+        class Counting:
+            name = masker.name
+
+            def __call__(self, index, rgb, alpha):
+                calls.append(index)
+                return masker(index, rgb, alpha)
+        return Counting()
+
+    monkeypatch.setattr(pipeline, "build_masker", counting_masker)
+
+    class Counted(Progress):
+        done = 0
+
+        def stage(self, stage, done, total, message=""):
+            Counted.done = done
+
+    def job():
+        settings = Settings.from_preset("fast", mask=disc_clip["mask"], strokes=4, seeds=1, window=4)
+        return Job(disc_clip["video"], str(tmp_path / "out"), settings, preview=False)
+
+    with pytest.raises(Interrupted):
+        run_sketch(job(), Counted(), should_stop=lambda: Counted.done >= 5)
+    finished = json.loads((tmp_path / "out" / "sketch.json").read_text())["frames"]
+    last = finished[-1]["index"]
+    assert 0 < len(finished) < 12
+    run_sketch(job(), Progress())
+    assert masked[1] == list(range(last, 12))          # from the last finished frame, once each
+    sketch = json.loads((tmp_path / "out" / "sketch.json").read_text())
+    assert [f["index"] for f in sketch["frames"]] == list(range(12))
+    assert sketch["frames"][:len(finished)] == finished
