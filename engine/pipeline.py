@@ -126,10 +126,12 @@ class Sketcher:
         self.check_stop()
         return strokes
 
-    def track(self, video: np.ndarray, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Track canvas points ``(Q, 2)`` through 2x canvas frames; canvas tracks ``(T, Q, 2)``
-        and visibility ``(T, Q)`` (off the frame counts as not seen)."""
-        tracks, visible = self.tracker.track(video, points.detach().cpu().numpy() * 2.0)
+    def track(self, video: np.ndarray, points: torch.Tensor,
+              start: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Track canvas points ``(Q, 2)`` (given on frame 0, or on ``start`` ``(Q,)``) through
+        2x canvas frames; canvas tracks ``(T, Q, 2)`` and visibility ``(T, Q)`` (off the frame
+        counts as not seen)."""
+        tracks, visible = self.tracker.track(video, points.detach().cpu().numpy() * 2.0, start)
         x0, y0, x1, y1 = self.track_area
         on_frame = ((tracks[..., 0] >= x0) & (tracks[..., 0] <= x1)
                     & (tracks[..., 1] >= y0) & (tracks[..., 1] <= y1))
@@ -156,7 +158,8 @@ class Sketcher:
         images, masks = self._stack(frames)
 
         # Re-initialise strokes whose points are mostly lost, from the first frame they are:
-        # new strokes for every such frame, refined together, then each tracked from there.
+        # new strokes for every such frame, refined together, then tracked (one call, each
+        # from its own frame).
         lost = visible.float().mean(-1) < s.lost_fraction                     # (W+1, N)
         lost[0] = False
         first_lost = torch.where(lost.any(0), lost.float().argmax(0), 0)       # (N,)
@@ -170,12 +173,17 @@ class Sketcher:
             fresh = torch.where(which[..., None, None], fresh, init[at])
             fresh = opt.refine(image, mask, fresh, trainable=which)
             self.check_stop()
+            counts = which.sum(1).tolist()                                     # strokes per frame
+            queries = opt.samples(fresh[which]).reshape(-1, 2)                 # (sum k * M, 2)
+            starts = np.repeat(np.array(lost_at), np.array(counts) * m)
+            all_tracks, all_visible = self.track(video, queries, starts)
+            first_column = np.cumsum([0] + counts[:-1]) * m
         for i, j in enumerate(lost_at):
             t, mine = j - 1, which[i]
             k = int(mine.sum())
+            columns = slice(int(first_column[i]), int(first_column[i]) + k * m)
             new_tracks, new_visible = with_grid_fallback(
-                *self.track(video[j:], opt.samples(fresh[i, mine]).reshape(-1, 2)),
-                grid_tracks, grid_visible, start=j)
+                all_tracks[j:, columns], all_visible[j:, columns], grid_tracks, grid_visible, start=j)
             tracks[j:, mine] = new_tracks.view(-1, k, m, 2)
             visible[j:, mine] = new_visible.view(-1, k, m)
             init[t, mine] = fresh[i, mine]

@@ -1,10 +1,12 @@
 """Point tracking: where do points of one frame go in the following frames?
 
 The call surface follows CoTracker's predictor: video in, tracks out.
-``tracker.track(video, points)`` takes ``video`` ``(T, H, W, 3) uint8`` RGB frames and
-``points`` ``(P, 2)`` pixel positions (x, y) in ``video[0]``; it returns ``tracks``
-``(T, P, 2)`` and ``visible`` ``(T, P)`` bool. A point that is lost stays lost; its
-position freezes where it was last seen.
+``tracker.track(video, points, start=None)`` takes ``video`` ``(T, H, W, 3) uint8`` RGB
+frames and ``points`` ``(P, 2)`` pixel positions (x, y) in ``video[0]``, or in
+``video[start[i]]`` for point i (CoTracker's queries carry a frame too); it returns
+``tracks`` ``(T, P, 2)`` and ``visible`` ``(T, P)`` bool. Before its start a point is not
+visible and sits where it was given. A point that is lost stays lost; its position freezes
+where it was last seen.
 
 As in DynaSketch, a grid of points inside the subject's mask is tracked (``grid_queries``,
 40 x 40 over the frame by default), together with points along the strokes, in one call.
@@ -97,23 +99,26 @@ class LucasKanadeTracker:
                            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
         self.max_error = max_error          # forward-backward disagreement, pixels
 
-    def track(self, video: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def track(self, video: np.ndarray, points: np.ndarray,
+              start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         video = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video]) if video.ndim == 4 else video
         t_len, height, width = video.shape[:3]
         p = len(points)
-        tracks = np.zeros((t_len, p, 2), np.float32)
+        start = np.zeros(p, int) if start is None else np.asarray(start)
+        tracks = np.repeat(points[None].astype(np.float32), t_len, 0)   # before its start: there
         visible = np.zeros((t_len, p), bool)
-        tracks[0] = points
-        visible[0] = self._in_frame(points, width, height)
+        visible[0] = self._in_frame(points, width, height) & (start == 0)
         for t in range(1, t_len):
-            tracks[t] = tracks[t - 1]
+            tracks[t] = np.where((start < t)[:, None], tracks[t - 1], points)
+            born = start == t
+            visible[t, born] = self._in_frame(points[born], width, height)
             alive = np.flatnonzero(visible[t - 1])
             if not len(alive):
                 continue
-            start = tracks[t - 1, alive].reshape(-1, 1, 2)
-            ahead, ok_f, _ = cv2.calcOpticalFlowPyrLK(video[t - 1], video[t], start, None, **self.params)
+            here = tracks[t - 1, alive].reshape(-1, 1, 2)
+            ahead, ok_f, _ = cv2.calcOpticalFlowPyrLK(video[t - 1], video[t], here, None, **self.params)
             back, ok_b, _ = cv2.calcOpticalFlowPyrLK(video[t], video[t - 1], ahead, None, **self.params)
-            error = np.linalg.norm((back - start).reshape(-1, 2), axis=1)
+            error = np.linalg.norm((back - here).reshape(-1, 2), axis=1)
             ahead = ahead.reshape(-1, 2)
             ok = ((ok_f.ravel() == 1) & (ok_b.ravel() == 1) & (error < self.max_error)
                   & self._in_frame(ahead, width, height))

@@ -96,3 +96,19 @@ def test_a_lost_point_goes_on_with_the_grid_without_a_jump():
     assert torch.allclose(tracks[:3], own[:3])
     steps = tracks[1:, 0, 0] - tracks[:-1, 0, 0]
     assert torch.allclose(steps[2:], torch.full((3,), 2.0), atol=1e-4)           # then the grid's motion
+
+
+def test_points_with_start_frames_track_as_if_given_on_their_own():
+    """Re-initialised strokes start on later frames: one call with a start per point gives
+    what separate calls on the rest of the video give."""
+    base = textured(200, seed=2)
+    video = np.stack([np.roll(base, (2 * t, -t), axis=(1, 0)) for t in range(7)])
+    points = np.array([[50.0, 60.0], [120.0, 90.0], [80.0, 140.0], [199.5, 10.0]], np.float32)
+    start = np.array([0, 2, 4, 2])
+    tracks, visible = LucasKanadeTracker().track(video, points, start)
+    for s in (0, 2, 4):
+        own = start == s
+        alone, alone_visible = LucasKanadeTracker().track(video[s:], points[own])
+        assert np.array_equal(tracks[s:, own], alone) and np.array_equal(visible[s:, own], alone_visible)
+        assert not visible[:s, own].any() and (tracks[:s, own] == points[own]).all()
+    assert visible[-1, :3].all() and not visible[:, 3].any()       # the last starts off the frame

@@ -49,7 +49,12 @@ class CoTrackerTracker:
         self.window = window
 
     @torch.no_grad()
-    def track(self, video: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def track(self, video: np.ndarray, points: np.ndarray,
+              start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """See ``tracking``: tracks ``(T, P, 2)`` and visibility ``(T, P)``; ``start`` gives each
+        point's frame (CoTracker's query time) when the video fits one predictor window."""
+        if start is not None and np.any(start):
+            return self._track_from(video, points, np.asarray(start))
         t_len = len(video)
         tracks = np.zeros((t_len, len(points), 2), np.float32)
         visible = np.zeros((t_len, len(points)), bool)
@@ -69,3 +74,26 @@ class CoTrackerTracker:
             current, alive = got[-1], seen[-1]
             start = stop - 1
         return tracks, visible
+
+    def _track_from(self, video: np.ndarray, points: np.ndarray, start: np.ndarray):
+        """Points given on different frames: one predictor call with each point's frame as its
+        query time; a video longer than a window goes start by start."""
+        t_len = len(video)
+        tracks = np.repeat(points[None].astype(np.float32), t_len, 0)
+        visible = np.zeros((t_len, len(points)), bool)
+        if t_len > self.window:
+            for s in np.unique(start):
+                own = start == s
+                tracks[s:, own], visible[s:, own] = self.track(video[s:], points[own])
+            return tracks, visible
+        clip = torch.from_numpy(np.ascontiguousarray(video)).to(self.device)
+        clip = clip.permute(0, 3, 1, 2)[None].float()
+        queries = torch.from_numpy(np.concatenate([start[:, None], points], 1)).float()
+        got, seen = self.predictor(clip, queries=queries[None].to(self.device))
+        got, seen = got[0].float().cpu().numpy(), seen[0].cpu().numpy().astype(bool)
+        after = np.arange(t_len)[:, None] >= start[None]                  # (T, P)
+        seen = np.logical_and.accumulate(seen | ~after, axis=0) & after     # lost stays lost
+        seen[start, np.arange(len(points))] = True
+        tracks[after] = got[after]
+        tracks[start, np.arange(len(points))] = points
+        return tracks, seen

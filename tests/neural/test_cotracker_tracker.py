@@ -45,3 +45,26 @@ def test_missing_weights_say_how_to_fix(tmp_path, monkeypatch):
     (tmp_path / "scaled_offline.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(EngineError, match="cannot load CoTracker weights"):
         build_tracker("cotracker", torch.device("cpu"))
+
+
+def test_points_given_on_later_frames_in_one_call(checkpoint, device):
+    """Each point's start frame is its query time; before it the point is not seen."""
+    tracker = CoTrackerTracker(checkpoint, device, window=4, model_resolution=(96, 128))
+    video = np.random.default_rng(1).integers(0, 255, (4, 96, 128, 3), dtype=np.uint8)
+    points = np.array([[30.0, 40.0], [60.0, 50.0], [100.0, 20.0]], np.float32)
+    start = np.array([0, 1, 3])
+    calls = []
+    predictor = tracker.predictor
+    tracker.predictor = lambda clip, queries: calls.append(queries) or predictor(clip, queries=queries)
+    tracks, visible = tracker.track(video, points, start)
+    assert len(calls) == 1 and calls[0][0, :, 0].tolist() == [0, 1, 3]
+    assert tracks.shape == (4, 3, 2) and np.isfinite(tracks).all()
+    for i, s in enumerate(start):
+        assert visible[s, i] and not visible[:s, i].any()
+        assert np.allclose(tracks[: s + 1, i], points[i])
+    assert (np.diff(visible[1:, 1].astype(int)) <= 0).all()          # once lost, never back
+    # longer than a window: start by start, through the windowed path
+    calls.clear()
+    tracks, visible = tracker.track(np.concatenate([video, video]), points, start)
+    assert tracks.shape == (8, 3, 2) and all(visible[s, i] for i, s in enumerate(start))
+    assert len(calls) > 1 and all((c[0, :, 0] == 0).all() for c in calls)
