@@ -148,7 +148,7 @@ class Sketcher:
         # The strokes' points and a grid inside the subject (on the frame before the window)
         # are tracked together; a stroke point the tracker loses goes on with the grid.
         grid = grid_queries(None if previous.mask is None else previous.mask[0],
-                            opt.area, s.track_grid)
+                            opt.area, s.track_grid, device=self.device)
         both, seen = self.track(video, torch.cat([points.reshape(-1, 2), grid]))
         grid_tracks, grid_visible = both[:, n * m:], seen[:, n * m:]
         tracks, visible = with_grid_fallback(both[:, :n * m], seen[:, :n * m], grid_tracks, grid_visible)

@@ -24,11 +24,12 @@ from torch import Tensor
 
 
 def grid_queries(mask: Tensor | None, area: tuple[float, float, float, float], size: int,
-                 least: int = 16) -> Tensor:
+                 least: int = 16, device: torch.device | None = None) -> Tensor:
     """A ``size`` x ``size`` grid of points ``(Q, 2)`` over ``area`` ``(x0, y0, x1, y1)``,
-    kept where ``mask`` ``(H, W)`` is set (the whole grid when fewer than ``least`` are)."""
+    kept where ``mask`` ``(H, W)`` is set (the whole grid when fewer than ``least`` are),
+    on the mask's device, else on ``device``."""
     x0, y0, x1, y1 = area
-    device = mask.device if mask is not None else None
+    device = mask.device if mask is not None else device
     xs = torch.linspace(x0, x1, size + 2, device=device)[1:-1]
     ys = torch.linspace(y0, y1, size + 2, device=device)[1:-1]
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")

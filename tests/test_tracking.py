@@ -1,5 +1,6 @@
 """The Lucas-Kanade tracker on synthetic motion with known truth."""
 import numpy as np
+import torch
 
 from engine.tracking import LucasKanadeTracker
 
@@ -112,3 +113,14 @@ def test_points_with_start_frames_track_as_if_given_on_their_own():
         assert np.array_equal(tracks[s:, own], alone) and np.array_equal(visible[s:, own], alone_visible)
         assert not visible[:s, own].any() and (tracks[:s, own] == points[own]).all()
     assert visible[-1, :3].all() and not visible[:, 3].any()       # the last starts off the frame
+
+
+def test_the_grid_is_made_where_the_strokes_are(device):
+    """Without a mask the grid still goes on the run's device (it is tracked with the strokes'
+    points in one tensor)."""
+    from engine.tracking import grid_queries
+
+    area = (0.0, 0.0, 224.0, 224.0)
+    assert grid_queries(None, area, 8, device=device).device.type == device.type
+    mask = torch.ones(224, 224, device=device)
+    assert grid_queries(mask, area, 8).device.type == device.type
