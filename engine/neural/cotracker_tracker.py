@@ -62,12 +62,7 @@ class CoTrackerTracker:
         start, current, alive = 0, points.astype(np.float32), np.ones(len(points), bool)
         while start < t_len - 1:
             stop = min(t_len, start + self.window)
-            clip = torch.from_numpy(np.ascontiguousarray(video[start:stop])).to(self.device)
-            clip = clip.permute(0, 3, 1, 2)[None].float()                    # (1, T, 3, H, W), 0-255
-            queries = torch.zeros(1, len(points), 3, device=self.device)
-            queries[0, :, 1:] = torch.from_numpy(current).to(self.device)
-            got, seen = self.predictor(clip, queries=queries)
-            got, seen = got[0].float().cpu().numpy(), seen[0].cpu().numpy().astype(bool)
+            got, seen = self._predict(video[start:stop], np.zeros(len(points)), current)
             seen = np.logical_and.accumulate(seen, axis=0) & alive            # lost stays lost
             tracks[start:stop], visible[start:stop] = got, seen
             visible[start] = alive
@@ -86,14 +81,19 @@ class CoTrackerTracker:
                 own = start == s
                 tracks[s:, own], visible[s:, own] = self.track(video[s:], points[own])
             return tracks, visible
-        clip = torch.from_numpy(np.ascontiguousarray(video)).to(self.device)
-        clip = clip.permute(0, 3, 1, 2)[None].float()
-        queries = torch.from_numpy(np.concatenate([start[:, None], points], 1)).float()
-        got, seen = self.predictor(clip, queries=queries[None].to(self.device))
-        got, seen = got[0].float().cpu().numpy(), seen[0].cpu().numpy().astype(bool)
+        got, seen = self._predict(video, start, points)
         after = np.arange(t_len)[:, None] >= start[None]                  # (T, P)
         seen = np.logical_and.accumulate(seen | ~after, axis=0) & after     # lost stays lost
         seen[start, np.arange(len(points))] = True
         tracks[after] = got[after]
         tracks[start, np.arange(len(points))] = points
         return tracks, seen
+
+    def _predict(self, video: np.ndarray, times: np.ndarray, points: np.ndarray):
+        """One predictor call: ``points`` ``(P, 2)`` queried on frames ``times`` ``(P,)``;
+        tracks ``(T, P, 2)`` and the predictor's visibility ``(T, P)``, as arrays."""
+        clip = torch.from_numpy(np.ascontiguousarray(video)).to(self.device)
+        clip = clip.permute(0, 3, 1, 2)[None].float()                        # (1, T, 3, H, W), 0-255
+        queries = torch.from_numpy(np.concatenate([np.asarray(times)[:, None], points], 1)).float()
+        got, seen = self.predictor(clip, queries=queries[None].to(self.device))
+        return got[0].float().cpu().numpy(), seen[0].cpu().numpy().astype(bool)
