@@ -178,18 +178,17 @@ class Sketcher:
             starts = np.repeat(np.array(lost_at), np.array(counts) * m)
             all_tracks, all_visible = self.track(video, queries, starts)
             first_column = np.cumsum([0] + counts[:-1]) * m
-        for i, j in enumerate(lost_at):
-            t, mine = j - 1, which[i]
-            k = int(mine.sum())
-            columns = slice(int(first_column[i]), int(first_column[i]) + k * m)
-            new_tracks, new_visible = with_grid_fallback(
-                all_tracks[j:, columns], all_visible[j:, columns], grid_tracks, grid_visible, start=j)
-            tracks[j:, mine] = new_tracks.view(-1, k, m, 2)
-            visible[j:, mine] = new_visible.view(-1, k, m)
-            init[t, mine] = fresh[i, mine]
-            init[t + 1:, mine] = self._follow(fresh[i, mine], tracks[j:, mine], visible[j:, mine])
-            restart[t, mine] = True
-            groups = torch.where(mine, n + torch.arange(n, device=groups.device), groups)
+            for i, (j, k) in enumerate(zip(lost_at, counts)):
+                t, mine = j - 1, which[i]
+                columns = slice(int(first_column[i]), int(first_column[i]) + k * m)
+                new_tracks, new_visible = with_grid_fallback(all_tracks[j:, columns], all_visible[j:, columns],
+                                                             grid_tracks, grid_visible, start=j)
+                tracks[j:, mine] = new_tracks.view(-1, k, m, 2)
+                visible[j:, mine] = new_visible.view(-1, k, m)
+                init[t, mine] = fresh[i, mine]
+                init[t + 1:, mine] = self._follow(fresh[i, mine], tracks[j:, mine], visible[j:, mine])
+            restart[at] = which
+            groups = torch.where(which.any(0), n + torch.arange(n, device=groups.device), groups)
 
         self.restarted = int(restart.sum())
         result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart)
