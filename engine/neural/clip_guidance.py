@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import warnings
 from collections import OrderedDict
 
 import torch
@@ -29,8 +31,6 @@ def load_clip_visual(path: str, device: torch.device, model: str = "clip-rn101")
     """The image encoder of an OpenAI CLIP checkpoint (JIT archive or state dict) through
     open_clip; ``model`` is its name in the model manager (``clip-rn101``: a ResNet with
     ``layer1..4`` and ``attnpool``; ``clip-vit-b-32``: a vision transformer)."""
-    import warnings
-
     fix = f"run `dynasketch models download {model}`"
     try:
         import open_clip
@@ -142,8 +142,6 @@ class GraphedEncoder:
             try:
                 self.graphs[key] = self._capture(x)
             except Exception as exc:  # a capture the driver or an op refuses: run eagerly
-                import warnings
-
                 warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); running eagerly")
                 self.failed = True
                 if torch.cuda.is_available():
@@ -191,8 +189,6 @@ class ClipGuidance:
         """``weights``: an OpenAI CLIP RN101 checkpoint; or pass a ready ``visual`` encoder.
         ``graphs``: replay the encoder as CUDA graphs (default: on CUDA, unless the
         environment variable DYNASKETCH_CUDA_GRAPHS is 0)."""
-        import os
-
         self.device = torch.device(device)
         self.visual = visual.to(self.device).eval().requires_grad_(False) if visual is not None \
             else load_clip_visual(weights, self.device)
