@@ -1,7 +1,10 @@
 """Speed of CLIP guidance: one optimisation step (render, CLIPasso loss on the plain pair and
 4 augmented views, backward) for a batch of frames, on RN101 as CLIPasso uses it.
 
-    python bench/clip_speed.py [--device cuda] [--batch 8]
+    python bench/clip_speed.py [--device cuda] [--batch 8] [--compile]
+
+``--compile`` times the optimiser steps with the encoder through torch.compile beside the
+same steps without it, in one run, and the time the compilations took.
 
 The encoder is RN101 built by open_clip with random weights: the speed does not depend on
 the weights, and none can be downloaded here. Figures are recorded in docs/MODELS.md.
@@ -9,6 +12,7 @@ the weights, and none can be downloaded here. Figures are recorded in docs/MODEL
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -31,6 +35,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--layouts", action="store_true", help="only the optimiser steps without channels-last")
     ap.add_argument("--profile", default=None, help="write a profile of 10 window steps here")
+    ap.add_argument("--compile", action="store_true",
+                    help="only the optimiser steps, without and with torch.compile")
     args = ap.parse_args()
     dev = torch.device(args.device)
     visual = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
@@ -40,6 +46,15 @@ def main():
         fresh = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
         print("CUDA graphs: on, channels-last off")
         optimiser_steps(ClipGuidance(None, dev, visual=fresh, channels_last=False), dev, args.batch, None)
+        return
+    if args.compile:
+        graphs = dev.type == "cuda"
+        for compiled in (False, True):
+            print(f"CUDA graphs: {'on' if graphs else 'off'}; torch.compile: {'on' if compiled else 'off'}")
+            guidance = ClipGuidance(None, dev, visual=copy.deepcopy(visual), graphs=graphs, compiled=compiled)
+            t = time.perf_counter()
+            optimiser_steps(guidance, dev, args.batch, None)
+            print(f"  (these steps, compilation included: {time.perf_counter() - t:.0f} s)")
         return
     modes = (False, True) if dev.type == "cuda" else (False,)
     for graphs in modes:

@@ -185,10 +185,14 @@ class ClipGuidance:
     name = "clip"
 
     def __init__(self, weights: str | None, device: torch.device, views: int = 4, seed: int = 0,
-                 visual=None, graphs: bool | None = None, channels_last: bool = True):
+                 visual=None, graphs: bool | None = None, channels_last: bool = True,
+                 compiled: bool | None = None):
         """``weights``: an OpenAI CLIP RN101 checkpoint; or pass a ready ``visual`` encoder.
         ``graphs``: replay the encoder as CUDA graphs (default: on CUDA, unless the
-        environment variable DYNASKETCH_CUDA_GRAPHS is 0)."""
+        environment variable DYNASKETCH_CUDA_GRAPHS is 0). ``compiled``: run the encoder
+        through ``torch.compile``, which fuses its elementwise work, with the batch size
+        symbolic so that one compilation serves every batch (default: off, unless
+        DYNASKETCH_COMPILE is 1; an experiment until a GPU measures it, docs/MODELS.md)."""
         self.device = torch.device(device)
         self.visual = visual.to(self.device).eval().requires_grad_(False) if visual is not None \
             else load_clip_visual(weights, self.device)
@@ -199,7 +203,10 @@ class ClipGuidance:
             self.visual = self.visual.to(memory_format=torch.channels_last)
         if graphs is None:
             graphs = cuda and os.environ.get("DYNASKETCH_CUDA_GRAPHS", "1") != "0"
-        self.encoder = GraphedEncoder(self._encode) if graphs and cuda else self._encode
+        if compiled is None:
+            compiled = os.environ.get("DYNASKETCH_COMPILE", "0") == "1"
+        encode = torch.compile(self._encode, dynamic=True) if compiled else self._encode
+        self.encoder = GraphedEncoder(encode) if graphs and cuda else encode
         self.views = views
         self.size = 224
         self.mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)

@@ -152,6 +152,32 @@ def test_cuda_graphs_give_the_eager_loss_and_gradients(tiny_clip):
     assert graphed.encoder.graphs and not graphed.encoder.failed
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_compiled_encoder_gives_the_eager_loss_and_gradients(tiny_clip):
+    """The torch.compile experiment (DYNASKETCH_COMPILE=1), under CUDA graphs as a run has it,
+    over two batch sizes: one compilation with a symbolic batch serves both."""
+    cuda = torch.device("cuda")
+    eager = ClipGuidance(tiny_clip, cuda, views=4, graphs=False)
+    compiled = ClipGuidance(tiny_clip, cuda, views=4, graphs=True, compiled=True)
+    r = SplatRasterizer()
+    for batch in (2, 2, 2, 3, 3, 3):
+        frames = frame_with_shape().repeat(batch, 1, 1, 1).to(cuda)
+        results = []
+        for guidance in (eager, compiled):
+            guidance.generator.manual_seed(batch)
+            ctrl = torch.tensor([[[[85.0, 60.0], [85.0, 90.0], [88.0, 130.0], [85.0, 160.0]]]],
+                                device=cuda).repeat(batch, 1, 1, 1).requires_grad_(True)
+            sketch = (1 - r(ctrl, torch.full((batch, 1), 3.0, device=cuda), torch.ones(batch, 1, device=cuda),
+                            224)).expand(-1, 3, -1, -1)
+            loss = guidance(sketch, guidance.prepare(frames, None))
+            loss.sum().backward()
+            results.append((loss.detach(), ctrl.grad))
+        (loss_e, grad_e), (loss_c, grad_c) = results
+        assert torch.allclose(loss_c, loss_e, rtol=2e-2, atol=1e-4)
+        assert ((grad_c - grad_e).norm() / grad_e.norm()) < 5e-2
+    assert compiled.encoder.graphs and not compiled.encoder.failed
+
+
 def test_graphed_encoder_captures_shapes_that_come_again_and_falls_back_to_eager(monkeypatch):
     """The dispatch around CUDA graphs (the capture itself is checked on CUDA above)."""
     from engine.neural.clip_guidance import GraphedEncoder
