@@ -49,11 +49,17 @@ class Progress:
 
 
 class JsonProgress(Progress):
+    def __init__(self):
+        super().__init__()
+        # Bound now: a library that sends its prints to stderr (contextlib.redirect_stdout,
+        # process-wide) in another thread must not take the progress lines with them.
+        self.stdout = sys.stdout
+
     def _emit(self, event: str, message: str, **extra) -> None:
         stage, done, total = self.current
         line = {"event": event, "stage": stage, "done": done, "total": total, "message": message, **extra}
-        sys.stdout.write(json.dumps(line) + "\n")
-        sys.stdout.flush()
+        self.stdout.write(json.dumps(line) + "\n")
+        self.stdout.flush()
 
     def start(self, total, message, out):
         super().start(total, message, out)

@@ -69,6 +69,24 @@ def test_progress_is_json_lines(disc_run):
     assert done == sorted(done) and lines[-1]["done"] == 12
 
 
+def test_progress_lines_stay_on_stdout_while_a_library_redirects_it(capsys):
+    """InSPyReNet's loader prints its settings under contextlib.redirect_stdout (process-wide)
+    in the masking thread, while the run reports progress: the lines still reach stdout."""
+    import contextlib
+    import io
+
+    from engine.progress import make_progress
+
+    progress = make_progress("json")
+    library_output = io.StringIO()
+    with contextlib.redirect_stdout(library_output):
+        progress.start(3, "clip.mp4: 3 frames", "out")
+        progress.stage("mask", 0, 3, "decoding and masking")
+    assert library_output.getvalue() == ""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["event"] for line in lines] == ["start", "progress"]
+
+
 def test_frame_range_step_and_no_temporal(disc_clip, tmp_path):
     out = tmp_path / "out"
     result = dynasketch("sketch", disc_clip["video"], "--out", out, "--frames", "2:11:3",
