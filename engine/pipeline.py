@@ -62,16 +62,23 @@ def masked_frames(source, frame_range, masker, box: Letterbox) -> Iterator[tuple
                track_box.fit(rgb))
 
 
-def canvas_frames(source, frame_range, masker, box: Letterbox, device,
-                  should_stop: Callable[[], bool] = lambda: False, ahead: int = 0) -> Iterator[CanvasFrame]:
-    """``masked_frames`` as tensors on ``device``, produced up to ``ahead`` frames in advance
-    in a background thread (``prefetch.Prefetcher``) when ``ahead`` > 0. A stop is honoured
-    between frames (a neural masker can take seconds per frame)."""
-    frame_area = torch.from_numpy(box.inside()).to(device)[None].float()
-    padded = not bool(frame_area.all())
-    produced = masked_frames(source, frame_range, masker, box)
-    with Prefetcher(produced, ahead, device) if ahead else contextlib.nullcontext(produced) as items:
-        for index, image, mask, track_image in items:
+class canvas_frames:
+    """``masked_frames`` as ``CanvasFrame`` tensors on ``device``, produced up to ``ahead``
+    frames in advance in a background thread (``prefetch.Prefetcher``) when ``ahead`` > 0.
+    The thread starts at once, so a neural masker loads its network and masks the first
+    frames while the caller loads the other models. A stop is honoured between frames (a
+    neural masker can take seconds per frame); ``close()`` ends the thread."""
+
+    def __init__(self, source, frame_range, masker, box: Letterbox, device,
+                 should_stop: Callable[[], bool] = lambda: False, ahead: int = 0):
+        produced = masked_frames(source, frame_range, masker, box)
+        self.items = Prefetcher(produced, ahead, device) if ahead else produced
+        self.frames = self._to_device(box, device, should_stop)
+
+    def _to_device(self, box: Letterbox, device, should_stop) -> Iterator[CanvasFrame]:
+        frame_area = torch.from_numpy(box.inside()).to(device)[None].float()
+        padded = not bool(frame_area.all())
+        for index, image, mask, track_image in self.items:
             if should_stop():
                 raise Interrupted()
             m = frame_area if padded else None          # without a mask the subject is the frame
@@ -79,6 +86,27 @@ def canvas_frames(source, frame_range, masker, box: Letterbox, device,
                 m = torch.from_numpy(mask).to(device)[None].round()
             image = torch.from_numpy(image).to(device).permute(2, 0, 1).float() / 255.0
             yield CanvasFrame(index, image, m, track_image)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> CanvasFrame:
+        try:
+            return next(self.frames)
+        except StopIteration:
+            raise
+        except BaseException:          # a stop or an error while decoding or masking
+            self.close(timeout=1.0)
+            raise
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop decoding and masking; with a ``timeout``, wait at most that long for the
+        frame the thread is masking (a stop or an error need not wait for it)."""
+        self.frames.close()
+        if isinstance(self.items, Prefetcher):
+            self.items.close(timeout)
+        else:
+            self.items.close()
 
 
 class Sketcher:
@@ -248,29 +276,29 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
         todo = FrameRange(folder.frames[-1]["index"], frame_range.stop, frame_range.step)
     masker = build_masker(s.mask, info, todo, device)
     box = Letterbox(info.width, info.height, s.canvas)
-    sketcher = Sketcher(s, box, device, should_stop)
-    s.backends = {"mask": masker.name, "tracker": sketcher.tracker.name,
-                  "guidance": sketcher.optimiser.guidance.name,
-                  "saliency": sketcher.optimiser.saliency.name,
-                  "rasterizer": sketcher.optimiser.rasterizer.name}
-    header["settings"] = {**s.as_dict(), "device": device.type}
-    folder.prepare()
-    total = len(frame_range)
-    progress.start(total, f"{os.path.basename(info.path)}: {total} frames of {info.frame_count}, "
-                          f"{info.width}x{info.height} @ {info.fps:g} fps on {device.type}; "
-                          f"mask {masker.name}, tracker {sketcher.tracker.name}, "
-                          f"guidance {sketcher.optimiser.guidance.name}", folder.path)
-
-    def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
-        for frame, points in zip(frames, strokes.detach().cpu().numpy()):
-            folder.add_frame(frame.index, stroke_records(box.to_source(points), s.width * s.canvas / 224.0
-                                                         / box.scale))
-
     ahead = s.window if os.environ.get("DYNASKETCH_PREFETCH", "1") != "0" else 0
     decoded = canvas_frames(source, todo, masker, box, device, should_stop, ahead)
     stream: Iterator[CanvasFrame] = decoded
     previous, strokes = None, None
-    try:
+    try:       # the masker loads and starts on the first frames while the other models load
+        sketcher = Sketcher(s, box, device, should_stop)
+        s.backends = {"mask": masker.name, "tracker": sketcher.tracker.name,
+                      "guidance": sketcher.optimiser.guidance.name,
+                      "saliency": sketcher.optimiser.saliency.name,
+                      "rasterizer": sketcher.optimiser.rasterizer.name}
+        header["settings"] = {**s.as_dict(), "device": device.type}
+        folder.prepare()
+        total = len(frame_range)
+        progress.start(total, f"{os.path.basename(info.path)}: {total} frames of {info.frame_count}, "
+                              f"{info.width}x{info.height} @ {info.fps:g} fps on {device.type}; "
+                              f"mask {masker.name}, tracker {sketcher.tracker.name}, "
+                              f"guidance {sketcher.optimiser.guidance.name}", folder.path)
+
+        def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
+            for frame, points in zip(frames, strokes.detach().cpu().numpy()):
+                folder.add_frame(frame.index, stroke_records(box.to_source(points), s.width * s.canvas / 224.0
+                                                             / box.scale))
+
         done = len(folder.frames)
         if state is not None and done:
             strokes = state["strokes"].to(device)
@@ -314,8 +342,10 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
                 folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
                 progress.stage("optimise", len(folder.frames), total,
                                f"frame {frames[-1].index} ({len(folder.frames)}/{total}){note}")
-    finally:
-        decoded.close()                # the prefetch thread stops before the preview decodes
+    except BaseException:        # a stop or an error: do not wait long for a frame being masked
+        decoded.close(timeout=1.0)
+        raise
+    decoded.close()                    # the prefetch thread stops before the preview decodes
 
     folder.save({"strokes": (strokes.cpu() if strokes is not None else torch.zeros(0))}, complete=True)
     preview = None

@@ -4,7 +4,8 @@ A neural masker costs about as much per frame as optimising it (InSPyReNet at 10
 frame on an H100), so the next window is decoded and masked while the current one is
 optimised. ``Prefetcher(items, ahead, device)`` iterates like ``items`` but computes up to
 ``ahead`` items in advance. Errors raised while producing an item are raised again, in order,
-where that item would have been taken; ``close()`` stops the thread (after the item at hand).
+where that item would have been taken; ``close()`` stops the thread (after the item at hand),
+``close(timeout)`` waits for it at most that long.
 
 On CUDA the thread gets a stream of its own, so its kernels overlap the optimiser's. It holds
 ``cuda_capture_lock`` while it works: capturing a CUDA graph (``GraphedEncoder``) takes the
@@ -38,20 +39,25 @@ class Prefetcher:
     def _produce(self, cuda: bool) -> None:
         with cuda_capture_lock:
             stream = torch.cuda.stream(torch.cuda.Stream()) if cuda else contextlib.nullcontext()
-        with stream:
-            while not self.closing.is_set():
-                try:
-                    with cuda_capture_lock:
-                        item = next(self.items)
-                        if cuda:      # the consumer uses its results on another stream
-                            torch.cuda.current_stream().synchronize()
-                except StopIteration:
-                    self._put((_DONE, None))
-                    return
-                except BaseException as exc:  # raised to the consumer, in order
-                    self._put((_DONE, exc))
-                    return
-                self._put((item, None))
+        try:
+            with stream:
+                while not self.closing.is_set():
+                    try:
+                        with cuda_capture_lock:
+                            item = next(self.items)
+                            if cuda:      # the consumer uses its results on another stream
+                                torch.cuda.current_stream().synchronize()
+                    except StopIteration:
+                        self._put((_DONE, None))
+                        return
+                    except BaseException as exc:  # raised to the consumer, in order
+                        self._put((_DONE, exc))
+                        return
+                    self._put((item, None))
+        finally:                                 # the thread that ran the items closes them
+            close = getattr(self.items, "close", None)
+            if close is not None:
+                close()
 
     def _put(self, entry) -> None:
         while not self.closing.is_set():
@@ -76,14 +82,12 @@ class Prefetcher:
             raise StopIteration
         return item
 
-    def close(self) -> None:
-        """Stop producing; returns once the thread is done with the item it was working on."""
+    def close(self, timeout: float | None = None) -> None:
+        """Stop producing; returns once the thread is done with the item it was working on,
+        or after ``timeout`` seconds (it then finishes that item on its own and ends)."""
         self.closing.set()
         if self.thread is not threading.current_thread():
-            self.thread.join()
-        close = getattr(self.items, "close", None)
-        if close is not None:
-            close()
+            self.thread.join(timeout)
 
     def __enter__(self):
         return self

@@ -150,3 +150,63 @@ def test_a_resumed_run_decodes_and_masks_only_what_it_still_needs(disc_clip, tmp
     sketch = json.loads((tmp_path / "out" / "sketch.json").read_text())
     assert [f["index"] for f in sketch["frames"]] == list(range(12))
     assert sketch["frames"][:len(finished)] == finished
+
+
+def slow_masker_run(disc_clip, tmp_path, monkeypatch, seconds_per_mask: float, **settings):
+    """run_sketch on the disc clip with a masker that records when it is called and takes
+    ``seconds_per_mask`` a frame (a neural masker on a CPU takes seconds)."""
+    import engine.pipeline as pipeline
+    from engine.pipeline import Job, run_sketch
+    from engine.progress import Progress
+    from engine.settings import Settings
+
+    real_build = pipeline.build_masker
+    calls: list[int] = []
+
+    def slow(mode, clip, frame_range, device):
+        masker = real_build(mode, clip, frame_range, device)
+
+        class Slow:
+            name = masker.name
+
+            def __call__(self, index, rgb, alpha):
+                calls.append(index)
+                time.sleep(seconds_per_mask)
+                return masker(index, rgb, alpha)
+        return Slow()
+
+    monkeypatch.setattr(pipeline, "build_masker", slow)
+    s = Settings.from_preset("fast", mask=disc_clip["mask"], strokes=4, seeds=1, window=4, **settings)
+    return calls, lambda: run_sketch(Job(disc_clip["video"], str(tmp_path / "out"), s, preview=False),
+                                     Progress())
+
+
+def test_masking_starts_while_the_models_load(disc_clip, tmp_path, monkeypatch):
+    """The first frames are masked while the tracker and the loss load, not after."""
+    import engine.pipeline as pipeline
+
+    calls, run = slow_masker_run(disc_clip, tmp_path, monkeypatch, 0.0)
+    real_init = pipeline.Sketcher.__init__
+    masked_during_load = []
+
+    def loading(self, *a, **k):                  # a model load that takes a while
+        masked_during_load.append(wait_for(lambda: len(calls) >= 2, seconds=10.0))
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(pipeline.Sketcher, "__init__", loading)
+    run()
+    assert masked_during_load == [True]
+    assert sorted(calls) == calls == list(range(12))
+
+
+def test_a_model_that_fails_to_load_does_not_wait_for_the_mask_at_hand(disc_clip, tmp_path,
+                                                                        monkeypatch):
+    """CLIP guidance asked for without its weights: the error comes at once, though the
+    masker is 10 s into a frame, and the output folder holds nothing half-made."""
+    monkeypatch.setenv("DYNASKETCH_HOME", str(tmp_path / "no-models"))
+    calls, run = slow_masker_run(disc_clip, tmp_path, monkeypatch, 10.0, guidance="clip")
+    start = time.monotonic()
+    with pytest.raises(EngineError, match="dynasketch models download clip-rn101"):
+        run()
+    assert time.monotonic() - start < 5.0 and calls == [0]
+    assert not (tmp_path / "out" / "sketch.json").exists()
