@@ -19,7 +19,6 @@ tiny models and budgets, for a CPU. Figures are recorded in docs/MODELS.md.
 from __future__ import annotations
 
 import argparse
-import atexit
 import dataclasses
 import json
 import os
@@ -151,8 +150,10 @@ def child(argv: list[str], report_file: str) -> int:
                        "peak_gpu_reserved": torch.cuda.max_memory_reserved() if cuda else 0,
                        "components": timers}, f)
 
-    atexit.register(report)
-    return cli.main(argv)
+    try:
+        return cli.main(argv)
+    finally:
+        report()
 
 
 def main() -> int:
@@ -170,8 +171,11 @@ def main() -> int:
                     help="seconds; then stop the sketch (it keeps its finished frames) and report")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
-    if args.child is not None:
-        return child(args.child[1:], args.child[0])
+    if args.child is not None:       # ends as `dynasketch` does: a frame may still be masked
+        code = child(args.child[1:], args.child[0])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     work = args.work or tempfile.mkdtemp(prefix="paper-run-")
     home = os.path.join(work, "models")
@@ -224,11 +228,11 @@ def main() -> int:
         timer.cancel()
     total = time.perf_counter() - start
     report = json.load(open(report_file)) if os.path.exists(report_file) else {}
-    with open(os.path.join(work, "out", "sketch.json")) as f:
-        sketch_json = json.load(f)
-    frames = len(sketch_json["frames"])
+    sketch_path = os.path.join(work, "out", "sketch.json")      # absent if stopped while loading
+    sketch_json = json.load(open(sketch_path)) if os.path.exists(sketch_path) else {}
+    frames = len(sketch_json.get("frames", []))
     print(f"\nexit {code}{' (stopped at the limit)' if code == 130 else ''}; {frames} of "
-          f"{args.frames} frames sketched; backends {sketch_json['settings']['backends']}")
+          f"{args.frames} frames sketched; backends {sketch_json.get('settings', {}).get('backends')}")
     print("| stage | seconds |\n|---|---|")
     for stage, seconds in stages.items():
         print(f"| {stage} | {seconds:.1f} |")

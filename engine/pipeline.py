@@ -66,13 +66,14 @@ class canvas_frames:
     """``masked_frames`` as ``CanvasFrame`` tensors on ``device``, produced up to ``ahead``
     frames in advance in a background thread (``prefetch.Prefetcher``) when ``ahead`` > 0.
     The thread starts at once, so a neural masker loads its network and masks the first
-    frames while the caller loads the other models. A stop is honoured between frames (a
-    neural masker can take seconds per frame); ``close()`` ends the thread."""
+    frames while the caller loads the other models. A stop is honoured between frames and,
+    with a thread, while waiting for a frame (a neural masker can take seconds per frame);
+    ``close()`` ends the thread."""
 
     def __init__(self, source, frame_range, masker, box: Letterbox, device,
                  should_stop: Callable[[], bool] = lambda: False, ahead: int = 0):
         produced = masked_frames(source, frame_range, masker, box)
-        self.items = Prefetcher(produced, ahead, device) if ahead else produced
+        self.items = Prefetcher(produced, ahead, device, should_stop) if ahead else produced
         self.frames = self._to_device(box, device, should_stop)
 
     def _to_device(self, box: Letterbox, device, should_stop) -> Iterator[CanvasFrame]:

@@ -5,7 +5,9 @@ frame on an H100), so the next window is decoded and masked while the current on
 optimised. ``Prefetcher(items, ahead, device)`` iterates like ``items`` but computes up to
 ``ahead`` items in advance. Errors raised while producing an item are raised again, in order,
 where that item would have been taken; ``close()`` stops the thread (after the item at hand),
-``close(timeout)`` waits for it at most that long.
+``close(timeout)`` waits for it at most that long. A consumer waiting for an item checks
+``should_stop`` ten times a second and raises ``Interrupted`` when it says so, so a stop need
+not wait for a frame that takes seconds to mask.
 
 On CUDA the thread gets a stream of its own, so its kernels overlap the optimiser's. It holds
 ``cuda_capture_lock`` while it works: capturing a CUDA graph (``GraphedEncoder``) takes the
@@ -16,34 +18,41 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
+from .errors import Interrupted
+
 cuda_capture_lock = threading.Lock()
+THREAD_NAME = "dynasketch-prefetch"
 
 _DONE = object()
 
 
 class Prefetcher:
-    def __init__(self, items: Iterator, ahead: int, device: torch.device | str = "cpu"):
+    def __init__(self, items: Iterator, ahead: int, device: torch.device | str = "cpu",
+                 should_stop: Callable[[], bool] = lambda: False):
         self.items = items
+        self.should_stop = should_stop
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
         self.closing = threading.Event()
         self.finished = False
         cuda = torch.device(device).type == "cuda"
         self.thread = threading.Thread(target=self._produce, args=(cuda,), daemon=True,
-                                       name="dynasketch-prefetch")
+                                       name=THREAD_NAME)
         self.thread.start()
 
     def _produce(self, cuda: bool) -> None:
-        with cuda_capture_lock:
+        # Only CUDA work must keep out of a graph capture; on a CPU the lock is not taken.
+        guard = cuda_capture_lock if cuda else contextlib.nullcontext()
+        with guard:
             stream = torch.cuda.stream(torch.cuda.Stream()) if cuda else contextlib.nullcontext()
         try:
             with stream:
                 while not self.closing.is_set():
                     try:
-                        with cuda_capture_lock:
+                        with guard:
                             item = next(self.items)
                             if cuda:      # the consumer uses its results on another stream
                                 torch.cuda.current_stream().synchronize()
@@ -73,7 +82,13 @@ class Prefetcher:
     def __next__(self):
         if self.finished:
             raise StopIteration
-        item, error = self.queue.get()
+        while True:
+            try:
+                item, error = self.queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self.should_stop():
+                    raise Interrupted() from None
         if item is _DONE:
             self.finished = True
             self.close()

@@ -210,3 +210,53 @@ def test_alpha_clip_masks_itself_and_lost_strokes_restart(tmp_path):
     assert "re-initialised" in messages
     last = np.array([s["points"] for s in sketch["frames"][-1]["strokes"]])
     assert (last[..., 0] >= -1).all() and (last[..., 0] <= 129).all()    # still on the frame
+
+
+def test_a_stop_while_a_frame_is_masked_ends_the_process_cleanly(tmp_path):
+    """SIGTERM while the masker is 10 s into a frame (torch work, as InSPyReNet on a CPU):
+    the command reports the stop and exits 130 at once, without aborting in that work."""
+    from engine.sample import write_sample
+
+    clip, mask = str(tmp_path / "walk.mp4"), str(tmp_path / "walk.mask.mp4")
+    write_sample(clip, mask, frames=12, width=160, height=120)
+    driver = tmp_path / "driver.py"
+    driver.write_text(f"""
+import sys, time, torch
+sys.path.insert(0, {ROOT!r})
+import engine.pipeline as pipeline
+from engine import cli
+
+real = pipeline.build_masker
+
+def slow(mode, clip, frame_range, device):
+    masker = real(mode, clip, frame_range, device)
+
+    class Slow:
+        name = masker.name
+
+        def __call__(self, index, rgb, alpha):
+            print("masking", index, file=sys.stderr, flush=True)
+            end, x = time.monotonic() + 10, torch.rand(256, 256)
+            while time.monotonic() < end:
+                x = torch.tanh(x @ x)
+            return masker(index, rgb, alpha)
+    return Slow()
+
+pipeline.build_masker = slow
+sys.argv = ["dynasketch", *sys.argv[1:]]
+cli.run()
+""")
+    proc = subprocess.Popen([sys.executable, str(driver), "sketch", clip, "--out", str(tmp_path / "out"),
+                             "--mask", mask, "--preset", "fast", "--progress", "json", "--no-preview"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:                            # the first frame is being masked
+        if line.startswith("masking 0"):
+            break
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5.0
+    assert proc.returncode == 130, err
+    assert "terminate called" not in err and "stopped after 0 of 12 frames" in err
+    assert json.loads(out.strip().splitlines()[-1])["event"] == "interrupted"

@@ -152,7 +152,8 @@ def test_a_resumed_run_decodes_and_masks_only_what_it_still_needs(disc_clip, tmp
     assert sketch["frames"][:len(finished)] == finished
 
 
-def slow_masker_run(disc_clip, tmp_path, monkeypatch, seconds_per_mask: float, **settings):
+def slow_masker_run(disc_clip, tmp_path, monkeypatch, seconds_per_mask: float, should_stop=lambda: False,
+                    **settings):
     """run_sketch on the disc clip with a masker that records when it is called and takes
     ``seconds_per_mask`` a frame (a neural masker on a CPU takes seconds)."""
     import engine.pipeline as pipeline
@@ -178,7 +179,7 @@ def slow_masker_run(disc_clip, tmp_path, monkeypatch, seconds_per_mask: float, *
     monkeypatch.setattr(pipeline, "build_masker", slow)
     s = Settings.from_preset("fast", mask=disc_clip["mask"], strokes=4, seeds=1, window=4, **settings)
     return calls, lambda: run_sketch(Job(disc_clip["video"], str(tmp_path / "out"), s, preview=False),
-                                     Progress())
+                                     Progress(), should_stop)
 
 
 def test_masking_starts_while_the_models_load(disc_clip, tmp_path, monkeypatch):
@@ -210,3 +211,15 @@ def test_a_model_that_fails_to_load_does_not_wait_for_the_mask_at_hand(disc_clip
         run()
     assert time.monotonic() - start < 5.0 and calls == [0]
     assert not (tmp_path / "out" / "sketch.json").exists()
+
+
+def test_a_stop_does_not_wait_for_the_frame_being_masked(disc_clip, tmp_path, monkeypatch):
+    """Ctrl-C while the first frame takes 10 s to mask: the run stops within a second or two."""
+    masking: list[list[int]] = []                 # the masker's calls, once it exists
+    calls, run = slow_masker_run(disc_clip, tmp_path, monkeypatch, 10.0,
+                                 should_stop=lambda: bool(masking and masking[0]))
+    masking.append(calls)
+    start = time.monotonic()
+    with pytest.raises(Interrupted):
+        run()
+    assert time.monotonic() - start < 5.0 and calls == [0]
