@@ -258,6 +258,23 @@ class Sketcher:
         return images, torch.stack([f.mask for f in frames])
 
 
+def out_of_memory(device: torch.device) -> str:
+    """What to do when the run's device is out of memory (finished frames are kept)."""
+    where = "the GPU" if device.type == "cuda" else "this computer"
+    if device.type == "cuda":
+        try:
+            free, total = torch.cuda.mem_get_info(device)
+            where += f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now)"
+        except Exception:  # the figure is only a help
+            pass
+        fix = ("close other programs that use it (a Blender viewport does too), or run with "
+               "--device cpu (much slower)")
+    else:
+        fix = "close other programs, or sketch fewer --strokes or a smaller clip"
+    return (f"out of memory on {where}; {fix}. Finished frames are kept: run the same command "
+            "again to go on")
+
+
 def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: False) -> dict:
     """Run (or resume) a sketch job; returns a summary. Raises EngineError / Interrupted."""
     s = job.settings
@@ -343,8 +360,10 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
                 folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
                 progress.stage("optimise", len(folder.frames), total,
                                f"frame {frames[-1].index} ({len(folder.frames)}/{total}){note}")
-    except BaseException:        # a stop or an error: do not wait long for a frame being masked
+    except BaseException as exc:  # a stop or an error: do not wait long for a frame being masked
         decoded.close(timeout=1.0)
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise EngineError(out_of_memory(device)) from None
         raise
     decoded.close()                    # the prefetch thread stops before the preview decodes
 

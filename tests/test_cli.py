@@ -260,3 +260,39 @@ cli.run()
     assert proc.returncode == 130, err
     assert "terminate called" not in err and "stopped after 0 of 12 frames" in err
     assert json.loads(out.strip().splitlines()[-1])["event"] == "interrupted"
+
+
+def test_out_of_memory_says_what_to_do_and_keeps_the_finished_frames(disc_clip, tmp_path, monkeypatch,
+                                                                       capsys):
+    """The device runs out of memory in the second window (on a GPU, Blender's own use of it
+    can do that): one line says what to do, the finished frames stay, and a second run goes on."""
+    import torch
+
+    import engine.pipeline as pipeline
+    from engine import cli
+
+    real_window, calls = pipeline.Sketcher.window, []
+
+    def window(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_window(self, *a, **k)
+
+    monkeypatch.setattr(pipeline.Sketcher, "window", window)
+    monkeypatch.setattr(cli.StopFlag, "install", lambda self: None)      # keep pytest's Ctrl-C
+    out = tmp_path / "out"
+    args = ["sketch", disc_clip["video"], "--out", str(out), "--mask", disc_clip["mask"], "--preset", "fast",
+            "--strokes", "4", "--seeds", "1", "--progress", "json", "--no-preview"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dynasketch: error: out of memory on this computer")
+    assert "run the same command again" in err[0]
+    kept = json.loads((out / "sketch.json").read_text())
+    assert not kept["complete"] and 1 < len(kept["frames"]) < 12
+
+    monkeypatch.setattr(pipeline.Sketcher, "window", real_window)
+    assert cli.main(args) == 0
+    final = json.loads((out / "sketch.json").read_text())
+    assert final["complete"] and [f["index"] for f in final["frames"]] == list(range(12))
+    assert final["frames"][:len(kept["frames"])] == kept["frames"]
