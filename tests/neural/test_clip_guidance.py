@@ -130,52 +130,31 @@ def test_batch_norms_folded_into_convolutions_keep_the_features(tiny_clip):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
-def test_cuda_graphs_give_the_eager_loss_and_gradients(tiny_clip):
+@pytest.mark.parametrize("compiled", [False, True], ids=["graphs", "graphs-and-compile"])
+def test_cuda_graphs_give_the_eager_loss_and_gradients(tiny_clip, compiled):
+    """CUDA graphs, and with ``compiled`` the torch.compile experiment (DYNASKETCH_COMPILE=1)
+    under them as a run has it, over two batch sizes (one compilation with a symbolic batch
+    serves both), give the eager encoder's loss and gradients."""
     cuda = torch.device("cuda")
     eager = ClipGuidance(tiny_clip, cuda, views=4, graphs=False)
-    graphed = ClipGuidance(tiny_clip, cuda, views=4, graphs=True)
-    frames = frame_with_shape().repeat(2, 1, 1, 1).to(cuda)
+    fast = ClipGuidance(tiny_clip, cuda, views=4, graphs=True, compiled=compiled)
     r = SplatRasterizer()
-    for step in range(3):                         # the graphs are captured, then replayed
-        results = []
-        for guidance in (eager, graphed):
-            ctrl = torch.tensor([[[[85.0, 60.0], [85.0, 90.0], [85.0 + step, 130.0], [85.0, 160.0]]]],
-                                device=cuda).repeat(2, 1, 1, 1).requires_grad_(True)
-            sketch = (1 - r(ctrl, torch.full((2, 1), 3.0, device=cuda), torch.ones(2, 1, device=cuda),
-                            224)).expand(-1, 3, -1, -1)
-            loss = guidance(sketch, guidance.prepare(frames, None))
-            loss.sum().backward()
-            results.append((loss.detach(), ctrl.grad))
-        (loss_e, grad_e), (loss_g, grad_g) = results
-        assert torch.allclose(loss_g, loss_e, rtol=2e-2, atol=1e-4)
-        assert ((grad_g - grad_e).norm() / grad_e.norm()) < 5e-2
-    assert graphed.encoder.graphs and not graphed.encoder.failed
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
-def test_compiled_encoder_gives_the_eager_loss_and_gradients(tiny_clip):
-    """The torch.compile experiment (DYNASKETCH_COMPILE=1), under CUDA graphs as a run has it,
-    over two batch sizes: one compilation with a symbolic batch serves both."""
-    cuda = torch.device("cuda")
-    eager = ClipGuidance(tiny_clip, cuda, views=4, graphs=False)
-    compiled = ClipGuidance(tiny_clip, cuda, views=4, graphs=True, compiled=True)
-    r = SplatRasterizer()
-    for batch in (2, 2, 2, 3, 3, 3):
+    for step, batch in enumerate((2, 2, 2, 3, 3, 3)):    # each shape is captured, then replayed
         frames = frame_with_shape().repeat(batch, 1, 1, 1).to(cuda)
         results = []
-        for guidance in (eager, compiled):
-            guidance.generator.manual_seed(batch)
-            ctrl = torch.tensor([[[[85.0, 60.0], [85.0, 90.0], [88.0, 130.0], [85.0, 160.0]]]],
+        for guidance in (eager, fast):
+            guidance.generator.manual_seed(step)
+            ctrl = torch.tensor([[[[85.0, 60.0], [85.0, 90.0], [85.0 + step, 130.0], [85.0, 160.0]]]],
                                 device=cuda).repeat(batch, 1, 1, 1).requires_grad_(True)
             sketch = (1 - r(ctrl, torch.full((batch, 1), 3.0, device=cuda), torch.ones(batch, 1, device=cuda),
                             224)).expand(-1, 3, -1, -1)
             loss = guidance(sketch, guidance.prepare(frames, None))
             loss.sum().backward()
             results.append((loss.detach(), ctrl.grad))
-        (loss_e, grad_e), (loss_c, grad_c) = results
-        assert torch.allclose(loss_c, loss_e, rtol=2e-2, atol=1e-4)
-        assert ((grad_c - grad_e).norm() / grad_e.norm()) < 5e-2
-    assert compiled.encoder.graphs and not compiled.encoder.failed
+        (loss_e, grad_e), (loss_f, grad_f) = results
+        assert torch.allclose(loss_f, loss_e, rtol=2e-2, atol=1e-4)
+        assert ((grad_f - grad_e).norm() / grad_e.norm()) < 5e-2
+    assert fast.encoder.graphs and not fast.encoder.failed
 
 
 def test_graphed_encoder_captures_shapes_that_come_again_and_falls_back_to_eager(monkeypatch):
