@@ -97,7 +97,7 @@ class canvas_frames:
         except StopIteration:
             raise
         except BaseException:          # a stop or an error while decoding or masking
-            self.close(timeout=1.0)
+            self.close(timeout=0.5)
             raise
 
     def close(self, timeout: float | None = None) -> None:
@@ -361,7 +361,7 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
                 progress.stage("optimise", len(folder.frames), total,
                                f"frame {frames[-1].index} ({len(folder.frames)}/{total}){note}")
     except BaseException as exc:  # a stop or an error: do not wait long for a frame being masked
-        decoded.close(timeout=1.0)
+        decoded.close(timeout=0.5)
         if isinstance(exc, torch.OutOfMemoryError):
             raise EngineError(out_of_memory(device)) from None
         raise

@@ -256,7 +256,7 @@ cli.run()
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 5.0
+    assert time.monotonic() - sent < 2.5               # as a stop between steps
     assert proc.returncode == 130, err
     assert "terminate called" not in err and "stopped after 0 of 12 frames" in err
     assert json.loads(out.strip().splitlines()[-1])["event"] == "interrupted"
