@@ -8,7 +8,6 @@ consistent, and the same command resumes after the last finished frame.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 from dataclasses import dataclass
@@ -62,7 +61,7 @@ def masked_frames(source, frame_range, masker, box: Letterbox) -> Iterator[tuple
                track_box.fit(rgb))
 
 
-class canvas_frames:
+class CanvasFrames:
     """``masked_frames`` as ``CanvasFrame`` tensors on ``device``, produced up to ``ahead``
     frames in advance in a background thread (``prefetch.Prefetcher``) when ``ahead`` > 0.
     The thread starts at once, so a neural masker loads its network and masks the first
@@ -96,8 +95,8 @@ class canvas_frames:
             return next(self.frames)
         except StopIteration:
             raise
-        except BaseException:          # a stop or an error while decoding or masking
-            self.close(timeout=0.5)
+        except BaseException:          # a stop or an error: the thread stops, unwaited for
+            self.close(timeout=0)
             raise
 
     def close(self, timeout: float | None = None) -> None:
@@ -295,7 +294,7 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     masker = build_masker(s.mask, info, todo, device)
     box = Letterbox(info.width, info.height, s.canvas)
     ahead = s.window if os.environ.get("DYNASKETCH_PREFETCH", "1") != "0" else 0
-    decoded = canvas_frames(source, todo, masker, box, device, should_stop, ahead)
+    decoded = CanvasFrames(source, todo, masker, box, device, should_stop, ahead)
     stream: Iterator[CanvasFrame] = decoded
     previous, strokes = None, None
     try:       # the masker loads and starts on the first frames while the other models load

@@ -10,7 +10,7 @@ import torch
 from engine.canvas import Letterbox
 from engine.errors import EngineError, Interrupted
 from engine.masking import MaskFileMasker
-from engine.pipeline import canvas_frames
+from engine.pipeline import CanvasFrames
 from engine.prefetch import Prefetcher
 from engine.video import FrameRange, open_video
 
@@ -78,7 +78,7 @@ def test_canvas_frames_ahead_give_the_frames_and_masks_of_the_plain_stream(disc_
 
     def frames(ahead):
         masker = MaskFileMasker(disc_clip["mask"], source.info, rng)
-        return list(canvas_frames(source, rng, masker, box, device, ahead=ahead))
+        return list(CanvasFrames(source, rng, masker, box, device, ahead=ahead))
 
     plain, early = frames(0), frames(5)
     assert [f.index for f in early] == [f.index for f in plain] == list(range(source.info.frame_count))
@@ -94,7 +94,7 @@ def test_a_stop_ends_the_stream_and_its_thread(disc_clip):
     box = Letterbox(source.info.width, source.info.height, 64)
     stop = threading.Event()
     before = threading.active_count()
-    stream = canvas_frames(source, rng, MaskFileMasker(disc_clip["mask"], source.info, rng), box,
+    stream = CanvasFrames(source, rng, MaskFileMasker(disc_clip["mask"], source.info, rng), box,
                            torch.device("cpu"), stop.is_set, ahead=3)
     next(stream)
     stop.set()
