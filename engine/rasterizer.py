@@ -93,13 +93,10 @@ class SplatRasterizer:
                                      reduce="amax", include_self=True)
         return image[:, :-1].view(b, 1, size, size)
 
-    def plan(self, control: Tensor, width: Tensor, headroom: float = 1.0) -> PiecePlan:
-        """Pieces about ``piece_length / headroom`` long, and the window their pixels need if
-        they grow ``headroom`` times longer. Reads the strokes back from the device."""
-        return self._measure(control, width, headroom)[0]
-
     def _measure(self, control: Tensor, width: Tensor, headroom: float):
-        """The plan, and the pieces it cuts (with gradients, for the render at hand)."""
+        """The plan: pieces about ``piece_length / headroom`` long, and the window their pixels
+        need if they grow ``headroom`` times longer; and the pieces it cuts (with gradients,
+        for the render at hand). Reads the strokes back from the device."""
         with torch.no_grad():
             longest = bezier.control_polygon_length(control).max().item()
         k = int(min(self.max_pieces, max(4, math.ceil(headroom * longest / self.piece_length))))
