@@ -171,11 +171,10 @@ def main() -> int:
                     help="seconds; then stop the sketch (it keeps its finished frames) and report")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
-    if args.child is not None:       # ends as `dynasketch` does: a frame may still be masked
-        code = child(args.child[1:], args.child[0])
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    if args.child is not None:
+        from engine import cli
+
+        cli.end(child(args.child[1:], args.child[0]))      # as `dynasketch` ends
 
     work = args.work or tempfile.mkdtemp(prefix="paper-run-")
     home = os.path.join(work, "models")

@@ -155,13 +155,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The ``dynasketch`` command. After a stop or an error, a frame may still be in the
-    masking thread (``prefetch.Prefetcher``; seconds on a CPU): the run has reported and
-    saved everything, so the process ends now rather than wait for that frame. A normal
-    exit there would abort in the middle of its torch work."""
+    """The ``dynasketch`` command."""
+    end(main())
+
+
+def end(code: int) -> None:
+    """Exit with ``code``. After a stop or an error, a frame may still be in the masking
+    thread (``prefetch.Prefetcher``; seconds on a CPU): the run has reported and saved
+    everything, so the process ends now rather than wait for that frame. A normal exit there
+    would abort in the middle of its torch work."""
     import threading
 
-    code = main()
     prefetch = sys.modules.get(f"{__package__}.prefetch")          # loaded by a sketch run
     if prefetch and any(t.name == prefetch.THREAD_NAME and t.is_alive() for t in threading.enumerate()):
         sys.stdout.flush()
