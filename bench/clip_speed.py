@@ -1,10 +1,12 @@
 """Speed of CLIP guidance: one optimisation step (render, CLIPasso loss on the plain pair and
 4 augmented views, backward) for a batch of frames, on RN101 as CLIPasso uses it.
 
-    python bench/clip_speed.py [--device cuda] [--batch 8] [--compile]
+    python bench/clip_speed.py [--device cuda] [--batch 8] [--compile | --bank K]
 
 ``--compile`` times the optimiser steps with the encoder through torch.compile beside the
-same steps without it, in one run, and the time the compilations took.
+same steps without it, in one run, and the time the compilations took. ``--bank K`` times
+the loss step (and, on CUDA, the optimiser steps) without and with a view bank of K warps
+per frame, and what encoding the bank costs per frame.
 
 The encoder is RN101 built by open_clip with random weights: the speed does not depend on
 the weights, and none can be downloaded here. Figures are recorded in docs/MODELS.md.
@@ -37,6 +39,8 @@ def main():
     ap.add_argument("--profile", default=None, help="write a profile of 10 window steps here")
     ap.add_argument("--compile", action="store_true",
                     help="only the optimiser steps, without and with torch.compile")
+    ap.add_argument("--bank", type=int, default=0,
+                    help="only the augmented step, without and with a view bank of this many warps a frame")
     args = ap.parse_args()
     dev = torch.device(args.device)
     visual = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
@@ -56,36 +60,58 @@ def main():
             optimiser_steps(guidance, dev, args.batch, None)
             print(f"  (these steps, compilation included: {time.perf_counter() - t:.0f} s)")
         return
+    if args.bank:
+        graphs = dev.type == "cuda"
+        print(f"CUDA graphs: {'on' if graphs else 'off'}")
+        for bank in (0, args.bank):
+            guidance = ClipGuidance(None, dev, visual=visual, graphs=graphs, view_bank=bank)
+            label = f"view bank of {guidance.view_bank}" if bank else "fresh views (CLIPasso)"
+            if bank:
+                frames = torch.rand(args.batch, 3, 224, 224, device=dev)
+                guidance.prepare(frames, None)                  # first calls: cuDNN, graphs
+                took = timed(dev, lambda: guidance.prepare(frames, None))
+                print(f"{label}: encoding it takes {took * 1000 / args.batch:.0f} ms per frame")
+            step_speed(guidance, dev, args, label)
+            if graphs:
+                optimiser_steps(guidance, dev, args.batch, None)
+        return
     modes = (False, True) if dev.type == "cuda" else (False,)
     for graphs in modes:
         print(f"CUDA graphs: {'on' if graphs else 'off'}")
-        speeds(visual, dev, args, graphs)
+        for views in (0, 4):
+            step_speed(ClipGuidance(None, dev, views=views, visual=visual, graphs=graphs), dev, args,
+                       f"views {views}")
         optimiser_steps(ClipGuidance(None, dev, visual=visual, graphs=graphs), dev, args.batch,
                         args.profile if graphs == modes[-1] else None)
 
 
-def speeds(visual, dev, args, graphs: bool) -> None:
-    for views in (0, 4):
-        guidance = ClipGuidance(None, dev, views=views, visual=visual, graphs=graphs)
-        frames = torch.rand(args.batch, 3, 224, 224, device=dev)
-        target = guidance.prepare(frames, None)
-        ctrl = (torch.rand(args.batch, 16, 4, 2, device=dev) * 200 + 12).requires_grad_(True)
-        r = SplatRasterizer()
-        width, opacity = torch.full((args.batch, 16), 1.5, device=dev), torch.ones(args.batch, 16, device=dev)
-        times = []
-        for i in range(args.repeats + 1):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            sketch = (1 - r(ctrl, width, opacity, 224)).expand(-1, 3, -1, -1)
-            guidance(sketch, target).sum().backward()
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            if i:
-                times.append(time.perf_counter() - t)
-        step = statistics.median(times)
-        print(f"views {views}: {step * 1000:.0f} ms per step for {args.batch} frames "
-              f"({step * 1000 / args.batch:.0f} ms per frame-step)")
+def timed(dev, fn) -> float:
+    """Seconds ``fn()`` takes, the GPU's work included."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def step_speed(guidance, dev, args, label: str) -> None:
+    """Median time of one render + loss + backward for ``args.batch`` frames."""
+    frames = torch.rand(args.batch, 3, 224, 224, device=dev)
+    target = guidance.prepare(frames, None)
+    ctrl = (torch.rand(args.batch, 16, 4, 2, device=dev) * 200 + 12).requires_grad_(True)
+    r = SplatRasterizer()
+    width, opacity = torch.full((args.batch, 16), 1.5, device=dev), torch.ones(args.batch, 16, device=dev)
+
+    def step():
+        sketch = (1 - r(ctrl, width, opacity, 224)).expand(-1, 3, -1, -1)
+        guidance(sketch, target).sum().backward()
+
+    step()
+    step_time = statistics.median(timed(dev, step) for _ in range(args.repeats))
+    print(f"{label}: {step_time * 1000:.0f} ms per step for {args.batch} frames "
+          f"({step_time * 1000 / args.batch:.0f} ms per frame-step)")
 
 
 def optimiser_steps(guidance, dev, batch: int, profile: str | None) -> None:
@@ -94,24 +120,15 @@ def optimiser_steps(guidance, dev, batch: int, profile: str | None) -> None:
     from engine.optimise import StrokeOptimiser
     from engine.settings import Settings
 
-    def timed(fn, steps):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn(steps)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t
-
     s = Settings.from_preset("paper")
     opt = StrokeOptimiser(s, SplatRasterizer(), guidance, EdgeSaliency(), area=(0, 0, 224, 224))
     g = torch.Generator(device=dev).manual_seed(0)
     for i, size in enumerate((batch, 2 * batch)):
         frames = torch.rand(size, 3, 224, 224, device=dev)
-        steps_for(opt, s, frames, g, dev, timed, with_first=i == 0, profile=profile if i == 0 else None)
+        steps_for(opt, s, frames, g, dev, with_first=i == 0, profile=profile if i == 0 else None)
 
 
-def steps_for(opt, s, frames, g, dev, timed, with_first: bool, profile) -> None:
+def steps_for(opt, s, frames, g, dev, with_first: bool, profile) -> None:
     batch = len(frames)
 
     def first(steps):
@@ -128,8 +145,8 @@ def steps_for(opt, s, frames, g, dev, timed, with_first: bool, profile) -> None:
 
     jobs = [(f"first frame, {s.seeds} seeds", first)] if with_first else []
     for label, fn in jobs + [(f"window of {batch} frames", window)]:
-        timed(fn, 3)
-        per_step = (timed(fn, 23) - timed(fn, 3)) / 20
+        timed(dev, lambda: fn(3))
+        per_step = (timed(dev, lambda: fn(23)) - timed(dev, lambda: fn(3))) / 20
         print(f"optimiser, {label}: {per_step * 1000:.1f} ms per step")
     if profile:
         from torch.profiler import ProfilerActivity, profile as torch_profile

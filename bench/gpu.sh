@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Every GPU check in one go, for a machine with CUDA and PyTorch (one lease of the device):
-#   bench/gpu.sh [paper] [long] [clip] [compile] [tests]   (default: paper clip tests)
+#   bench/gpu.sh [paper] [long] [clip] [compile] [bank] [tests]   (default: paper clip tests)
 # paper: bench/paper_run.py, the paper preset with every neural backend (100 frames, 1080p);
 # long:  the same on a 10 s clip (250 frames at 25 fps) for $LONG_LIMIT s: its peak GPU memory;
 # clip:  bench/clip_speed.py, one CLIPasso loss step; tests: the suite (not the add-on) on CUDA;
 # compile: the optimiser steps without and with torch.compile on the encoder, compile time shown
-# (DYNASKETCH_COMPILE=1 bench/gpu.sh paper: the whole run with it).
+# (DYNASKETCH_COMPILE=1 bench/gpu.sh paper: the whole run with it);
+# bank: the loss and optimiser steps without and with a view bank of $BANK warps a frame
+# (DYNASKETCH_VIEW_BANK=64 bench/gpu.sh paper: the whole run with it).
 # $CLIP is the footage (default: the procedural sample); logs go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,8 @@ for what in "${@:-paper clip tests}"; do
       clip) timeout 120 $PY bench/clip_speed.py --device cuda 2>&1 | tee "$OUT/clip_speed.txt" ;;
       compile) timeout "${COMPILE_LIMIT:-400}" $PY bench/clip_speed.py --device cuda --compile 2>&1 \
                | tee "$OUT/clip_compile.txt" | grep -v Warning ;;
+      bank) timeout 200 $PY bench/clip_speed.py --device cuda --bank "${BANK:-64}" 2>&1 \
+               | tee "$OUT/clip_bank.txt" ;;
       tests) timeout "${TESTS_LIMIT:-200}" $PY -m pytest -q -p no:cacheprovider tests --ignore=tests/addon \
                2>&1 | tee "$OUT/tests.log" | tail -15 ;;
     esac

@@ -156,6 +156,9 @@ def child(argv: list[str], report_file: str) -> int:
         report()
 
 
+SWITCHES = ("DYNASKETCH_COMPILE", "DYNASKETCH_VIEW_BANK", "DYNASKETCH_CUDA_GRAPHS", "DYNASKETCH_PREFETCH")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clip", default=None)
@@ -186,6 +189,8 @@ def main() -> int:
     shutil.rmtree(os.path.join(home, "masks"), ignore_errors=True)     # time the masker too
     print(f"clip {clip}: {args.frames} frames {width}x{height}; random models: {', '.join(made)} "
           f"({time.perf_counter() - t0:.0f} s to make)", flush=True)
+    switches = {k: v for k, v in os.environ.items() if k in SWITCHES}
+    print(f"switches: {switches or 'none (the defaults)'}", flush=True)
 
     sketch = ["sketch", clip, "--out", os.path.join(work, "out"), "--overwrite", "--progress", "json",
               "--preset", args.preset, "--strokes", str(args.strokes), "--device", args.device,

@@ -14,6 +14,7 @@ import math
 import os
 import warnings
 from collections import OrderedDict
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -68,33 +69,45 @@ def _unit_square(device: torch.device, dtype: torch.dtype) -> Tensor:
     return torch.tensor([[-1, -1], [1, -1], [1, 1], [-1, 1]], device=device, dtype=dtype)
 
 
-def random_views(images: Tensor, views: int, generator: torch.Generator | None = None,
-                 distortion: float = 0.5, min_scale: float = 0.8) -> Tensor:
-    """``views`` random perspective + resized-crop warps of each image: ``(B*views, C, H, W)``.
-
-    Images that must share a warp (a sketch and its frame) go in the same tensor along C.
-    """
-    b, c, h, w = images.shape
-    n = b * views
-    dev, dt = images.device, images.dtype
-    rand = lambda *s: torch.rand(*s, generator=generator, device=dev, dtype=dt)  # noqa: E731
+def random_homographies(n: int, generator: torch.Generator | None, device: torch.device,
+                        dtype: torch.dtype = torch.float32, distortion: float = 0.5,
+                        min_scale: float = 0.8) -> Tensor:
+    """``n`` random perspective + resized-crop warps ``(n, 3, 3)``, each mapping output
+    coordinates in [-1, 1]^2 to input coordinates (``warp`` applies them)."""
+    rand = lambda *s: torch.rand(*s, generator=generator, device=device, dtype=dtype)  # noqa: E731
     scale = min_scale + (1 - min_scale) * rand(n, 1)
     ratio = torch.exp((rand(n, 1) - 0.5) * (2 * math.log(4 / 3)))
     cw = (scale * ratio).sqrt().clamp(max=1.0) * 2                       # crop size in [-1, 1] units
     ch = (scale / ratio).sqrt().clamp(max=1.0) * 2
     cx = -1 + cw / 2 + rand(n, 1) * (2 - cw)
     cy = -1 + ch / 2 + rand(n, 1) * (2 - ch)
-    unit = _unit_square(dev, dt)
+    unit = _unit_square(device, dtype)
     inward = -unit * rand(n, 4, 2) * distortion / 2                      # corners move inwards
     quad = (unit + inward) * torch.stack([cw, ch], -1) / 2 + torch.stack([cx, cy], -1)
-    hom = homographies(unit.expand(n, 4, 2), quad)                       # output -> input coords
+    return homographies(unit.expand(n, 4, 2), quad)
+
+
+def warp(images: Tensor, hom: Tensor) -> Tensor:
+    """Each image ``(n, C, H, W)`` resampled through its homography ``(n, 3, 3)``."""
+    n, _, h, w = images.shape
+    dev, dt = images.device, images.dtype
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=dev, dtype=dt),
                             torch.linspace(-1, 1, w, device=dev, dtype=dt), indexing="ij")
     grid = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, -1, 3)
     mapped = grid @ hom.transpose(1, 2)
     mapped = (mapped[..., :2] / mapped[..., 2:].clamp_min(1e-6)).view(n, h, w, 2)
-    source = images.repeat_interleave(views, 0)
-    return F.grid_sample(source, mapped, mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(images, mapped, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def random_views(images: Tensor, views: int, generator: torch.Generator | None = None,
+                 distortion: float = 0.5, min_scale: float = 0.8) -> Tensor:
+    """``views`` random warps of each image: ``(B*views, C, H, W)``.
+
+    Images that must share a warp (a sketch and its frame) go in the same tensor along C.
+    """
+    n = images.shape[0] * views
+    hom = random_homographies(n, generator, images.device, images.dtype, distortion, min_scale)
+    return warp(images.repeat_interleave(views, 0), hom)
 
 
 def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
@@ -179,6 +192,16 @@ class GraphedEncoder:
         return replay
 
 
+class ClipTarget(NamedTuple):
+    """What ``ClipGuidance.prepare`` keeps of a batch of frames: the frames on white and their
+    features; with a view bank, also each frame's ``K`` warps ``(B, K, 3, 3)`` and its features
+    under them (each ``(B, K, ...)``)."""
+    frames: Tensor
+    plain: list
+    warps: Tensor | None = None
+    bank: list | None = None
+
+
 class ClipGuidance:
     """CLIPasso's perceptual loss; the same interface as ``losses.LineLoss``."""
 
@@ -186,13 +209,18 @@ class ClipGuidance:
 
     def __init__(self, weights: str | None, device: torch.device, views: int = 4, seed: int = 0,
                  visual=None, graphs: bool | None = None, channels_last: bool = True,
-                 compiled: bool | None = None):
+                 compiled: bool | None = None, view_bank: int | None = None):
         """``weights``: an OpenAI CLIP RN101 checkpoint; or pass a ready ``visual`` encoder.
         ``graphs``: replay the encoder as CUDA graphs (default: on CUDA, unless the
         environment variable DYNASKETCH_CUDA_GRAPHS is 0). ``compiled``: run the encoder
         through ``torch.compile``, which fuses its elementwise work, with the batch size
         symbolic so that one compilation serves every batch (default: off, unless
-        DYNASKETCH_COMPILE is 1; an experiment until a GPU measures it, docs/MODELS.md)."""
+        DYNASKETCH_COMPILE is 1; an experiment until a GPU measures it, docs/MODELS.md).
+        ``view_bank``: if above 0, each frame gets that many warps (rounded up to a multiple
+        of ``views``) and its features under them once, in ``prepare``, and every step warps
+        the sketches by ``views`` of them drawn at random, so the frames' views are not
+        encoded again each step (default: 0, unless DYNASKETCH_VIEW_BANK is set; an
+        experiment: CLIPasso draws fresh warps every step, docs/MODELS.md)."""
         self.device = torch.device(device)
         self.visual = visual.to(self.device).eval().requires_grad_(False) if visual is not None \
             else load_clip_visual(weights, self.device)
@@ -208,6 +236,14 @@ class ClipGuidance:
         encode = torch.compile(self._encode, dynamic=True) if compiled else self._encode
         self.encoder = GraphedEncoder(encode) if graphs and cuda else encode
         self.views = views
+        if view_bank is None:
+            text = os.environ.get("DYNASKETCH_VIEW_BANK", "0") or "0"
+            if not text.isdigit():
+                raise EngineError(f"DYNASKETCH_VIEW_BANK={text!r}: set it to a number of warps "
+                                  "per frame (such as 64), or 0 for fresh warps every step")
+            view_bank = int(text)
+        self.view_bank = -(-view_bank // views) * views if views and view_bank > 0 else 0
+        self.bank_dtype = torch.bfloat16 if cuda else torch.float32   # what autocast's layers give
         self.size = 224
         self.mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
@@ -232,24 +268,42 @@ class ClipGuidance:
             embedding = v.attnpool(v.layer4(f3))
         return f2.float(), f3.float(), embedding.float()
 
-    def prepare(self, frames: Tensor, masks: Tensor | None):
+    def prepare(self, frames: Tensor, masks: Tensor | None) -> ClipTarget:
         frames = composite_on_white(frames, masks)
-        with torch.no_grad():
-            return frames, [f.clone() for f in self.features(frames)]
+        with torch.no_grad():          # clones: a graph's next replay overwrites its outputs
+            plain = [f.clone() for f in self.features(frames)]
+            if not self.view_bank:
+                return ClipTarget(frames, plain)
+            b, k = frames.shape[0], self.view_bank
+            warps = random_homographies(b * k, self.generator, self.device).view(b, k, 3, 3)
+            chunks = []
+            for start in range(0, k, self.views):       # batches of the steps' no-grad shape
+                hom = warps[:, start:start + self.views].reshape(-1, 3, 3)
+                views = warp(frames.repeat_interleave(self.views, 0), hom)
+                chunks.append([f.view(b, self.views, *f.shape[1:]).to(self.bank_dtype)
+                               for f in self.features(views)])
+            bank = [torch.cat(parts, 1) for parts in zip(*chunks)]
+        return ClipTarget(frames, plain, warps, bank)
 
-    def __call__(self, sketches: Tensor, target) -> Tensor:
+    def __call__(self, sketches: Tensor, target: ClipTarget) -> Tensor:
         """The sketches and their augmented views go through the encoder as one batch, the
-        frames' views (no gradients) as another."""
-        frames, plain = target
+        frames' views (no gradients) as another, or come from the view bank."""
         b = sketches.shape[0]
         if not self.views:
-            return self._distance(self.features(sketches), plain)
-        both = random_views(torch.cat([sketches, frames], 1), self.views, self.generator)
-        with torch.no_grad():
-            frame_views = self.features(both[:, 3:])
-        drawn = self.features(torch.cat([sketches, both[:, :3]]))
+            return self._distance(self.features(sketches), target.plain)
+        if target.bank is not None:
+            pick = torch.randint(self.view_bank, (b, self.views), generator=self.generator, device=sketches.device)
+            rows = torch.arange(b, device=sketches.device)[:, None]
+            sketch_views = warp(sketches.repeat_interleave(self.views, 0), target.warps[rows, pick].flatten(0, 1))
+            frame_views = [f[rows, pick].flatten(0, 1) for f in target.bank]
+        else:
+            both = random_views(torch.cat([sketches, target.frames], 1), self.views, self.generator)
+            sketch_views = both[:, :3]
+            with torch.no_grad():
+                frame_views = self.features(both[:, 3:])
+        drawn = self.features(torch.cat([sketches, sketch_views]))
         per_view = self._distance([f[b:] for f in drawn], frame_views)
-        return self._distance([f[:b] for f in drawn], plain) + per_view.view(b, self.views).sum(1)
+        return self._distance([f[:b] for f in drawn], target.plain) + per_view.view(b, self.views).sum(1)
 
     @staticmethod
     def _distance(a, b) -> Tensor:

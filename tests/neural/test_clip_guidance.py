@@ -68,6 +68,38 @@ def test_views_share_one_warp_across_channels():
     assert not torch.allclose(views[0], views[1])                     # each view is its own warp
 
 
+def test_view_bank_encodes_the_frames_views_once_and_warps_each_sketch_like_its_frame(tiny_clip, device):
+    """With a view bank (DYNASKETCH_VIEW_BANK) ``prepare`` encodes each frame under its own
+    warps once; a step draws some of them per sketch and encodes only the sketches. Row by
+    row the sketch gets its frame's warp: a sketch equal to its frame scores zero in a batch
+    of different frames, and against the other frame it does not."""
+    guidance = ClipGuidance(tiny_clip, device, views=2, view_bank=5, graphs=False)
+    assert guidance.view_bank == 6                                  # a multiple of the views
+    frames = torch.cat([frame_with_shape(), frame_with_shape().flip(-1)]).to(device)
+    target = guidance.prepare(frames, None)
+    assert target.warps.shape == (2, 6, 3, 3) and target.bank[0].shape[:2] == (2, 6)
+    batches = []
+    encode = guidance.encoder
+    guidance.encoder = lambda x: batches.append(x.shape[0]) or encode(x)
+    for _ in range(3):
+        assert guidance(frames, target).abs().max().item() < 1e-6     # the tiny CLIP's scale
+    assert batches == [2 * 3] * 3                   # one encoder call a step: sketches + views
+    assert (guidance(frames.flip(0), target) > 1e-5).all()
+    sketch = frames.clone().requires_grad_(True)
+    guidance(torch.rot90(sketch, 1, (2, 3)), target).sum().backward()
+    assert sketch.grad.abs().sum() > 0
+
+
+def test_view_bank_is_set_from_the_environment(tiny_clip, monkeypatch):
+    monkeypatch.setenv("DYNASKETCH_VIEW_BANK", "64")
+    assert ClipGuidance(tiny_clip, torch.device("cpu")).view_bank == 64
+    monkeypatch.setenv("DYNASKETCH_VIEW_BANK", "lots")
+    with pytest.raises(EngineError, match="DYNASKETCH_VIEW_BANK='lots': set it to a number"):
+        ClipGuidance(tiny_clip, torch.device("cpu"))
+    monkeypatch.delenv("DYNASKETCH_VIEW_BANK")
+    assert ClipGuidance(tiny_clip, torch.device("cpu")).view_bank == 0    # off by default
+
+
 def test_missing_or_corrupt_weights_say_how_to_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("DYNASKETCH_HOME", str(tmp_path))
     from engine.backends import build_guidance
@@ -130,14 +162,16 @@ def test_batch_norms_folded_into_convolutions_keep_the_features(tiny_clip):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
-@pytest.mark.parametrize("compiled", [False, True], ids=["graphs", "graphs-and-compile"])
-def test_cuda_graphs_give_the_eager_loss_and_gradients(tiny_clip, compiled):
-    """CUDA graphs, and with ``compiled`` the torch.compile experiment (DYNASKETCH_COMPILE=1)
-    under them as a run has it, over two batch sizes (one compilation with a symbolic batch
-    serves both), give the eager encoder's loss and gradients."""
+@pytest.mark.parametrize("options", [{}, {"compiled": True}, {"view_bank": 8}],
+                         ids=["graphs", "graphs-and-compile", "graphs-and-view-bank"])
+def test_cuda_graphs_give_the_eager_loss_and_gradients(tiny_clip, options):
+    """CUDA graphs, alone and with each experiment under them as a run has it (torch.compile,
+    DYNASKETCH_COMPILE=1; the view bank, DYNASKETCH_VIEW_BANK), over two batch sizes (one
+    compilation with a symbolic batch serves both), give the eager encoder's loss and
+    gradients."""
     cuda = torch.device("cuda")
-    eager = ClipGuidance(tiny_clip, cuda, views=4, graphs=False)
-    fast = ClipGuidance(tiny_clip, cuda, views=4, graphs=True, compiled=compiled)
+    eager = ClipGuidance(tiny_clip, cuda, views=4, graphs=False, view_bank=options.get("view_bank"))
+    fast = ClipGuidance(tiny_clip, cuda, views=4, graphs=True, **options)
     r = SplatRasterizer()
     for step, batch in enumerate((2, 2, 2, 3, 3, 3)):    # each shape is captured, then replayed
         frames = frame_with_shape().repeat(batch, 1, 1, 1).to(cuda)
