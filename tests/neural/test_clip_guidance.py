@@ -227,7 +227,8 @@ def test_optimisation_steps_never_wait_for_the_device(tiny_clip, device):
     makes the host wait until the GPU is idle; once per step that serialises host and GPU.
     Checked through the dispatcher (and on CUDA by CUDA's own sync warnings): besides the
     rasterizer's plan at the start of a run, the steps of a window (CLIP guidance, views,
-    render, temporal terms) do none of it: a run of 12 steps waits as often as one of 2."""
+    render, temporal terms) do none of it, with or without a view bank: a run of 12 steps
+    waits as often as one of 2."""
     import traceback
     import warnings
 
@@ -256,7 +257,8 @@ def test_optimisation_steps_never_wait_for_the_device(tiny_clip, device):
     cuda = device.type == "cuda"
     s = Settings.from_preset("fast", strokes=4)
     frames = frame_with_shape().repeat(2, 1, 1, 1).to(device)
-    for guidance in (ClipGuidance(tiny_clip, device, graphs=False), LineLoss()):
+    for guidance in (ClipGuidance(tiny_clip, device, graphs=False), LineLoss(),
+                     ClipGuidance(tiny_clip, device, graphs=False, view_bank=8)):
         opt = StrokeOptimiser(s, SplatRasterizer(replan_every=50), guidance, EdgeSaliency(),
                               area=(0, 0, 224, 224))
         init = opt.new_strokes(frames, None, s.strokes, torch.Generator(device).manual_seed(0))
