@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from engine.canvas import Letterbox  # noqa: E402
 from engine.initialise import EdgeSaliency  # noqa: E402
-from engine.neural.clip_guidance import ClipGuidance, random_homographies, warp  # noqa: E402
+from engine.neural.clip_guidance import ClipGuidance, warp  # noqa: E402
 from engine.optimise import StrokeOptimiser  # noqa: E402
 from engine.rasterizer import SplatRasterizer  # noqa: E402
 from engine.settings import Settings  # noqa: E402
@@ -52,19 +52,15 @@ def canvas_frame(clip: str, mask: str | None, index: int, size: int, dev) -> tup
     return image.to(dev), alpha.round().to(dev)
 
 
-def held_out_loss(guidance: ClipGuidance, points: torch.Tensor, opt: StrokeOptimiser, target,
-                  warps: torch.Tensor) -> float:
-    """The loss's expected value on ``warps`` ``(H, 3, 3)``: plain pair + views x the mean."""
+def held_out_loss(judge: ClipGuidance, points: torch.Tensor, opt: StrokeOptimiser, judged) -> float:
+    """The loss's expected value over the judge's bank of held-out warps: the plain pair plus
+    views x the mean over the bank (``judged``: ``judge.prepare`` of the frame)."""
     with torch.no_grad():
         sketch = opt.render(points)
-        plain = guidance._distance(guidance.features(sketch), target.plain)
-        per_view = []
-        for hom in warps.split(guidance.views):
-            frame_views = guidance.features(warp(target.frames.expand(len(hom), -1, -1, -1), hom))
-            frame_views = [f.clone() for f in frame_views]
-            drawn = guidance.features(warp(sketch.expand(len(hom), -1, -1, -1), hom))
-            per_view.append(guidance._distance(drawn, frame_views))
-        return float(plain.mean() + guidance.views * torch.cat(per_view).mean())
+        plain = judge._distance(judge.features(sketch), judged.plain)
+        warps, bank = judged.warps[0], [f[0] for f in judged.bank]
+        drawn = judge.features(warp(sketch.expand(len(warps), -1, -1, -1), warps))
+        return float(plain.mean() + judge.views * judge._distance(drawn, bank).mean())
 
 
 def main():
@@ -97,13 +93,13 @@ def main():
     visual = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
     s = Settings.from_preset("paper", strokes=args.strokes)
     frame, frame_mask = canvas_frame(clip, mask, args.frame, s.canvas, dev)
-    judge = ClipGuidance(None, dev, visual=visual, graphs=False)
+    judge = ClipGuidance(None, dev, visual=visual, graphs=False, view_bank=args.held_out, seed=12345)
+    judged = judge.prepare(frame, frame_mask)                # the held-out warps, in no bank
     probe = StrokeOptimiser(s, SplatRasterizer(), judge, EdgeSaliency(), area=(0, 0, s.canvas, s.canvas))
     init = probe.new_strokes(frame, frame_mask, s.strokes, torch.Generator(dev).manual_seed(0))
-    held_out = random_homographies(args.held_out, torch.Generator(dev).manual_seed(12345), dev)
     print(f"{os.path.basename(clip)} frame {args.frame}, {args.strokes} strokes, {args.steps} steps "
           f"(lr {s.keyframe_lr}), RN101 random weights, {dev}; held-out warps: {args.held_out}")
-    start_score = held_out_loss(judge, init, probe, judge.prepare(frame, frame_mask), held_out)
+    start_score = held_out_loss(judge, init, probe, judged)
     print(f"held-out loss of the starting strokes: {start_score:.4g}")
     print("| views drawn from | seed | loss it optimised (last step) | held-out loss | held-out, % of the start | time |")
     print("|---|---|---|---|---|---|")
@@ -116,7 +112,7 @@ def main():
         target = guidance.prepare(frame, frame_mask)
         points, loss = opt._adam(init, args.steps, s.keyframe_lr, lambda x: opt.sketch_loss(x, target))
         took = time.perf_counter() - start
-        score = held_out_loss(judge, points, probe, judge.prepare(frame, frame_mask), held_out)
+        score = held_out_loss(judge, points, probe, judged)
         label = f"a bank of {guidance.view_bank}" if bank else "fresh warps each step"
         print(f"| {label} | {seed} | {float(loss.mean()):.4g} | {score:.4g} | {100 * score / start_score:.1f}% "
               f"| {took:.0f} s |", flush=True)

@@ -276,10 +276,10 @@ class ClipGuidance:
                 return ClipTarget(frames, plain)
             b, k = frames.shape[0], self.view_bank
             warps = random_homographies(b * k, self.generator, self.device).view(b, k, 3, 3)
-            chunks = []
+            chunks, repeated = [], frames.repeat_interleave(self.views, 0)
             for start in range(0, k, self.views):       # batches of the steps' no-grad shape
                 hom = warps[:, start:start + self.views].reshape(-1, 3, 3)
-                views = warp(frames.repeat_interleave(self.views, 0), hom)
+                views = warp(repeated, hom)
                 chunks.append([f.view(b, self.views, *f.shape[1:]).to(self.bank_dtype)
                                for f in self.features(views)])
             bank = [torch.cat(parts, 1) for parts in zip(*chunks)]
