@@ -4,9 +4,9 @@
                               [--device cuda] [--small]
 
 Builds a model folder with randomly initialised weights of the real architectures (CLIP RN101
-and ViT-B/32 through open_clip, InSPyReNet SwinB through transparent-background, CoTracker3
-offline when CoTracker is installed), saved as files and loaded by the engine's real loading
-code. Speed does not depend on the weights; none can be downloaded here. The files are made
+and ViT-B/32 through open_clip, saved as OpenAI's TorchScript files, text towers included;
+InSPyReNet SwinB through transparent-background; CoTracker3 offline when CoTracker is
+installed), saved as files and loaded by the engine's real loading code. Speed does not depend on the weights; none can be downloaded here. The files are made
 here, so their published checksums cannot match: this script (and only it) skips the checksum
 check for them.
 
@@ -67,22 +67,17 @@ def make_clip(path: str, source: str | None, frames: int, width: int, height: in
 def make_models(home: str, small: bool) -> list[str]:
     """Random-weight checkpoints of the real architectures; returns the backends made."""
     import torch
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-    torch.manual_seed(0)
-    text = CLIPTextCfg(context_length=77, vocab_size=1000, width=64, heads=1, layers=1)
+    from bench.checkpoints import OPENAI_TEXT, RN101, SMALL_TEXT, VIT_B_32, clip_model, save_openai_clip
+
     if small:
-        rn = dict(layers=(1, 1, 1, 1), width=16)
-        vit = dict(layers=2, width=64, head_width=32, patch_size=32)
-        embed = 32
-    else:   # RN101 and ViT-B/32 as OpenAI released them (the text towers are not used)
-        rn = dict(layers=(3, 4, 23, 3), width=64)
-        vit = dict(layers=12, width=768, head_width=64, patch_size=32)
-        embed = 512
-    for name, cfg in (("RN101.pt", rn), ("ViT-B-32.pt", vit)):
-        model = CLIP(embed_dim=embed, vision_cfg=CLIPVisionCfg(image_size=224, **cfg), text_cfg=text,
-                     quick_gelu=True)
-        torch.save(model.state_dict(), os.path.join(home, name))
+        models = (("RN101.pt", dict(layers=(1, 1, 1, 1), width=16)),
+                  ("ViT-B-32.pt", dict(layers=2, width=64, patch_size=32)))
+        text, embed = SMALL_TEXT, 32
+    else:   # RN101 and ViT-B/32 as OpenAI released them, text towers too (loading reads them)
+        models, text, embed = (("RN101.pt", RN101), ("ViT-B-32.pt", VIT_B_32)), OPENAI_TEXT, 512
+    for name, vision in models:
+        save_openai_clip(clip_model(vision, embed, text), os.path.join(home, name))
     made = ["clip", "inspyrenet"]
     from transparent_background.InSPyReNet import InSPyReNet_SwinB
 

@@ -29,25 +29,59 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def load_clip_visual(path: str, device: torch.device, model: str = "clip-rn101"):
-    """The image encoder of an OpenAI CLIP checkpoint (JIT archive or state dict) through
-    open_clip; ``model`` is its name in the model manager (``clip-rn101``: a ResNet with
-    ``layer1..4`` and ``attnpool``; ``clip-vit-b-32``: a vision transformer)."""
+    """The image encoder of an OpenAI CLIP checkpoint (the released TorchScript archive, or a
+    state dict) as an open_clip module; ``model`` is its name in the model manager
+    (``clip-rn101``: a ResNet with ``layer1..4`` and ``attnpool``; ``clip-vit-b-32``: a vision
+    transformer). Only the image tower is built: the text tower is never used."""
     fix = f"run `dynasketch models download {model}`"
     try:
-        import open_clip
+        from open_clip.model import _build_vision_tower
     except ImportError:
         raise EngineError("CLIP needs the open-clip-torch package: pip install open-clip-torch==3.3.0") from None
     try:
-        with warnings.catch_warnings():       # open_clip tries a TorchScript archive first
-            warnings.simplefilter("ignore", FutureWarning)
-            clip = open_clip.load_openai_model(path, precision="fp32", device=str(device))
+        embed_dim, config, weights = vision_tower_config(read_clip_checkpoint(path))
+        visual = _build_vision_tower(embed_dim, config, quick_gelu=True)    # OpenAI's activation
+        visual.load_state_dict(weights)                                     # fp16 -> fp32 copies
     except Exception as exc:  # a corrupt or foreign file
         raise EngineError(f"cannot load CLIP weights from {path} ({type(exc).__name__}); {fix}") from None
-    visual = clip.visual.eval().requires_grad_(False)
+    visual = visual.to(device).eval().requires_grad_(False)
     needed = ("transformer",) if model == "clip-vit-b-32" else ("layer2", "layer3", "layer4", "attnpool")
     if not all(hasattr(visual, n) for n in needed):
         raise EngineError(f"{path} is not the CLIP encoder {model} expects; {fix}")
     return visual
+
+
+def read_clip_checkpoint(path: str) -> dict:
+    """The tensors of an OpenAI CLIP checkpoint: OpenAI releases TorchScript archives (fp16);
+    a plain state dict in the same layout is read too."""
+    try:
+        with warnings.catch_warnings():   # TorchScript is deprecated, but it is what OpenAI ships
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(path, map_location="cpu").state_dict()
+    except RuntimeError:                  # not a TorchScript archive
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def vision_tower_config(state: dict):
+    """``(embed_dim, CLIPVisionCfg, image-tower weights)`` read off the shapes of an OpenAI CLIP
+    state dict, as open_clip does for the whole model (heads of 64 channels, as OpenAI's)."""
+    from open_clip.model import CLIPVisionCfg
+
+    weights = {k[len("visual."):]: t for k, t in state.items() if k.startswith("visual.")}
+
+    def count(prefix: str) -> int:
+        return len({k[len(prefix):].split(".")[0] for k in weights if k.startswith(prefix)})
+
+    if "proj" in weights:                                                   # a vision transformer
+        patch = weights["conv1.weight"].shape[-1]
+        grid = round((weights["positional_embedding"].shape[0] - 1) ** 0.5)
+        config = CLIPVisionCfg(layers=count("transformer.resblocks."), width=weights["conv1.weight"].shape[0],
+                               patch_size=patch, image_size=patch * grid)
+        return weights["proj"].shape[1], config, weights
+    grid = round((weights["attnpool.positional_embedding"].shape[0] - 1) ** 0.5)   # a ResNet
+    config = CLIPVisionCfg(layers=tuple(count(f"layer{i}.") for i in range(1, 5)),
+                           width=weights["layer1.0.conv1.weight"].shape[0], image_size=32 * grid)
+    return weights["attnpool.c_proj.weight"].shape[0], config, weights
 
 
 def homographies(corners_from: Tensor, corners_to: Tensor) -> Tensor:

@@ -1,5 +1,6 @@
-"""CLIP guidance through the real open_clip loader, on a small randomly initialised ResNet CLIP
-of the RN101 family saved as a checkpoint file (no weights can be downloaded here)."""
+"""CLIP guidance on open_clip's image tower, loaded from a small randomly initialised ResNet CLIP
+of the RN101 family saved as OpenAI releases CLIP (no weights can be downloaded here)."""
+import copy
 import dataclasses
 import hashlib
 import json
@@ -9,6 +10,7 @@ import torch
 
 open_clip = pytest.importorskip("open_clip")
 
+from bench.checkpoints import SMALL_TEXT, clip_model, save_openai_clip  # noqa: E402
 from engine import models  # noqa: E402
 from engine.errors import EngineError  # noqa: E402
 from engine.neural.clip_guidance import ClipGuidance, random_views  # noqa: E402
@@ -17,17 +19,35 @@ from engine.rasterizer import SplatRasterizer  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    """A ModifiedResNet CLIP (RN101's architecture, layers 1-1-1-1, width 16) in OpenAI's
-    state-dict layout, written to a file."""
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    """A ModifiedResNet CLIP (RN101's architecture, layers 1-1-1-1, width 16) written as OpenAI
+    releases CLIP: a TorchScript archive with fp16 weights."""
+    model = clip_model(dict(layers=(1, 1, 1, 1), width=16), embed_dim=32, text=SMALL_TEXT)
+    return save_openai_clip(model, str(tmp_path_factory.mktemp("clip") / "RN101.pt"))
 
-    torch.manual_seed(0)
-    model = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=(1, 1, 1, 1), width=16, image_size=224),
-                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=1000, width=64, heads=1, layers=1),
-                 quick_gelu=True)
-    path = tmp_path_factory.mktemp("clip") / "RN101.pt"
-    torch.save(model.state_dict(), path)
-    return str(path)
+
+@pytest.mark.parametrize("name, vision", [("clip-rn101", dict(layers=(1, 2, 1, 1), width=16)),
+                                          ("clip-vit-b-32", dict(layers=2, width=64, patch_size=32))])
+def test_reads_openais_torchscript_release_and_state_dicts_alike(name, vision, tmp_path):
+    """OpenAI's checkpoints are TorchScript archives of the whole CLIP in fp16; a state dict in
+    their layout is read too. Either way only the image tower is built, with the file's weights."""
+    from engine.neural.clip_guidance import load_clip_visual
+
+    model = clip_model(vision, embed_dim=32, text=SMALL_TEXT)
+    torch.save(model.state_dict(), tmp_path / "plain.pt")
+    save_openai_clip(model, str(tmp_path / "release.pt"))
+    images = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        want = model.visual(images)
+        want_fp16 = copy.deepcopy(model.visual).half().float()(images)     # the release's rounding
+        for file, expected in (("plain.pt", want), ("release.pt", want_fp16)):
+            visual = load_clip_visual(str(tmp_path / file), torch.device("cpu"), name)
+            assert type(visual) is type(model.visual)
+            assert sum(p.numel() for p in visual.parameters()) == sum(p.numel() for p in model.visual.parameters())
+            assert torch.allclose(visual(images), expected, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(want, want_fp16, rtol=1e-6, atol=0)              # the two files differ
+    with pytest.raises(EngineError, match="not the CLIP encoder"):
+        load_clip_visual(str(tmp_path / "release.pt"), torch.device("cpu"),
+                         "clip-rn101" if name != "clip-rn101" else "clip-vit-b-32")
 
 
 def frame_with_shape():

@@ -1,24 +1,19 @@
-"""CLIP ViT saliency (attention rollout) through the real open_clip loader, on a small random
-ViT-B/32-family model saved as a checkpoint file."""
+"""CLIP ViT saliency (attention rollout) through the engine's CLIP loader, on a small random
+ViT-B/32-family model saved as OpenAI releases CLIP."""
 import pytest
 import torch
 
 open_clip = pytest.importorskip("open_clip")
 
+from bench.checkpoints import SMALL_TEXT, clip_model, save_openai_clip  # noqa: E402
 from engine.neural.clip_saliency import ClipSaliency  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny_vit(tmp_path_factory):
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-
-    torch.manual_seed(0)
-    model = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=2, width=64, patch_size=32, image_size=224),
-                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=1000, width=64, heads=1, layers=1),
-                 quick_gelu=True)
-    path = tmp_path_factory.mktemp("vit") / "ViT-B-32.pt"
-    torch.save(model.state_dict(), path)
-    return str(path)
+    """A 2-block ViT-B/32-family CLIP, written as OpenAI releases CLIP (TorchScript, fp16)."""
+    model = clip_model(dict(layers=2, width=64, patch_size=32), embed_dim=32, text=SMALL_TEXT)
+    return save_openai_clip(model, str(tmp_path_factory.mktemp("vit") / "ViT-B-32.pt"))
 
 
 def test_rollout_relevance_and_saliency_map(tiny_vit, device):
