@@ -40,8 +40,10 @@ def load_clip_visual(path: str, device: torch.device, model: str = "clip-rn101")
         raise EngineError("CLIP needs the open-clip-torch package: pip install open-clip-torch==3.3.0") from None
     try:
         embed_dim, config, weights = vision_tower_config(read_clip_checkpoint(path))
-        visual = _build_vision_tower(embed_dim, config, quick_gelu=True)    # OpenAI's activation
-        visual.load_state_dict(weights)                                     # fp16 -> fp32 copies
+        with torch.device("meta"):              # no random weights first: the file's are used
+            visual = _build_vision_tower(embed_dim, config, quick_gelu=True)    # OpenAI's GELU
+        visual.load_state_dict(weights, assign=True)
+        visual = visual.float()                 # OpenAI's weights are fp16
     except Exception as exc:  # a corrupt or foreign file
         raise EngineError(f"cannot load CLIP weights from {path} ({type(exc).__name__}); {fix}") from None
     visual = visual.to(device).eval().requires_grad_(False)
