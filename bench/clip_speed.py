@@ -1,12 +1,14 @@
 """Speed of CLIP guidance: one optimisation step (render, CLIPasso loss on the plain pair and
 4 augmented views, backward) for a batch of frames, on RN101 as CLIPasso uses it.
 
-    python bench/clip_speed.py [--device cuda] [--batch 8] [--compile | --bank K]
+    python bench/clip_speed.py [--device cuda] [--batch 8] [--compile | --bank K | --first]
 
 ``--compile`` times the optimiser steps with the encoder through torch.compile beside the
 same steps without it, in one run, and the time the compilations took. ``--bank K`` times
 the loss step (and, on CUDA, the optimiser steps) without and with a view bank of K warps
-per frame, and what encoding the bank costs per frame.
+per frame, and what encoding the bank costs per frame. ``--first`` times only the first
+frame's steps, its seeds sharing the frame's warps (as the engine does) and, as before, each
+with a copy of the frame and warps of its own.
 
 The encoder is RN101 built by open_clip with random weights: the speed does not depend on
 the weights, and none can be downloaded here. Figures are recorded in docs/MODELS.md.
@@ -41,6 +43,8 @@ def main():
                     help="only the optimiser steps, without and with torch.compile")
     ap.add_argument("--bank", type=int, default=0,
                     help="only the augmented step, without and with a view bank of this many warps a frame")
+    ap.add_argument("--first", action="store_true",
+                    help="only the first frame's optimiser steps, its seeds sharing the frame or not")
     args = ap.parse_args()
     dev = torch.device(args.device)
     visual = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
@@ -50,6 +54,10 @@ def main():
         fresh = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
         print("CUDA graphs: on, channels-last off")
         optimiser_steps(ClipGuidance(None, dev, visual=fresh, channels_last=False), dev, args.batch, None)
+        return
+    if args.first:
+        optimiser_steps(ClipGuidance(None, dev, visual=visual, graphs=dev.type == "cuda"), dev, args.batch, None,
+                        only_first=True)
         return
     if args.compile:
         graphs = dev.type == "cuda"
@@ -114,7 +122,7 @@ def step_speed(guidance, dev, args, label: str) -> None:
           f"({step_time * 1000 / args.batch:.0f} ms per frame-step)")
 
 
-def optimiser_steps(guidance, dev, batch: int, profile: str | None) -> None:
+def optimiser_steps(guidance, dev, batch: int, profile: str | None, only_first: bool = False) -> None:
     """Steps as the pipeline takes them: the first frame (3 seeds) and a window of frames."""
     from engine.initialise import EdgeSaliency
     from engine.optimise import StrokeOptimiser
@@ -123,12 +131,13 @@ def optimiser_steps(guidance, dev, batch: int, profile: str | None) -> None:
     s = Settings.from_preset("paper")
     opt = StrokeOptimiser(s, SplatRasterizer(), guidance, EdgeSaliency(), area=(0, 0, 224, 224))
     g = torch.Generator(device=dev).manual_seed(0)
-    for i, size in enumerate((batch, 2 * batch)):
+    for i, size in enumerate((batch,) if only_first else (batch, 2 * batch)):
         frames = torch.rand(size, 3, 224, 224, device=dev)
-        steps_for(opt, s, frames, g, dev, with_first=i == 0, profile=profile if i == 0 else None)
+        steps_for(opt, s, frames, g, dev, with_first=i == 0, profile=profile if i == 0 else None,
+                  only_first=only_first)
 
 
-def steps_for(opt, s, frames, g, dev, with_first: bool, profile) -> None:
+def steps_for(opt, s, frames, g, dev, with_first: bool, profile, only_first: bool = False) -> None:
     batch = len(frames)
 
     def first(steps):
@@ -143,8 +152,15 @@ def steps_for(opt, s, frames, g, dev, with_first: bool, profile) -> None:
         opt.window(frames, None, init, init[0], tracks, torch.ones(tracks.shape[:3], dtype=torch.bool, device=dev),
                    torch.arange(s.strokes, device=dev))
 
-    jobs = [(f"first frame, {s.seeds} seeds", first)] if with_first else []
-    for label, fn in jobs + [(f"window of {batch} frames", window)]:
+    def first_apart(steps):          # as before the seeds shared their frame: a frame each
+        one = frames[:1].repeat_interleave(s.seeds, 0)
+        target = opt.guidance.prepare(one, None)
+        opt._adam(opt.new_strokes(one, None, s.strokes, g), steps, s.keyframe_lr,
+                  lambda x: opt.sketch_loss(x, target))
+
+    jobs = [(f"first frame, {s.seeds} seeds", first),
+            (f"first frame, {s.seeds} seeds, a copy of the frame each (before)", first_apart)] if with_first else []
+    for label, fn in jobs + ([] if only_first else [(f"window of {batch} frames", window)]):
         timed(dev, lambda: fn(3))
         per_step = (timed(dev, lambda: fn(23)) - timed(dev, lambda: fn(3))) / 20
         print(f"optimiser, {label}: {per_step * 1000:.1f} ms per step")

@@ -35,12 +35,13 @@ class LineLoss:
         self.levels = levels
         self.sigma = sigma
 
-    def prepare(self, frames: Tensor, masks: Tensor | None) -> list[Tensor]:
-        """Targets for ``frames`` ``(B, 3, H, W)`` in [0, 1] and ``masks`` ``(B, 1, H, W)``."""
+    def prepare(self, frames: Tensor, masks: Tensor | None, copies: int = 1) -> list[Tensor]:
+        """Targets for ``frames`` ``(B, 3, H, W)`` in [0, 1] and ``masks`` ``(B, 1, H, W)``,
+        each frame sketched ``copies`` times (sketches ``(B * copies, ...)``, a keyframe's seeds)."""
         ink = xdog_ink(composite_on_white(frames, masks), sigma=self.sigma)
         if masks is not None:
             ink = ink * masks
-        return [self._normalise(level) for level in pyramid(ink, self.levels)]
+        return [self._normalise(level).repeat_interleave(copies, 0) for level in pyramid(ink, self.levels)]
 
     def __call__(self, sketches: Tensor, target: list[Tensor]) -> Tensor:
         """``sketches`` ``(B, 3, H, W)``: black strokes on white. Returns ``(B,)``."""

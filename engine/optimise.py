@@ -97,7 +97,7 @@ class StrokeOptimiser:
         if saliency is not None:
             saliency = saliency.repeat_interleave(seeds, 0)
         init = self.new_strokes(frames, masks, self.s.strokes, generator, saliency)
-        target = self.guidance.prepare(frames, masks)
+        target = self.guidance.prepare(frame, mask, copies=seeds)    # the seeds share their frame
         points, losses = self._adam(init, self.s.keyframe_steps, self.s.keyframe_lr,
                                     lambda x: self.sketch_loss(x, target))
         best = losses.view(b, seeds).argmin(1) + torch.arange(b, device=losses.device) * seeds

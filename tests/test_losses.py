@@ -51,6 +51,13 @@ def test_find_groups_links_touching_strokes():
     assert labels[0] == labels[1] == labels[2] and labels[3] != labels[0]
 
 
+def test_line_loss_targets_a_frame_once_for_all_its_copies():
+    frames = torch.rand(2, 3, 64, 64)
+    once = LineLoss().prepare(frames, None, copies=3)                 # a keyframe's seeds
+    for a, b in zip(once, LineLoss().prepare(frames.repeat_interleave(3, 0), None)):
+        assert a.shape[0] == 6 and torch.allclose(a, b)
+
+
 def test_line_loss_prefers_strokes_on_the_frames_lines():
     size = 96
     frame = torch.ones(1, 3, size, size)

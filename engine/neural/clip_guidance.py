@@ -4,8 +4,9 @@ For a sketch and its frame: L2 between their features at the outputs of ``layer2
 ``layer3`` (weight 1 each) plus 0.1 x the cosine distance of the final embeddings, on the
 plain pair and on ``views`` augmented pairs (the same random perspective, distortion 0.5,
 and random resized crop at scale 0.8-1 applied to sketch and frame). Everything is batched:
-the views of all frames go through the encoder together, and the augmentation is one
-``grid_sample`` with a homography per view.
+the views of all frames go through the encoder together, and the augmentation is a
+homography per view, applied with ``grid_sample``. A keyframe's seeds share their frame's
+warps each step, so its views are encoded once per step, not once per seed.
 """
 from __future__ import annotations
 
@@ -135,17 +136,6 @@ def warp(images: Tensor, hom: Tensor) -> Tensor:
     return F.grid_sample(images, mapped, mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def random_views(images: Tensor, views: int, generator: torch.Generator | None = None,
-                 distortion: float = 0.5, min_scale: float = 0.8) -> Tensor:
-    """``views`` random warps of each image: ``(B*views, C, H, W)``.
-
-    Images that must share a warp (a sketch and its frame) go in the same tensor along C.
-    """
-    n = images.shape[0] * views
-    hom = random_homographies(n, generator, images.device, images.dtype, distortion, min_scale)
-    return warp(images.repeat_interleave(views, 0), hom)
-
-
 def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
     """Fold every eval-mode BatchNorm2d that directly follows a Conv2d (among one module's
     children, in order) into that convolution, in place: the same function, a third fewer
@@ -229,13 +219,15 @@ class GraphedEncoder:
 
 
 class ClipTarget(NamedTuple):
-    """What ``ClipGuidance.prepare`` keeps of a batch of frames: the frames on white and their
-    features; with a view bank, also each frame's ``K`` warps ``(B, K, 3, 3)`` and its features
-    under them (each ``(B, K, ...)``)."""
+    """What ``ClipGuidance.prepare`` keeps of a batch of frames: the frames on white, their
+    features (one row per sketch) and how many sketches each frame has (``copies``, a
+    keyframe's seeds); with a view bank, also each frame's ``K`` warps ``(B, K, 3, 3)`` and its
+    features under them (each ``(B, K, ...)``)."""
     frames: Tensor
     plain: list
     warps: Tensor | None = None
     bank: list | None = None
+    copies: int = 1
 
 
 class ClipGuidance:
@@ -304,12 +296,17 @@ class ClipGuidance:
             embedding = v.attnpool(v.layer4(f3))
         return f2.float(), f3.float(), embedding.float()
 
-    def prepare(self, frames: Tensor, masks: Tensor | None) -> ClipTarget:
+    def prepare(self, frames: Tensor, masks: Tensor | None, copies: int = 1) -> ClipTarget:
+        """Targets for ``frames`` ``(B, 3, H, W)``, each sketched ``copies`` times (a keyframe's
+        seeds: sketches ``(B * copies, ...)``, a frame's copies next to each other). The copies
+        of a frame share its warps each step, so its views are encoded once, not per copy:
+        each copy still sees fresh random warps every step, as CLIPasso's seeds do, and the
+        seeds' final losses are compared on the same warps."""
         frames = composite_on_white(frames, masks)
         with torch.no_grad():          # clones: a graph's next replay overwrites its outputs
-            plain = [f.clone() for f in self.features(frames)]
+            plain = [f.clone() for f in self._per_sketch(self.features(frames), copies)]
             if not self.view_bank:
-                return ClipTarget(frames, plain)
+                return ClipTarget(frames, plain, copies=copies)
             b, k = frames.shape[0], self.view_bank
             warps = random_homographies(b * k, self.generator, self.device).view(b, k, 3, 3)
             chunks, repeated = [], frames.repeat_interleave(self.views, 0)
@@ -319,27 +316,37 @@ class ClipGuidance:
                 chunks.append([f.view(b, self.views, *f.shape[1:]).to(self.bank_dtype)
                                for f in self.features(views)])
             bank = [torch.cat(parts, 1) for parts in zip(*chunks)]
-        return ClipTarget(frames, plain, warps, bank)
+        return ClipTarget(frames, plain, warps, bank, copies)
 
     def __call__(self, sketches: Tensor, target: ClipTarget) -> Tensor:
         """The sketches and their augmented views go through the encoder as one batch, the
         frames' views (no gradients) as another, or come from the view bank."""
-        b = sketches.shape[0]
+        b, copies = sketches.shape[0], target.copies
         if not self.views:
             return self._distance(self.features(sketches), target.plain)
+        repeated = sketches.repeat_interleave(self.views, 0)
         if target.bank is not None:
             pick = torch.randint(self.view_bank, (b, self.views), generator=self.generator, device=sketches.device)
-            rows = torch.arange(b, device=sketches.device)[:, None]
-            sketch_views = warp(sketches.repeat_interleave(self.views, 0), target.warps[rows, pick].flatten(0, 1))
+            rows = torch.div(torch.arange(b, device=sketches.device), copies, rounding_mode="floor")[:, None]
+            sketch_views = warp(repeated, target.warps[rows, pick].flatten(0, 1))
             frame_views = [f[rows, pick].flatten(0, 1) for f in target.bank]
         else:
-            both = random_views(torch.cat([sketches, target.frames], 1), self.views, self.generator)
-            sketch_views = both[:, :3]
+            frames = target.frames
+            hom = random_homographies(frames.shape[0] * self.views, self.generator, self.device, frames.dtype)
             with torch.no_grad():
-                frame_views = self.features(both[:, 3:])
+                frame_views = self._per_sketch(self.features(warp(frames.repeat_interleave(self.views, 0), hom)),
+                                               copies, self.views)
+            sketch_views = warp(repeated, self._per_sketch([hom], copies, self.views)[0])
         drawn = self.features(torch.cat([sketches, sketch_views]))
         per_view = self._distance([f[b:] for f in drawn], frame_views)
         return self._distance([f[:b] for f in drawn], target.plain) + per_view.view(b, self.views).sum(1)
+
+    @staticmethod
+    def _per_sketch(rows: list, copies: int, views: int = 1) -> list:
+        """Each frame's rows (``views`` of them, next to each other) repeated for its copies."""
+        if copies == 1:
+            return rows
+        return [r.unflatten(0, (-1, views)).repeat_interleave(copies, 0).flatten(0, 1) for r in rows]
 
     @staticmethod
     def _distance(a, b) -> Tensor:

@@ -13,7 +13,7 @@ open_clip = pytest.importorskip("open_clip")
 from bench.checkpoints import SMALL_TEXT, clip_model, save_openai_clip  # noqa: E402
 from engine import models  # noqa: E402
 from engine.errors import EngineError  # noqa: E402
-from engine.neural.clip_guidance import ClipGuidance, random_views  # noqa: E402
+from engine.neural.clip_guidance import ClipGuidance  # noqa: E402
 from engine.rasterizer import SplatRasterizer  # noqa: E402
 
 
@@ -80,12 +80,27 @@ def test_loss_is_zero_for_the_frame_itself_and_has_gradients(tiny_clip, device):
     assert ctrl.grad.abs().sum() > 0
 
 
-def test_views_share_one_warp_across_channels():
-    img = torch.rand(3, 3, 64, 64)
-    views = random_views(torch.cat([img, img], 1), 4, torch.Generator().manual_seed(1))
-    assert views.shape == (12, 6, 64, 64)
-    assert torch.allclose(views[:, :3], views[:, 3:])                 # sketch and frame warped alike
-    assert not torch.allclose(views[0], views[1])                     # each view is its own warp
+def test_a_keyframes_seeds_share_their_frame_and_its_warps(tiny_clip, device):
+    """A keyframe's seeds sketch one frame (``prepare(..., copies=3)``): a step encodes the
+    frame's views once, not once per seed, and each seed sees exactly what a lone sketch of
+    that frame would, fresh warps every step (so the seeds are compared on the same views)."""
+    frame = frame_with_shape().to(device)
+    sketches = torch.stack([frame[0], torch.rand_like(frame[0]), frame[0].flip(-1)])
+    shared = ClipGuidance(tiny_clip, device, views=4, graphs=False, seed=5)
+    batches, encode = [], shared.encoder
+    shared.encoder = lambda x: (batches.append(x.shape[0]), encode(x))[1]
+    together = shared(sketches, shared.prepare(frame, None, copies=3))
+    assert batches == [1, 4, 15]            # the frame; then its 4 views, and 3 sketches + 12 views
+    assert together[0].item() == pytest.approx(0.0, abs=1e-5) and together[1:].min() > 0
+    for j in range(3):
+        alone = ClipGuidance(tiny_clip, device, views=4, graphs=False, seed=5)
+        assert alone(sketches[j:j + 1], alone.prepare(frame, None)).item() == pytest.approx(
+            together[j].item(), rel=1e-4, abs=1e-6)
+    banked = ClipGuidance(tiny_clip, device, views=4, graphs=False, view_bank=8)
+    target = banked.prepare(frame, None, copies=3)
+    assert target.bank[0].shape[:2] == (1, 8)                           # one bank for the frame
+    loss = banked(sketches, target)
+    assert loss[0].item() == pytest.approx(0.0, abs=1e-5) and loss[1:].min() > 0
 
 
 def test_view_bank_encodes_the_frames_views_once_and_warps_each_sketch_like_its_frame(tiny_clip, device):
