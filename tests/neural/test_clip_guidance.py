@@ -149,7 +149,8 @@ def test_missing_or_corrupt_weights_say_how_to_fix(tmp_path, monkeypatch):
 
 
 def test_sketch_run_with_clip_guidance(tiny_clip, tmp_path, monkeypatch):
-    """The whole pipeline with CLIP guidance, weights from the model folder."""
+    """The whole pipeline with CLIP guidance (the first frame from 2 seeds sharing it), weights
+    from the model folder."""
     from engine.pipeline import Job, run_sketch
     from engine.progress import Progress
     from engine.sample import write_sample
@@ -164,7 +165,7 @@ def test_sketch_run_with_clip_guidance(tiny_clip, tmp_path, monkeypatch):
                         dataclasses.replace(models.MODELS["clip-rn101"], sha256=digest))
     clip, mask = str(tmp_path / "walk.mp4"), str(tmp_path / "walk.mask.mp4")
     write_sample(clip, mask, frames=4, width=160, height=120)
-    settings = Settings.from_preset("fast", mask=mask, strokes=4, seeds=1, keyframe_steps=4,
+    settings = Settings.from_preset("fast", mask=mask, strokes=4, seeds=2, keyframe_steps=4,
                                     frame_steps=2, reinit_steps=2, guidance="clip")
     out = tmp_path / "out"
     run_sketch(Job(clip, str(out), settings, preview=False), Progress())
