@@ -304,7 +304,7 @@ class ClipGuidance:
         seeds' final losses are compared on the same warps."""
         frames = composite_on_white(frames, masks)
         with torch.no_grad():          # clones: a graph's next replay overwrites its outputs
-            plain = [f.clone() for f in self._per_sketch(self.features(frames), copies)]
+            plain = [self._per_sketch(f, copies).clone() for f in self.features(frames)]
             if not self.view_bank:
                 return ClipTarget(frames, plain, copies=copies)
             b, k = frames.shape[0], self.view_bank
@@ -327,26 +327,26 @@ class ClipGuidance:
         repeated = sketches.repeat_interleave(self.views, 0)
         if target.bank is not None:
             pick = torch.randint(self.view_bank, (b, self.views), generator=self.generator, device=sketches.device)
-            rows = torch.div(torch.arange(b, device=sketches.device), copies, rounding_mode="floor")[:, None]
+            rows = (torch.arange(b, device=sketches.device) // copies)[:, None]     # each sketch's frame
             sketch_views = warp(repeated, target.warps[rows, pick].flatten(0, 1))
             frame_views = [f[rows, pick].flatten(0, 1) for f in target.bank]
         else:
             frames = target.frames
             hom = random_homographies(frames.shape[0] * self.views, self.generator, self.device, frames.dtype)
             with torch.no_grad():
-                frame_views = self._per_sketch(self.features(warp(frames.repeat_interleave(self.views, 0), hom)),
-                                               copies, self.views)
-            sketch_views = warp(repeated, self._per_sketch([hom], copies, self.views)[0])
+                frame_views = [self._per_sketch(f, copies, self.views)
+                               for f in self.features(warp(frames.repeat_interleave(self.views, 0), hom))]
+            sketch_views = warp(repeated, self._per_sketch(hom, copies, self.views))
         drawn = self.features(torch.cat([sketches, sketch_views]))
         per_view = self._distance([f[b:] for f in drawn], frame_views)
         return self._distance([f[:b] for f in drawn], target.plain) + per_view.view(b, self.views).sum(1)
 
     @staticmethod
-    def _per_sketch(rows: list, copies: int, views: int = 1) -> list:
+    def _per_sketch(rows: Tensor, copies: int, views: int = 1) -> Tensor:
         """Each frame's rows (``views`` of them, next to each other) repeated for its copies."""
         if copies == 1:
             return rows
-        return [r.unflatten(0, (-1, views)).repeat_interleave(copies, 0).flatten(0, 1) for r in rows]
+        return rows.unflatten(0, (-1, views)).repeat_interleave(copies, 0).flatten(0, 1)
 
     @staticmethod
     def _distance(a, b) -> Tensor:
