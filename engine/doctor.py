@@ -28,7 +28,7 @@ def _neural(package: str, model: str, install: str) -> tuple[bool, str]:
     path = models.path_of(spec)
     problem = models.check_file(spec, path)
     if problem:
-        return False, f"{path} is {problem}: run `dynasketch models download {model}`"
+        return False, f"{models.describe(path, problem)}: run `dynasketch models download {model}`"
     return True, f"weights at {path}"
 
 

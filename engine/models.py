@@ -137,13 +137,18 @@ def remember_good(model: ModelFile, path: str) -> None:
         pass
 
 
+def describe(path: str, problem: str) -> str:
+    """``path`` and what ``check_file`` found wrong with it, as a phrase for an error line."""
+    return f"{path} is missing" if problem == "missing" else f"{path} has a {problem}"
+
+
 def require(name: str, folder: str | None = None) -> str:
     """The path of a good copy of model ``name``, or an EngineError saying how to get one."""
     model = lookup(name)
     path = path_of(model, folder)
     problem = check_file(model, path) if os.path.isfile(path) else "missing"
     if problem:
-        raise EngineError(f"model file {path} is {problem}; run `dynasketch models download {name}`")
+        raise EngineError(f"model file {describe(path, problem)}; run `dynasketch models download {name}`")
     return path
 
 

@@ -90,7 +90,7 @@ def test_missing_or_corrupt_weights_name_the_file_and_the_command(tmp_path, monk
     with pytest.raises(EngineError, match=r"RN101.pt is missing; run `dynasketch models download clip-rn101`"):
         require("clip-rn101")
     (tmp_path / "RN101.pt").write_bytes(b"not the weights")
-    with pytest.raises(EngineError, match="wrong checksum"):
+    with pytest.raises(EngineError, match=r"RN101.pt has a wrong checksum \(sha256\); run `dynasketch"):
         require("clip-rn101")
 
 
