@@ -151,6 +151,45 @@ def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+def mean_of_2x2(x: Tensor) -> Tensor:
+    """``F.avg_pool2d(x, 2)`` as a mean over a view of ``x`` ``(N, C, H, W)``, in its own memory
+    layout: one reduction forward and one broadcast division backward. ATen's average-pool
+    kernels were a quarter of the encoder's GPU time in the H100 profile of a step (the
+    backward 280 us a call, far over its memory traffic; docs/MODELS.md)."""
+    n, c, h, w = x.shape
+    x = x[..., : h - h % 2, : w - w % 2]                         # floor, as AvgPool2d
+    if x.stride(1) == 1 and c > 1:                               # channels-last: pool (N, H, W, C)
+        x = x.permute(0, 2, 3, 1).unflatten(1, (h // 2, 2)).unflatten(3, (w // 2, 2))
+        return x.mean((2, 4)).permute(0, 3, 1, 2)
+    return x.unflatten(2, (h // 2, 2)).unflatten(4, (w // 2, 2)).mean((3, 5))
+
+
+class MeanOf2x2(torch.nn.Module):
+    """``nn.AvgPool2d(2)`` through ``mean_of_2x2``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return mean_of_2x2(x)
+
+
+def replace_average_pools(module: torch.nn.Module) -> torch.nn.Module:
+    """In place: every ``AvgPool2d`` that halves (kernel 2, stride 2, no padding) becomes
+    ``MeanOf2x2`` and every one that does nothing (kernel 1, stride 1; a copy, in the first
+    block's shortcut of the ResNet CLIP encoders) an ``Identity``: the same function."""
+    def size(v):
+        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+    for parent in list(module.modules()):
+        for name, pool in list(parent.named_children()):
+            if not isinstance(pool, torch.nn.AvgPool2d) or pool.ceil_mode or pool.divisor_override \
+                    or size(pool.padding) != (0, 0):
+                continue
+            if size(pool.kernel_size) == size(pool.stride) == (2, 2):
+                setattr(parent, name, MeanOf2x2())
+            elif size(pool.kernel_size) == size(pool.stride) == (1, 1):
+                setattr(parent, name, torch.nn.Identity())
+    return module
+
+
 class GraphedEncoder:
     """Replays a CUDA encoder call as a CUDA graph, one graph per batch size and grad mode
     (captured the second time a shape comes, so one-off shapes stay eager). At most ``limit``
@@ -236,9 +275,10 @@ class ClipGuidance:
     name = "clip"
 
     def __init__(self, weights: str | None, device: torch.device, views: int = 4, seed: int = 0,
-                 visual=None, graphs: bool | None = None, channels_last: bool = True,
+                 visual=None, graphs: bool | None = None, channels_last: bool | None = None,
                  compiled: bool | None = None, view_bank: int | None = None):
         """``weights``: an OpenAI CLIP RN101 checkpoint; or pass a ready ``visual`` encoder.
+        ``channels_last``: the encoder's memory layout (default: channels-last on CUDA only).
         ``graphs``: replay the encoder as CUDA graphs (default: on CUDA, unless the
         environment variable DYNASKETCH_CUDA_GRAPHS is 0). ``compiled``: run the encoder
         through ``torch.compile``, which fuses its elementwise work, with the batch size
@@ -252,11 +292,13 @@ class ClipGuidance:
         self.device = torch.device(device)
         self.visual = visual.to(self.device).eval().requires_grad_(False) if visual is not None \
             else load_clip_visual(weights, self.device)
-        self.visual = fold_batch_norms(self.visual)
+        self.visual = replace_average_pools(fold_batch_norms(self.visual))   # same function, faster
         cuda = self.device.type == "cuda"
-        self.channels_last = cuda and channels_last
+        self.channels_last = channels_last if channels_last is not None else cuda
         if self.channels_last:
             self.visual = self.visual.to(memory_format=torch.channels_last)
+        if cuda:   # stored as autocast would cast them, not cast again at every call (~450 kernels a step)
+            self.visual = self.visual.to(torch.bfloat16)
         if graphs is None:
             graphs = cuda and os.environ.get("DYNASKETCH_CUDA_GRAPHS", "1") != "0"
         if compiled is None:
@@ -278,7 +320,7 @@ class ClipGuidance:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def features(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """layer2, layer3 and the final embedding of ``(B, 3, H, W)`` images in [0, 1]."""
+        """layer2 and layer3 (``rows``) and the final embedding of ``(B, 3, H, W)`` images in [0, 1]."""
         if images.shape[-1] != self.size:
             images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", align_corners=False)
         x = (images - self.mean) / self.std
@@ -294,7 +336,15 @@ class ClipGuidance:
             f2 = v.layer2(v.layer1(v.stem(x)))
             f3 = v.layer3(f2)
             embedding = v.attnpool(v.layer4(f3))
-        return f2.float(), f3.float(), embedding.float()
+        return self.rows(f2.float()), self.rows(f3.float()), embedding.float()
+
+    def rows(self, maps: Tensor) -> Tensor:
+        """Feature maps ``(N, C, H, W)`` as one row per image ``(N, C*H*W)``, in the order the
+        encoder's layout keeps them in memory: a view, so the loss's gradient comes back to the
+        encoder in its own layout. (Rows in channel-first order would copy channels-last maps and
+        send their gradient back channel-first, and every elementwise kernel of the backward that
+        met it would mix layouts.) The L2 of the loss does not depend on the order."""
+        return (maps.permute(0, 2, 3, 1) if self.channels_last else maps).flatten(1)
 
     def prepare(self, frames: Tensor, masks: Tensor | None, copies: int = 1) -> ClipTarget:
         """Targets for ``frames`` ``(B, 3, H, W)``, each sketched ``copies`` times (a keyframe's
@@ -338,8 +388,9 @@ class ClipGuidance:
                                for f in self.features(warp(frames.repeat_interleave(self.views, 0), hom))]
             sketch_views = warp(repeated, self._per_sketch(hom, copies, self.views))
         drawn = self.features(torch.cat([sketches, sketch_views]))
-        per_view = self._distance([f[b:] for f in drawn], frame_views)
-        return self._distance([f[:b] for f in drawn], target.plain) + per_view.view(b, self.views).sum(1)
+        wanted = [torch.cat(pair) for pair in zip(target.plain, frame_views)]   # no slices to backward
+        distance = self._distance(drawn, wanted)
+        return distance[:b] + distance[b:].view(b, self.views).sum(1)
 
     @staticmethod
     def _per_sketch(rows: Tensor, copies: int, views: int = 1) -> Tensor:
@@ -351,5 +402,5 @@ class ClipGuidance:
     @staticmethod
     def _distance(a, b) -> Tensor:
         """Per image: L2 of layer2 and layer3 features, plus 0.1 x cosine distance."""
-        l2 = sum((x - y).square().flatten(1).mean(1) for x, y in zip(a[:2], b[:2]))
+        l2 = sum((x - y).square().mean(1) for x, y in zip(a[:2], b[:2]))
         return l2 + 0.1 * (1.0 - F.cosine_similarity(a[2], b[2], dim=1))

@@ -61,7 +61,8 @@ def test_loads_through_open_clip_and_reaches_layers_by_name(tiny_clip, device):
     guidance = ClipGuidance(tiny_clip, device)
     f2, f3, emb = guidance.features(torch.rand(2, 3, 224, 224, device=device))
     assert f2.shape[0] == f3.shape[0] == emb.shape[0] == 2
-    assert f3.shape[1] == 2 * f2.shape[1] and emb.shape[1] == 32
+    # layer2 and layer3 of a width-16 ResNet, a row per image: 128 x 28 x 28 and 256 x 14 x 14
+    assert (f2.shape[1], f3.shape[1], emb.shape[1]) == (128 * 28 * 28, 256 * 14 * 14, 32)
 
 
 def test_loss_is_zero_for_the_frame_itself_and_has_gradients(tiny_clip, device):
@@ -174,9 +175,11 @@ def test_sketch_run_with_clip_guidance(tiny_clip, tmp_path, monkeypatch):
     assert len(sketch["frames"]) == 4 and sketch["complete"]
 
 
-def test_batch_norms_folded_into_convolutions_keep_the_features(tiny_clip):
-    import copy
-
+@pytest.mark.parametrize("channels_last", [False, True], ids=["channel-first", "channels-last"])
+def test_the_encoders_rewrites_keep_its_features_and_gradients(tiny_clip, channels_last):
+    """Batch norms folded into the convolutions, average pools as means over views, layer2 and
+    layer3 as rows in memory order (channels-last is CUDA's layout, forced here on the CPU):
+    the same features and the same gradients as open_clip's encoder."""
     from engine.neural.clip_guidance import load_clip_visual
 
     plain = load_clip_visual(tiny_clip, torch.device("cpu"))
@@ -184,17 +187,92 @@ def test_batch_norms_folded_into_convolutions_keep_the_features(tiny_clip):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
-    guidance = ClipGuidance(None, torch.device("cpu"), visual=copy.deepcopy(plain))
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in guidance.visual.modules())
+    guidance = ClipGuidance(None, torch.device("cpu"), visual=copy.deepcopy(plain), channels_last=channels_last)
+    kinds = {type(m).__name__ for m in guidance.visual.modules()}
+    assert "BatchNorm2d" not in kinds and "AvgPool2d" not in kinds and "MeanOf2x2" in kinds
     images = torch.rand(2, 3, 224, 224)
-    with torch.no_grad():
-        x = plain.stem((images - guidance.mean) / guidance.std)
-        f2 = plain.layer2(plain.layer1(x))
-        f3 = plain.layer3(f2)
-        want = (f2, f3, plain.attnpool(plain.layer4(f3)))
-        got = guidance.features(images)
-    for a, b in zip(got, want):
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    order = (0, 2, 3, 1) if channels_last else (0, 1, 2, 3)
+    grads = []
+    for encoder in ("plain", "rewritten"):
+        x = images.clone().requires_grad_(True)
+        if encoder == "plain":
+            f2 = plain.layer2(plain.layer1(plain.stem((x - guidance.mean) / guidance.std)))
+            f3 = plain.layer3(f2)
+            features = (f2.permute(order).flatten(1), f3.permute(order).flatten(1), plain.attnpool(plain.layer4(f3)))
+            want = [f.detach() for f in features]
+        else:
+            features = guidance.features(x)
+            for a, b in zip(features, want):
+                assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        sum((f * torch.linspace(-1, 1, f.shape[1])).sum() for f in features).backward()
+        grads.append(x.grad)
+    assert ((grads[1] - grads[0]).norm() / grads[0].norm()) < 1e-4
+
+
+def test_mean_of_2x2_is_avg_pool2d_in_the_inputs_own_layout():
+    from engine.neural.clip_guidance import mean_of_2x2
+
+    for dtype, tol in ((torch.float32, 1e-6), (torch.bfloat16, 1e-2)):
+        for layout in (torch.contiguous_format, torch.channels_last):
+            for size in ((6, 8), (7, 9)):                          # odd sizes: floor, as AvgPool2d
+                x = torch.randn(2, 5, *size, dtype=dtype).contiguous(memory_format=layout)
+                a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+                got, want = mean_of_2x2(a), torch.nn.functional.avg_pool2d(b, 2)
+                grad = torch.randn_like(want)
+                got.backward(grad)
+                want.backward(grad)
+                assert torch.allclose(got, want, atol=tol) and torch.allclose(a.grad, b.grad, atol=tol)
+                assert got.is_contiguous(memory_format=layout) and a.grad.is_contiguous(memory_format=layout)
+
+
+def test_a_channels_last_loss_step_keeps_the_feature_maps_in_one_layout(tiny_clip):
+    """On CUDA the encoder runs channels-last. A kernel that meets feature maps in both layouts
+    (or copies between them) runs the slow generic path, and ATen's average pools were a
+    quarter of the encoder's time in the H100 profile. Checked through the dispatcher with
+    channels-last forced on the CPU: in a loss step (the sketches and their views, forward
+    and backward), no op on the trunk's feature maps mixes layouts or converts between them,
+    and no average pool runs: with fresh views and with a view bank."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def layout(t):
+        """The layout of a feature map of the trunk, from the stem's 112 x 112 to layer3's 14 x 14
+        (layer4's 7 x 7 map goes to open_clip's attention pool, which reads it in its own order)."""
+        if t.dim() != 4 or t.shape[1] <= 3 or t.shape[-1] != t.shape[-2] or t.shape[-1] < 14:
+            return None
+        if t.is_contiguous(memory_format=torch.channels_last):
+            return "channels-last"
+        return "channel-first" if t.is_contiguous() else "strided"
+
+    class Layouts(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.mixed, self.pools = [], []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = str(func.overloadpacket)
+            if "avg_pool" in name:
+                self.pools.append(name)
+            outs = out if isinstance(out, (tuple, list)) else [out]
+            aliases = any(r.alias_info is not None for r in func._schema.returns)   # views, in place
+            tensors = [t for t in (*args, *([] if aliases else outs)) if isinstance(t, torch.Tensor)]
+            seen = {layout(t) for t in tensors} - {None}
+            if len(seen) > 1:
+                self.mixed.append((name, [tuple(t.shape) for t in tensors], sorted(seen)))
+            return out
+
+    r = SplatRasterizer()
+    frames = frame_with_shape().repeat(2, 1, 1, 1)
+    for bank in (0, 8):
+        guidance = ClipGuidance(tiny_clip, torch.device("cpu"), views=2, channels_last=True, view_bank=bank)
+        target = guidance.prepare(frames, None)
+        ctrl = torch.tensor([[[[85.0, 60.0], [85.0, 90.0], [90.0, 130.0], [85.0, 160.0]]]]).repeat(2, 1, 1, 1)
+        sketch = (1 - r(ctrl.requires_grad_(True), torch.full((2, 1), 3.0), torch.ones(2, 1), 224))
+        check = Layouts()
+        with check:
+            guidance(sketch.expand(-1, 3, -1, -1), target).sum().backward()
+        assert ctrl.grad.abs().sum() > 0
+        assert check.pools == [] and check.mixed == [], (bank, check.pools, check.mixed[:5])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
@@ -225,6 +303,20 @@ def test_cuda_graphs_give_the_eager_loss_and_gradients(tiny_clip, options):
         assert torch.allclose(loss_f, loss_e, rtol=2e-2, atol=1e-4)
         assert ((grad_f - grad_e).norm() / grad_e.norm()) < 5e-2
     assert fast.encoder.graphs and not fast.encoder.failed
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_cuda_encoder_keeps_bf16_weights_and_gives_what_autocast_gave(tiny_clip):
+    """On CUDA the encoder's weights are stored in bf16, as autocast cast them at every call:
+    the features of fp32 weights under autocast, without the casts."""
+    cuda = torch.device("cuda")
+    guidance = ClipGuidance(tiny_clip, cuda, graphs=False)
+    assert {p.dtype for p in guidance.visual.parameters()} == {torch.bfloat16}
+    fp32 = ClipGuidance(tiny_clip, cuda, graphs=False)
+    fp32.visual.float()
+    images = frame_with_shape().repeat(2, 1, 1, 1).to(cuda)
+    for a, b in zip(guidance.features(images), fp32.features(images)):
+        assert ((a - b).norm() / b.norm()) < 1e-2
 
 
 def test_graphed_encoder_captures_shapes_that_come_again_and_falls_back_to_eager(monkeypatch):
