@@ -1,14 +1,16 @@
 """Speed of CLIP guidance: one optimisation step (render, CLIPasso loss on the plain pair and
 4 augmented views, backward) for a batch of frames, on RN101 as CLIPasso uses it.
 
-    python bench/clip_speed.py [--device cuda] [--batch 8] [--compile | --bank K | --first]
+    python bench/clip_speed.py [--device cuda] [--batch 8] [--compile | --bank K | --first | --encoder]
 
 ``--compile`` times the optimiser steps with the encoder through torch.compile beside the
 same steps without it, in one run, and the time the compilations took. ``--bank K`` times
 the loss step (and, on CUDA, the optimiser steps) without and with a view bank of K warps
 per frame, and what encoding the bank costs per frame. ``--first`` times only the first
 frame's steps, its seeds sharing the frame's warps (as the engine does) and, as before, each
-with a copy of the frame and warps of its own.
+with a copy of the frame and warps of its own. ``--encoder`` times the optimiser steps with
+the encoder as the H100 first measured it (ATen's average pools, fp32 weights that autocast
+casts at every call, features compared in channel-first order) beside the encoder as it is.
 
 The encoder is RN101 built by open_clip with random weights: the speed does not depend on
 the weights, and none can be downloaded here. Figures are recorded in docs/MODELS.md.
@@ -26,7 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from engine.neural.clip_guidance import ClipGuidance  # noqa: E402
+from engine.neural.clip_guidance import ClipGuidance, fold_batch_norms  # noqa: E402
 from engine.rasterizer import SplatRasterizer  # noqa: E402
 
 
@@ -45,6 +47,8 @@ def main():
                     help="only the augmented step, without and with a view bank of this many warps a frame")
     ap.add_argument("--first", action="store_true",
                     help="only the first frame's optimiser steps, its seeds sharing the frame or not")
+    ap.add_argument("--encoder", action="store_true",
+                    help="only the optimiser steps, with the encoder as first measured and as now")
     args = ap.parse_args()
     dev = torch.device(args.device)
     visual = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
@@ -54,6 +58,18 @@ def main():
         fresh = open_clip.create_model("RN101-quickgelu", pretrained=None).visual
         print("CUDA graphs: on, channels-last off")
         optimiser_steps(ClipGuidance(None, dev, visual=fresh, channels_last=False), dev, args.batch, None)
+        return
+    if args.encoder:
+        graphs = dev.type == "cuda"
+        for label in ("as first measured (ATen pools, fp32 weights, channel-first rows)", "as now"):
+            print(f"CUDA graphs: {'on' if graphs else 'off'}; encoder {label}")
+            guidance = ClipGuidance(None, dev, visual=copy.deepcopy(visual), graphs=graphs)
+            if label != "as now":
+                guidance.visual = fold_batch_norms(copy.deepcopy(visual).to(dev).eval().requires_grad_(False))
+                if guidance.channels_last:
+                    guidance.visual = guidance.visual.to(memory_format=torch.channels_last)
+                guidance.rows = lambda maps: maps.flatten(1)
+            optimiser_steps(guidance, dev, args.batch, None)
         return
     if args.first:
         optimiser_steps(ClipGuidance(None, dev, visual=visual, graphs=dev.type == "cuda"), dev, args.batch, None,
