@@ -6,6 +6,8 @@ leading dimensions (frames, seeds, strokes) and differentiable.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -21,36 +23,58 @@ def segments(control: Tensor) -> Tensor:
     n = control.shape[-2]
     if (n - 1) % 3 != 0 or n < 4:
         raise ValueError(f"a cubic Bezier needs 3*S+1 control points, got {n}")
-    s = (n - 1) // 3
-    idx = (torch.arange(s, device=control.device)[:, None] * 3
-           + torch.arange(4, device=control.device)[None, :])
-    return control[..., idx, :]
+    return control[..., _segment_index((n - 1) // 3, control.device), :]
 
 
-def evaluate(control: Tensor, t: Tensor) -> Tensor:
-    """Points on the curve at per-segment parameters ``t`` ``(K,)`` in [0, 1].
+def evaluate(control: Tensor, t: Tensor | int) -> Tensor:
+    """Points on the curve at per-segment parameters ``t`` ``(K,)`` in [0, 1], or at ``t``
+    evenly spaced ones from 0 to 1 (their weights made once per device).
 
     Returns ``(..., S*K, 2)``: K points for each of the S segments, segment after segment.
     """
     seg = segments(control)                                   # (..., S, 4, 2)
-    basis = cubic_basis(t.to(control.dtype))                  # (K, 4)
+    basis = _even_basis(t, control.device, control.dtype) if isinstance(t, int) \
+        else cubic_basis(t.to(control.dtype))                 # (K, 4)
     pts = torch.einsum("kc,...scd->...skd", basis, seg)       # (..., S, K, 2)
     return pts.flatten(-3, -2)
 
 
-def evaluate_along(control: Tensor, u: Tensor) -> Tensor:
-    """Points at global parameters ``u`` ``(M,)`` in [0, 1] over the whole stroke.
+def evaluate_along(control: Tensor, u: Tensor | int) -> Tensor:
+    """Points at global parameters ``u`` ``(M,)`` in [0, 1] over the whole stroke, or at ``u``
+    evenly spaced ones from 0 to 1 (their segments and weights made once per device).
 
     ``u`` runs over all S segments (segment ``floor(u*S)``); returns ``(..., M, 2)``.
     """
     seg = segments(control)                                   # (..., S, 4, 2)
-    s = seg.shape[-3]
-    pos = (u.clamp(0, 1) * s).to(control.dtype)
-    which = pos.floor().clamp(max=s - 1).long()              # (M,)
-    local = pos - which.to(pos.dtype)
-    basis = cubic_basis(local)                                # (M, 4)
+    along = _even_along if isinstance(u, int) else _along
+    which, basis = along(u, seg.shape[-3], control.device, control.dtype)   # (M,), (M, 4)
     chosen = seg[..., which, :, :]                            # (..., M, 4, 2)
     return torch.einsum("mc,...mcd->...md", basis, chosen)
+
+
+def _along(u: Tensor, s: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Each parameter's segment ``(M,)`` and cubic weights ``(M, 4)`` in it."""
+    pos = (u.clamp(0, 1) * s).to(dtype)
+    which = pos.floor().clamp(max=s - 1).long()
+    return which, cubic_basis(pos - which.to(dtype))
+
+
+# Shapes that every optimisation step uses again: made once per device, never written to (an
+# eager step on a GPU is bound by launching its small kernels, and these were a tenth of them).
+@functools.lru_cache(maxsize=None)
+def _segment_index(s: int, device: torch.device) -> Tensor:
+    """Control-point indices of S segments ``(S, 4)``: 0 1 2 3, 3 4 5 6, ..."""
+    return torch.arange(s, device=device)[:, None] * 3 + torch.arange(4, device=device)[None, :]
+
+
+@functools.lru_cache(maxsize=None)
+def _even_basis(k: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    return cubic_basis(torch.linspace(0.0, 1.0, k, device=device, dtype=dtype))
+
+
+@functools.lru_cache(maxsize=None)
+def _even_along(m: int, s: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    return _along(torch.linspace(0.0, 1.0, m, device=device, dtype=dtype), s, device, dtype)
 
 
 def control_polygon_length(control: Tensor) -> Tensor:

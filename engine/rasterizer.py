@@ -25,6 +25,7 @@ until the next plan. Only the loss sees these renders; the strokes are what is e
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -32,6 +33,14 @@ import torch
 from torch import Tensor
 
 from . import bezier
+
+
+@functools.lru_cache(maxsize=None)
+def _window(side: int, device: torch.device) -> Tensor:
+    """The pixel offsets ``(side * side, 2)`` of a piece's window, (x, y), made once per device."""
+    offsets = torch.arange(side, device=device)
+    oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
+    return torch.stack([ox.flatten(), oy.flatten()], -1)
 
 
 @dataclass(frozen=True)
@@ -69,10 +78,7 @@ class SplatRasterizer:
         reach = (plan.side - 1) / 2.0
         with torch.no_grad():
             corner = ((a + d) * 0.5 - reach).floor().long()         # (B, N, P, 2)
-            offsets = torch.arange(plan.side, device=control.device)
-            oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
-            window = torch.stack([ox.flatten(), oy.flatten()], -1)   # (Q, 2)
-            pix = corner.unsqueeze(-2) + window                      # (B, N, P, Q, 2)
+            pix = corner.unsqueeze(-2) + _window(plan.side, control.device)   # (B, N, P, Q, 2)
             inside = ((pix >= 0) & (pix < size)).all(-1)
             index = torch.where(inside, pix[..., 1] * size + pix[..., 0],
                                 torch.full_like(pix[..., 0], size * size))
@@ -127,6 +133,5 @@ class SplatRasterizer:
     def _pieces(control: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """Cut every cubic segment into ``k`` straight pieces: their ends ``(B, N, S*k, 2)``."""
         b, n = control.shape[:2]
-        t = torch.linspace(0.0, 1.0, k + 1, device=control.device)
-        pts = bezier.evaluate(control, t).view(b, n, -1, k + 1, 2)  # (B, N, S, K+1, 2)
+        pts = bezier.evaluate(control, k + 1).view(b, n, -1, k + 1, 2)  # (B, N, S, K+1, 2)
         return pts[..., :-1, :].flatten(2, 3), pts[..., 1:, :].flatten(2, 3)

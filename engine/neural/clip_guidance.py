@@ -101,6 +101,14 @@ def homographies(corners_from: Tensor, corners_to: Tensor) -> Tensor:
 
 
 @functools.lru_cache(maxsize=None)
+def _pixel_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Homogeneous pixel centres ``(1, H*W, 3)`` in [-1, 1]^2, made once per device."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=device, dtype=dtype),
+                            torch.linspace(-1, 1, w, device=device, dtype=dtype), indexing="ij")
+    return torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, -1, 3)
+
+
+@functools.lru_cache(maxsize=None)
 def _unit_square(device: torch.device, dtype: torch.dtype) -> Tensor:
     """The corners of [-1, 1]^2 ``(4, 2)``, copied to the device once (a copy waits for it)."""
     return torch.tensor([[-1, -1], [1, -1], [1, 1], [-1, 1]], device=device, dtype=dtype)
@@ -127,11 +135,7 @@ def random_homographies(n: int, generator: torch.Generator | None, device: torch
 def warp(images: Tensor, hom: Tensor) -> Tensor:
     """Each image ``(n, C, H, W)`` resampled through its homography ``(n, 3, 3)``."""
     n, _, h, w = images.shape
-    dev, dt = images.device, images.dtype
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=dev, dtype=dt),
-                            torch.linspace(-1, 1, w, device=dev, dtype=dt), indexing="ij")
-    grid = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, -1, 3)
-    mapped = grid @ hom.transpose(1, 2)
+    mapped = _pixel_grid(h, w, images.device, images.dtype) @ hom.transpose(1, 2)
     mapped = (mapped[..., :2] / mapped[..., 2:].clamp_min(1e-6)).view(n, h, w, 2)
     return F.grid_sample(images, mapped, mode="bilinear", padding_mode="border", align_corners=True)
 
@@ -318,6 +322,7 @@ class ClipGuidance:
         self.mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._drawn, self._next_drawn = None, 0            # warps drawn ahead (_fresh_warps)
 
     def features(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """layer2 and layer3 (``rows``) and the final embedding of ``(B, 3, H, W)`` images in [0, 1]."""
@@ -382,7 +387,7 @@ class ClipGuidance:
             frame_views = [f[rows, pick].flatten(0, 1) for f in target.bank]
         else:
             frames = target.frames
-            hom = random_homographies(frames.shape[0] * self.views, self.generator, self.device, frames.dtype)
+            hom = self._fresh_warps(frames.shape[0] * self.views, frames.dtype)
             with torch.no_grad():
                 frame_views = [self._per_sketch(f, copies, self.views)
                                for f in self.features(warp(frames.repeat_interleave(self.views, 0), hom))]
@@ -391,6 +396,17 @@ class ClipGuidance:
         wanted = [torch.cat(pair) for pair in zip(target.plain, frame_views)]   # no slices to backward
         distance = self._distance(drawn, wanted)
         return distance[:b] + distance[b:].view(b, self.views).sum(1)
+
+    def _fresh_warps(self, n: int, dtype: torch.dtype, ahead: int = 50) -> Tensor:
+        """``n`` random warps ``(n, 3, 3)``, a fresh set every call, drawn ``ahead`` calls' worth
+        at a time: drawing them is some 55 small operations, which on a GPU cost a launch each
+        (and the host's time, where a step is bound by launching)."""
+        if self._drawn is None or self._drawn.shape[1:] != (n, 3, 3) or self._drawn.dtype != dtype \
+                or self._next_drawn == len(self._drawn):
+            self._drawn = random_homographies(ahead * n, self.generator, self.device, dtype).view(ahead, n, 3, 3)
+            self._next_drawn = 0
+        self._next_drawn += 1
+        return self._drawn[self._next_drawn - 1]
 
     @staticmethod
     def _per_sketch(rows: Tensor, copies: int, views: int = 1) -> Tensor:
