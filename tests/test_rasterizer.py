@@ -125,3 +125,17 @@ def test_a_kept_plan_draws_strokes_that_grew_within_its_headroom_like_skia():
     assert torch.allclose(first, SplatRasterizer()(control[None], widths, ones, size), atol=0.05)
     r(grown[None] * 1.5, widths, ones, size)                           # the 4th call plans again
     assert r.plans[(tuple(control[None].shape), size)][0].pieces > plan.pieces
+
+
+def test_evenly_spaced_parameters_given_as_a_count_match_explicit_ones():
+    """The rasterizer and the tracked points ask for evenly spaced curve points by count (their
+    weights are made once per device and dtype); they are the points of the explicit form."""
+    from engine import bezier
+
+    for dtype in (torch.float32, torch.float64):
+        control = torch.rand(2, 3, 7, 2, dtype=dtype) * 100
+        for count in (2, 5, 9):
+            u = torch.linspace(0, 1, count, dtype=dtype)
+            assert torch.equal(bezier.evaluate(control, count), bezier.evaluate(control, u))
+            assert torch.equal(bezier.evaluate_along(control, count), bezier.evaluate_along(control, u))
+        assert bezier.evaluate_along(control, 3).dtype == dtype
