@@ -155,29 +155,30 @@ def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-def mean_of_2x2(x: Tensor) -> Tensor:
-    """``F.avg_pool2d(x, 2)`` as a mean over a view of ``x`` ``(N, C, H, W)``, in its own memory
-    layout: one reduction forward and one broadcast division backward. ATen's average-pool
-    kernels were a quarter of the encoder's GPU time in the H100 profile of a step (the
-    backward 280 us a call, far over its memory traffic; docs/MODELS.md)."""
+def average_pool_2x2(x: Tensor) -> Tensor:
+    """``F.avg_pool2d(x, 2)`` of ``x`` ``(N, C, H, W)``; channels-last maps (the GPU's layout) as
+    a mean over a view in that layout: one reduction forward, one broadcast division backward.
+    ATen's average-pool kernels were a quarter of the encoder's GPU time in the H100 profile of
+    a step (the backward 280 us a call, far over its memory traffic; docs/MODELS.md). For
+    channel-first maps ATen's pool stays: on the CPU it is as fast or faster."""
     n, c, h, w = x.shape
+    if x.stride(1) != 1 or c == 1:
+        return F.avg_pool2d(x, 2)
     x = x[..., : h - h % 2, : w - w % 2]                         # floor, as AvgPool2d
-    if x.stride(1) == 1 and c > 1:                               # channels-last: pool (N, H, W, C)
-        x = x.permute(0, 2, 3, 1).unflatten(1, (h // 2, 2)).unflatten(3, (w // 2, 2))
-        return x.mean((2, 4)).permute(0, 3, 1, 2)
-    return x.unflatten(2, (h // 2, 2)).unflatten(4, (w // 2, 2)).mean((3, 5))
+    x = x.permute(0, 2, 3, 1).unflatten(1, (h // 2, 2)).unflatten(3, (w // 2, 2))   # (N, H, W, C)
+    return x.mean((2, 4)).permute(0, 3, 1, 2)
 
 
-class MeanOf2x2(torch.nn.Module):
-    """``nn.AvgPool2d(2)`` through ``mean_of_2x2``."""
+class AveragePool2x2(torch.nn.Module):
+    """``nn.AvgPool2d(2)`` through ``average_pool_2x2``."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return mean_of_2x2(x)
+        return average_pool_2x2(x)
 
 
 def replace_average_pools(module: torch.nn.Module) -> torch.nn.Module:
     """In place: every ``AvgPool2d`` that halves (kernel 2, stride 2, no padding) becomes
-    ``MeanOf2x2`` and every one that does nothing (kernel 1, stride 1; a copy, in the first
+    ``AveragePool2x2`` and every one that does nothing (kernel 1, stride 1; a copy, in the first
     block's shortcut of the ResNet CLIP encoders) an ``Identity``: the same function."""
     def size(v):
         return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
@@ -188,7 +189,7 @@ def replace_average_pools(module: torch.nn.Module) -> torch.nn.Module:
                     or size(pool.padding) != (0, 0):
                 continue
             if size(pool.kernel_size) == size(pool.stride) == (2, 2):
-                setattr(parent, name, MeanOf2x2())
+                setattr(parent, name, AveragePool2x2())
             elif size(pool.kernel_size) == size(pool.stride) == (1, 1):
                 setattr(parent, name, torch.nn.Identity())
     return module

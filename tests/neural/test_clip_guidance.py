@@ -189,7 +189,7 @@ def test_the_encoders_rewrites_keep_its_features_and_gradients(tiny_clip, channe
             m.running_var.uniform_(0.5, 2.0)
     guidance = ClipGuidance(None, torch.device("cpu"), visual=copy.deepcopy(plain), channels_last=channels_last)
     kinds = {type(m).__name__ for m in guidance.visual.modules()}
-    assert "BatchNorm2d" not in kinds and "AvgPool2d" not in kinds and "MeanOf2x2" in kinds
+    assert "BatchNorm2d" not in kinds and "AvgPool2d" not in kinds and "AveragePool2x2" in kinds
     images = torch.rand(2, 3, 224, 224)
     order = (0, 2, 3, 1) if channels_last else (0, 1, 2, 3)
     grads = []
@@ -209,15 +209,15 @@ def test_the_encoders_rewrites_keep_its_features_and_gradients(tiny_clip, channe
     assert ((grads[1] - grads[0]).norm() / grads[0].norm()) < 1e-4
 
 
-def test_mean_of_2x2_is_avg_pool2d_in_the_inputs_own_layout():
-    from engine.neural.clip_guidance import mean_of_2x2
+def test_average_pool_2x2_is_avg_pool2d_in_the_inputs_own_layout():
+    from engine.neural.clip_guidance import average_pool_2x2
 
     for dtype, tol in ((torch.float32, 1e-6), (torch.bfloat16, 1e-2)):
         for layout in (torch.contiguous_format, torch.channels_last):
             for size in ((6, 8), (7, 9)):                          # odd sizes: floor, as AvgPool2d
                 x = torch.randn(2, 5, *size, dtype=dtype).contiguous(memory_format=layout)
                 a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-                got, want = mean_of_2x2(a), torch.nn.functional.avg_pool2d(b, 2)
+                got, want = average_pool_2x2(a), torch.nn.functional.avg_pool2d(b, 2)
                 grad = torch.randn_like(want)
                 got.backward(grad)
                 want.backward(grad)
