@@ -177,9 +177,10 @@ def test_sketch_run_with_clip_guidance(tiny_clip, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["channel-first", "channels-last"])
 def test_the_encoders_rewrites_keep_its_features_and_gradients(tiny_clip, channels_last):
-    """Batch norms folded into the convolutions, average pools as means over views, layer2 and
-    layer3 as rows in memory order (channels-last is CUDA's layout, forced here on the CPU):
-    the same features and the same gradients as open_clip's encoder."""
+    """Batch norms folded into the convolutions, average pools through ``AveragePool2x2`` (a mean
+    over a view for channels-last maps), layer2 and layer3 as rows in memory order (channels-last
+    is CUDA's layout, forced here on the CPU): the same features and the same gradients as
+    open_clip's encoder."""
     from engine.neural.clip_guidance import load_clip_visual
 
     plain = load_clip_visual(tiny_clip, torch.device("cpu"))
