@@ -2,7 +2,8 @@
 
 Every stage has an offline default that needs no weights; ``auto`` picks a neural backend
 when it is installed with its weights, and the default otherwise. ``Settings.backends``
-records the choice in ``sketch.json``.
+records the choice in ``sketch.json``; where ``auto`` fell back, the builders add why to
+``notes`` (the run writes them to its log).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_masker(mode: str, clip, frame_range, device: torch.device):
+def build_masker(mode: str, clip, frame_range, device: torch.device, notes: list | None = None):
     """``auto``: the clip's alpha channel when it has one, else InSPyReNet when
     transparent-background and its weights are here, else no mask. ``none``.
     ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast). Or a mask file's path."""
@@ -38,7 +39,7 @@ def build_masker(mode: str, clip, frame_range, device: torch.device):
     if mode == "auto" and clip.has_alpha:
         return AlphaMasker()
     if mode in ("inspyrenet", "inspyrenet-fast") or (
-            mode == "auto" and _weights_usable("inspyrenet-base", "transparent_background")):
+            mode == "auto" and _usable("mask", "inspyrenet-base", "transparent_background", notes)):
         from .neural.inspyrenet_masker import InSPyReNetMasker
 
         kind = "fast" if mode == "inspyrenet-fast" else "base"
@@ -49,7 +50,7 @@ def build_masker(mode: str, clip, frame_range, device: torch.device):
     return MaskFileMasker(mode, clip, frame_range)
 
 
-def build_tracker(name: str, device: torch.device):
+def build_tracker(name: str, device: torch.device, notes: list | None = None):
     """``lucas-kanade``: OpenCV, no weights. ``cotracker``: CoTracker3 (installed from its
     repository, or a checkout in $DYNASKETCH_COTRACKER_PATH). ``auto``: CoTracker3 when it
     and its weights are here, else Lucas-Kanade."""
@@ -57,8 +58,7 @@ def build_tracker(name: str, device: torch.device):
 
     if name == "lucas-kanade":
         return LucasKanadeTracker()
-    if name == "cotracker" or (name == "auto" and _cotracker_present()
-                               and _weights_usable("cotracker3-offline", "torch")):
+    if name == "cotracker" or (name == "auto" and _usable("tracker", "cotracker3-offline", "cotracker", notes)):
         from .neural.cotracker_tracker import CoTrackerTracker
 
         return CoTrackerTracker(models.require("cotracker3-offline"), device)
@@ -76,7 +76,7 @@ def _cotracker_present() -> bool:
         importlib.util.find_spec("cotracker") is not None
 
 
-def build_guidance(name: str, device: torch.device):
+def build_guidance(name: str, device: torch.device, notes: list | None = None):
     """``line``: the weight-free LineLoss. ``clip``: CLIPasso's loss (RN101 weights needed).
     ``auto``: CLIP on a CUDA device when open_clip and good RN101 weights are here, else the
     line loss (on a CPU, CLIP costs seconds per frame and step: ask for it with ``clip``)."""
@@ -84,7 +84,9 @@ def build_guidance(name: str, device: torch.device):
 
     if name in ("line", "line-loss"):
         return LineLoss()
-    if name == "clip" or (name == "auto" and device.type == "cuda" and _weights_usable("clip-rn101")):
+    if name == "auto" and device.type != "cuda":
+        _note(notes, "guidance", "on a CPU CLIP costs seconds a step; ask for it with --guidance clip")
+    elif name == "clip" or (name == "auto" and _usable("guidance", "clip-rn101", "open_clip", notes)):
         from .neural.clip_guidance import ClipGuidance
 
         return ClipGuidance(models.require("clip-rn101"), device)
@@ -93,29 +95,41 @@ def build_guidance(name: str, device: torch.device):
     raise EngineError(f"--guidance {name!r}: choose auto, line or clip")
 
 
-def _weights_usable(model: str, package: str = "open_clip") -> bool:
-    """Is ``package`` installed and a good copy of ``model`` in the model folder?"""
-    import importlib.util
-
+def _usable(stage: str, model: str, package: str, notes: list | None) -> bool:
+    """Are ``package`` and a good copy of ``model`` here? If not, note why for ``stage``."""
     from . import models
 
-    if importlib.util.find_spec(package) is None:
-        return False
+    if not _installed(package):
+        how = "docs/MODELS.md says how" if package == "cotracker" else "scripts/setup.sh installs it"
+        return _note(notes, stage, f"the {package} package is not installed ({how})")
     try:
         models.require(model)
-    except EngineError:
-        return False
+    except EngineError as exc:
+        return _note(notes, stage, str(exc))
     return True
 
 
-def build_saliency(name: str, device: torch.device):
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return _cotracker_present() if package == "cotracker" else importlib.util.find_spec(package) is not None
+
+
+def _note(notes: list | None, stage: str, why: str) -> bool:
+    """Record why ``auto`` took the offline default for ``stage``; returns False."""
+    if notes is not None:
+        notes.append(f"{stage}: auto took the offline default: {why}")
+    return False
+
+
+def build_saliency(name: str, device: torch.device, notes: list | None = None):
     """``edges``: XDoG lines in the mask. ``clip``: ViT-B/32 attention rollout x edges x mask.
     ``auto``: CLIP when open_clip and the ViT-B/32 weights are here, else edges."""
     from . import models
 
     if name == "edges":
         return EdgeSaliency()
-    if name == "clip" or (name == "auto" and _weights_usable("clip-vit-b-32")):
+    if name == "clip" or (name == "auto" and _usable("saliency", "clip-vit-b-32", "open_clip", notes)):
         from .neural.clip_saliency import ClipSaliency
 
         return ClipSaliency(models.require("clip-vit-b-32"), device)

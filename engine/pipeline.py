@@ -113,15 +113,16 @@ class Sketcher:
     """Holds the stages of one job and sketches frames; see the module docstring."""
 
     def __init__(self, settings: Settings, box: Letterbox, device: torch.device,
-                 should_stop: Callable[[], bool]):
+                 should_stop: Callable[[], bool], notes: list | None = None):
         self.s = settings
         self.box = box
         self.device = device
         self.should_stop = should_stop
-        self.tracker = build_tracker(settings.tracker, device)
+        self.tracker = build_tracker(settings.tracker, device, notes)
         x0, y0, w, h = box.placement
-        self.optimiser = StrokeOptimiser(settings, build_rasterizer(device), build_guidance(settings.guidance, device),
-                                         build_saliency(settings.saliency, device), should_stop,
+        self.optimiser = StrokeOptimiser(settings, build_rasterizer(device),
+                                         build_guidance(settings.guidance, device, notes),
+                                         build_saliency(settings.saliency, device, notes), should_stop,
                                          area=(x0, y0, x0 + w, y0 + h))
         x0, y0, w, h = box.resized(2 * box.size).placement
         self.track_area = (x0, y0, x0 + w - 1, y0 + h - 1)
@@ -291,14 +292,15 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     todo = frame_range
     if state is not None and folder.frames:
         todo = FrameRange(folder.frames[-1]["index"], frame_range.stop, frame_range.step)
-    masker = build_masker(s.mask, info, todo, device)
+    notes: list[str] = []                 # why `auto` took an offline default, for the log
+    masker = build_masker(s.mask, info, todo, device, notes)
     box = Letterbox(info.width, info.height, s.canvas)
     ahead = s.window if os.environ.get("DYNASKETCH_PREFETCH", "1") != "0" else 0
     decoded = CanvasFrames(source, todo, masker, box, device, should_stop, ahead)
     stream: Iterator[CanvasFrame] = decoded
     previous, strokes = None, None
     try:       # the masker loads and starts on the first frames while the other models load
-        sketcher = Sketcher(s, box, device, should_stop)
+        sketcher = Sketcher(s, box, device, should_stop, notes)
         s.backends = {"mask": masker.name, "tracker": sketcher.tracker.name,
                       "guidance": sketcher.optimiser.guidance.name,
                       "saliency": sketcher.optimiser.saliency.name,
@@ -310,6 +312,8 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
                               f"{info.width}x{info.height} @ {info.fps:g} fps on {device.type}; "
                               f"mask {masker.name}, tracker {sketcher.tracker.name}, "
                               f"guidance {sketcher.optimiser.guidance.name}", folder.path)
+        for note in notes:
+            progress.log(note)
 
         def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
             for frame, points in zip(frames, strokes.detach().cpu().numpy()):

@@ -14,9 +14,10 @@ from media import write_video
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def dynasketch(*args, timeout=300):
+def dynasketch(*args, timeout=300, env=None):
     return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def check_contract(sketch: dict, strokes: int, frames: list[int]):
@@ -85,6 +86,28 @@ def test_progress_lines_stay_on_stdout_while_a_library_redirects_it(capsys):
     assert library_output.getvalue() == ""
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["event"] for line in lines] == ["start", "progress"]
+
+
+def test_the_log_says_why_auto_took_an_offline_default(disc_clip, tmp_path):
+    """A damaged download is not used silently: the run's log names the file, what is wrong
+    with it and the command that fixes it, stage by stage."""
+    home = tmp_path / "models"
+    home.mkdir()
+    (home / "ViT-B-32.pt").write_bytes(b"an interrupted download")
+    out = tmp_path / "out"
+    result = dynasketch("sketch", disc_clip["video"], "--out", out, "--frames", "0:2", "--preset", "fast",
+                        "--strokes", 4, "--seeds", 1, "--device", "cpu", "--progress", "none",
+                        env={"DYNASKETCH_HOME": str(home), "DYNASKETCH_COTRACKER_PATH": ""})
+    assert result.returncode == 0, result.stderr
+    settings = json.loads((out / "sketch.json").read_text())["settings"]
+    assert settings["backends"]["saliency"] == "edges" and settings["backends"]["guidance"] == "line-loss"
+    notes = {line.split(" ", 2)[1]: line.split(": ", 1)[1] for line in
+             (out / "dynasketch.log").read_text().splitlines() if "auto took the offline default" in line}
+    assert set(notes) == {"mask:", "tracker:", "guidance:", "saliency:"}
+    assert f"{home / 'ViT-B-32.pt'} has a wrong checksum" in notes["saliency:"]
+    assert "run `dynasketch models download clip-vit-b-32`" in notes["saliency:"]
+    assert "--guidance clip" in notes["guidance:"]                   # CLIP is not picked on a CPU
+    assert "ckpt_base.pth is missing" in notes["mask:"] or "not installed" in notes["mask:"]
 
 
 def test_frame_range_step_and_no_temporal(disc_clip, tmp_path):
@@ -228,8 +251,8 @@ from engine import cli
 
 real = pipeline.build_masker
 
-def slow(mode, clip, frame_range, device):
-    masker = real(mode, clip, frame_range, device)
+def slow(mode, clip, frame_range, device, notes=None):
+    masker = real(mode, clip, frame_range, device, notes)
 
     class Slow:
         name = masker.name
