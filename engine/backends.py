@@ -16,6 +16,14 @@ from .masking import AlphaMasker, MaskFileMasker, NoMasker
 from .rasterizer import SplatRasterizer
 from .tracking import LucasKanadeTracker
 
+# How to install each neural backend's package (for `dynasketch doctor` and the run's log).
+INSTALL = {
+    "open_clip": "pip install open-clip-torch==3.3.0",
+    "transparent_background": "pip install --no-deps transparent-background==1.3.4 (docs/MODELS.md)",
+    "cotracker": "install CoTracker from its git repository or set DYNASKETCH_COTRACKER_PATH to a "
+                 "checkout (docs/MODELS.md)",
+}
+
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -67,15 +75,6 @@ def build_tracker(name: str, device: torch.device, notes: list | None = None):
     raise EngineError(f"--tracker {name!r}: choose auto, lucas-kanade or cotracker")
 
 
-def _cotracker_present() -> bool:
-    import importlib.util
-    import os
-
-    checkout = os.environ.get("DYNASKETCH_COTRACKER_PATH")
-    return bool(checkout and os.path.isdir(os.path.join(checkout, "cotracker"))) or \
-        importlib.util.find_spec("cotracker") is not None
-
-
 def build_guidance(name: str, device: torch.device, notes: list | None = None):
     """``line``: the weight-free LineLoss. ``clip``: CLIPasso's loss (RN101 weights needed).
     ``auto``: CLIP on a CUDA device when open_clip and good RN101 weights are here, else the
@@ -100,8 +99,7 @@ def _usable(stage: str, model: str, package: str, notes: list | None) -> bool:
     from . import models
 
     if not _installed(package):
-        how = "docs/MODELS.md says how" if package == "cotracker" else "scripts/setup.sh installs it"
-        return _note(notes, stage, f"the {package} package is not installed ({how})")
+        return _note(notes, stage, f"the {package} package is not installed: {INSTALL[package]}")
     try:
         models.require(model)
     except EngineError as exc:
@@ -112,7 +110,19 @@ def _usable(stage: str, model: str, package: str, notes: list | None) -> bool:
 def _installed(package: str) -> bool:
     import importlib.util
 
-    return _cotracker_present() if package == "cotracker" else importlib.util.find_spec(package) is not None
+    make_importable(package)
+    return importlib.util.find_spec(package) is not None
+
+
+def make_importable(package: str) -> None:
+    """CoTracker is not on PyPI: a checkout named by $DYNASKETCH_COTRACKER_PATH stands in for
+    an installed package (which needs nothing)."""
+    import os
+    import sys
+
+    checkout = os.environ.get("DYNASKETCH_COTRACKER_PATH")
+    if package == "cotracker" and checkout and os.path.abspath(checkout) not in sys.path:
+        sys.path.insert(0, os.path.abspath(checkout))
 
 
 def _note(notes: list | None, stage: str, why: str) -> bool:

@@ -17,13 +17,15 @@ def _module(name: str) -> tuple[bool, str]:
     return True, f"version {getattr(mod, '__version__', '?')}"
 
 
-def _neural(package: str, model: str, install: str) -> tuple[bool, str]:
+def _neural(package: str, model: str) -> tuple[bool, str]:
     """Usable when ``package`` imports and a good copy of ``model`` is in the model folder."""
     from . import models
+    from .backends import INSTALL, make_importable
 
+    make_importable(package)
     ok, why = _module(package)
     if not ok:
-        return False, f"{package} {why}: {install}"
+        return False, f"{package} {why}: {INSTALL[package]}"
     spec = models.MODELS[model]
     path = models.path_of(spec)
     problem = models.check_file(spec, path)
@@ -53,16 +55,13 @@ def diagnose() -> dict:
     report["decode"] = {"pyav": (av_ok, av_why)}
     report["mask"] = {"alpha": (True, "the clip's alpha channel, when it has one"),
                       "file": (True, "--mask PATH: a mask video or image sequence"),
-                      "inspyrenet": _neural("transparent_background", "inspyrenet-base",
-                                            "pip install --no-deps transparent-background==1.3.4 (docs/MODELS.md)")}
+                      "inspyrenet": _neural("transparent_background", "inspyrenet-base")}
     report["tracker"] = {"lucas-kanade": (cv_ok, "OpenCV pyramidal Lucas-Kanade, " + cv_why),
-                         "cotracker": _neural("cotracker", "cotracker3-offline",
-                                              "install CoTracker from its git repository or set "
-                                              "DYNASKETCH_COTRACKER_PATH (docs/MODELS.md)")}
+                         "cotracker": _neural("cotracker", "cotracker3-offline")}
     report["guidance"] = {"line-loss": (True, "multi-scale XDoG line loss, needs no weights"),
-                          "clip": _neural("open_clip", "clip-rn101", "pip install open-clip-torch==3.3.0")}
+                          "clip": _neural("open_clip", "clip-rn101")}
     report["saliency"] = {"edges": (True, "XDoG lines inside the mask, needs no weights"),
-                          "clip": _neural("open_clip", "clip-vit-b-32", "pip install open-clip-torch==3.3.0")}
+                          "clip": _neural("open_clip", "clip-vit-b-32")}
     diffvg_ok, diffvg_why = _module("pydiffvg")
     report["rasterizer"] = {"splat": (True, "built-in differentiable rasterizer (CPU and CUDA)"),
                             "diffvg": (False, "not wired in; " + diffvg_why if not diffvg_ok

@@ -110,6 +110,17 @@ def test_the_log_says_why_auto_took_an_offline_default(disc_clip, tmp_path):
     assert "ckpt_base.pth is missing" in notes["mask:"] or "not installed" in notes["mask:"]
 
 
+def test_doctor_finds_a_cotracker_checkout(tmp_path):
+    """CoTracker is not on PyPI: a checkout named by DYNASKETCH_COTRACKER_PATH counts as
+    installed for `doctor` too, which then only asks for the weights."""
+    (tmp_path / "co-tracker" / "cotracker").mkdir(parents=True)
+    (tmp_path / "co-tracker" / "cotracker" / "__init__.py").write_text("")
+    result = dynasketch("doctor", env={"DYNASKETCH_HOME": str(tmp_path / "models"),
+                                       "DYNASKETCH_COTRACKER_PATH": str(tmp_path / "co-tracker")})
+    line = next(line for line in result.stdout.splitlines() if "cotracker:" in line)
+    assert "scaled_offline.pth is missing" in line and "not importable" not in line, line
+
+
 def test_frame_range_step_and_no_temporal(disc_clip, tmp_path):
     out = tmp_path / "out"
     result = dynasketch("sketch", disc_clip["video"], "--out", out, "--frames", "2:11:3",

@@ -9,9 +9,6 @@ points seen since the start of the window).
 """
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import torch
 
@@ -19,14 +16,13 @@ from ..errors import EngineError
 
 
 def import_predictor():
-    checkout = os.environ.get("DYNASKETCH_COTRACKER_PATH")
-    if checkout and checkout not in sys.path:
-        sys.path.insert(0, os.path.abspath(checkout))
+    from ..backends import INSTALL, make_importable
+
+    make_importable("cotracker")
     try:
         from cotracker.predictor import CoTrackerPredictor
     except ImportError:
-        raise EngineError("CoTracker is not installed: pip install it from its git repository, or "
-                          "set DYNASKETCH_COTRACKER_PATH to a checkout (docs/MODELS.md)") from None
+        raise EngineError(f"CoTracker is not installed: {INSTALL['cotracker']}") from None
     return CoTrackerPredictor
 
 
