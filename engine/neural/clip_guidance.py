@@ -24,6 +24,7 @@ from torch import Tensor
 from ..errors import EngineError
 from ..imageops import composite_on_white
 from ..prefetch import cuda_capture_lock
+from . import torchscript_archive
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -55,14 +56,17 @@ def load_clip_visual(path: str, device: torch.device, model: str = "clip-rn101")
 
 
 def read_clip_checkpoint(path: str) -> dict:
-    """The tensors of an OpenAI CLIP checkpoint: OpenAI releases TorchScript archives (fp16);
-    a plain state dict in the same layout is read too."""
+    """The tensors of an OpenAI CLIP checkpoint: OpenAI releases TorchScript archives (fp16),
+    whose weights are read without TorchScript (``torchscript_archive``); a plain state dict in
+    the same layout is read too."""
+    if not torchscript_archive.is_torchscript(path):
+        return torch.load(path, map_location="cpu", weights_only=True)
     try:
-        with warnings.catch_warnings():   # TorchScript is deprecated, but it is what OpenAI ships
+        return torchscript_archive.read_tensors(path)
+    except torchscript_archive.UnknownContent:   # something new in the archive: let TorchScript read it
+        with warnings.catch_warnings():          # deprecated, but it reads every archive it wrote
             warnings.simplefilter("ignore", FutureWarning)
             return torch.jit.load(path, map_location="cpu").state_dict()
-    except RuntimeError:                  # not a TorchScript archive
-        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def vision_tower_config(state: dict):

@@ -50,6 +50,56 @@ def test_reads_openais_torchscript_release_and_state_dicts_alike(name, vision, t
                          "clip-rn101" if name != "clip-rn101" else "clip-vit-b-32")
 
 
+@pytest.mark.parametrize("vision", [dict(layers=(1, 2, 1, 1), width=16), dict(layers=2, width=64, patch_size=32)])
+def test_a_release_is_read_without_torchscript_as_torchscript_reads_it(vision, tmp_path, monkeypatch):
+    """``torch.jit.load`` is deprecated: the engine reads a release's weights from the archive's
+    pickle itself, the very tensors TorchScript gives (names, dtypes, values, strides)."""
+    import warnings
+
+    from engine.neural import torchscript_archive
+    from engine.neural.clip_guidance import read_clip_checkpoint
+
+    path = save_openai_clip(clip_model(vision, embed_dim=32, text=SMALL_TEXT), str(tmp_path / "release.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        want = torch.jit.load(path, map_location="cpu").state_dict()
+    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("TorchScript was asked"))
+    got = read_clip_checkpoint(path)
+    assert torchscript_archive.is_torchscript(path) and got.keys() == want.keys()
+    for key, tensor in want.items():
+        assert got[key].dtype == tensor.dtype and got[key].stride() == tensor.stride()
+        assert torch.equal(got[key], tensor), key
+    assert {t.dtype for t in got.values()} >= {torch.float16}                 # the release's fp16
+
+
+def test_an_archive_naming_something_unknown_goes_to_torchscript_and_code_never_runs(tmp_path, monkeypatch):
+    """Something the reader does not know in a real archive is left to TorchScript; an archive
+    whose pickle asks for Python code is refused with the clear error, and the code never runs."""
+    import pickle
+    import zipfile
+
+    from engine.neural import clip_guidance, torchscript_archive
+
+    release = save_openai_clip(clip_model(dict(layers=(1, 1, 1, 1), width=16), embed_dim=32, text=SMALL_TEXT),
+                               str(tmp_path / "release.pt"))
+    monkeypatch.delitem(torchscript_archive._GLOBALS, ("torch._utils", "_rebuild_tensor_v2"))
+    with pytest.raises(torchscript_archive.UnknownContent):
+        torchscript_archive.read_tensors(release)
+    assert clip_guidance.load_clip_visual(release, torch.device("cpu")).layer4 is not None   # via TorchScript
+
+    class RunsCode:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "ran"), "w"))
+
+    crafted = tmp_path / "crafted.pt"
+    with zipfile.ZipFile(crafted, "w") as archive:
+        archive.writestr("crafted/data.pkl", pickle.dumps(RunsCode(), protocol=2))
+        archive.writestr("crafted/constants.pkl", pickle.dumps((), protocol=2))
+    with pytest.raises(EngineError, match="cannot load CLIP weights from .*crafted.pt.*dynasketch models download"):
+        clip_guidance.load_clip_visual(str(crafted), torch.device("cpu"))
+    assert not (tmp_path / "ran").exists()
+
+
 def frame_with_shape():
     img = torch.ones(1, 3, 224, 224)
     img[..., 60:160, 80:90] = 0.1
