@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sk.add_argument("--preset", default="default", choices=["fast", "default", "paper"])
     sk.add_argument("--no-temporal", action="store_true", help="sketch every frame independently")
-    sk.add_argument("--guidance", default="auto", help="auto | line | clip: the guidance loss (auto: CLIP when its weights are here)")
+    sk.add_argument("--guidance", default="auto", help="auto | line | clip: the guidance loss (auto: CLIP on a CUDA GPU when its weights are here, else line)")
     sk.add_argument("--saliency", default="auto", help="auto | edges | clip: where strokes start")
     sk.add_argument("--tracker", default="auto", help="auto | lucas-kanade | cotracker")
     sk.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence (default 24)")
