@@ -167,9 +167,13 @@ class EngineProcess:
         return code
 
     def finish_reading(self, timeout: float = 2.0) -> None:
-        """After the exit: wait for the readers to reach the end of the pipes."""
+        """After the exit: wait for the readers to reach the end of the pipes, then close the
+        pipes (a pipe whose reader is still at it is left to the reader)."""
         for reader in self._readers:
             reader.join(timeout)
+        for reader, pipe in zip(self._readers, (self.process.stdout, self.process.stderr)):
+            if not reader.is_alive():
+                pipe.close()
 
     def stop(self, grace: float = 1.0) -> int | None:
         """SIGTERM, then kill after ``grace`` seconds; returns the exit code."""
@@ -181,6 +185,7 @@ class EngineProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.finish_reading(timeout=0.1)
         return self.returncode()
 
     def last_error(self) -> str:

@@ -92,6 +92,7 @@ def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_c
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert job.state == sketch_job.DONE, job.error
+    assert job.process.process.stdout.closed and job.process.process.stderr.closed   # no pipes left open
     progress = [p for p, _ in seen] + [job.progress]
     assert progress == sorted(progress) and progress[-1] == 1.0       # the bar never goes back
     assert any(m.startswith(("decode: ", "initialise: ")) for _, m in seen)
@@ -198,6 +199,7 @@ def test_cancel_stops_the_engine_within_a_second(blender, engine_cli, tmp_path):
     assert time.monotonic() - asked < 1.0 + 0.2
     # SIGTERM first (the engine then exits 130); killed if it has not stopped after a second
     assert job.state == sketch_job.CANCELLED and job.process.returncode() in (130, -9)
+    assert job.process.process.stdout.closed and job.process.process.stderr.closed
     assert not sketch_objects(bpy) and not bpy.data.collections
 
 
