@@ -60,7 +60,7 @@ MODELS = {m.name: m for m in [
     ModelFile("cotracker3-offline", "scaled_offline.pth", f"{_COTRACKER}/scaled_offline.pth",
               "CoTracker3 tracking (offline predictor)"),
     ModelFile("cotracker3-online", "scaled_online.pth", f"{_COTRACKER}/scaled_online.pth",
-              "CoTracker3 tracking (online predictor, long clips)"),
+              "CoTracker3 online predictor (not used: the engine tracks every window offline)"),
 ]}
 
 
