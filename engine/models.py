@@ -10,6 +10,7 @@ The folder is ``$DYNASKETCH_HOME``, else ``$XDG_CACHE_HOME/dynasketch`` (default
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import urllib.error
@@ -43,7 +44,9 @@ _TB = "https://github.com/plemeri/transparent-background/releases/download/1.2.1
 _COTRACKER = "https://huggingface.co/facebook/cotracker3/resolve/main"
 
 # OpenAI's CLIP URLs carry the file's SHA-256 in their path; transparent-background's
-# config.yaml gives the md5 of the InSPyReNet checkpoints; CoTracker publishes no checksum.
+# config.yaml gives the md5 of the InSPyReNet checkpoints. CoTracker's files have none here:
+# Hugging Face, which serves them, names each file's SHA-256 in its X-Linked-Etag header, and a
+# download checks the file against that (``download``).
 MODELS = {m.name: m for m in [
     ModelFile("clip-rn101", "RN101.pt",
               f"{_CLIP}/8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599/RN101.pt",
@@ -163,8 +166,9 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
     part = final + ".part"
     have = os.path.getsize(part) if os.path.exists(part) else 0
     request = urllib.request.Request(model.url, headers={"Range": f"bytes={have}-"} if have else {})
+    linked = _LinkedHeaders()
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.build_opener(linked).open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:                   # the part file is already complete
             response = None
@@ -180,7 +184,10 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
                 have = 0
             length = response.headers.get("Content-Length")
             total = have + int(length) if length else model.size
+            linked.seen(response.headers)
             _copy(response, part, "ab" if resumed else "wb", have, total, model.filename, progress)
+    if not (model.sha256 or model.md5) and linked.sha256:      # the server's word for the file
+        model = dataclasses.replace(model, sha256=linked.sha256, size=model.size or linked.size)
     problem = check_file(model, part)
     if problem:
         expected = model.size
@@ -193,6 +200,25 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
     os.replace(part, final)
     remember_good(model, final)
     return final
+
+
+class _LinkedHeaders(urllib.request.HTTPRedirectHandler):
+    """Follows redirects and keeps Hugging Face's description of the file it redirects to:
+    ``X-Linked-Etag`` (a stored large file's SHA-256) and ``X-Linked-Size``."""
+
+    sha256: str | None = None
+    size: int | None = None
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self.seen(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    def seen(self, headers) -> None:
+        etag = (headers.get("X-Linked-Etag") or "").removeprefix("W/").strip('"').lower()
+        if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag):
+            self.sha256 = etag
+        if (headers.get("X-Linked-Size") or "").isdigit():
+            self.size = int(headers["X-Linked-Size"])
 
 
 def _copy(response, path: str, mode: str, have: int, total: int | None, label: str, progress: bool) -> None:

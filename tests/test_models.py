@@ -1,5 +1,6 @@
 """The model manager against a local HTTP server on 127.0.0.1: good file, truncated file,
 wrong checksum, resume with a Range request, and the `dynasketch models` command."""
+import dataclasses
 import hashlib
 import http.server
 import os
@@ -17,11 +18,20 @@ PAYLOAD = os.urandom(300_000)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    """Serves PAYLOAD at /good, honours Range; /cut sends a third of it then hangs up."""
+    """Serves PAYLOAD at /good, honours Range; /cut sends a third of it then hangs up;
+    /hub/<sha256> redirects to /good as Hugging Face does, naming the file's SHA-256 and size."""
 
     ranges = []
 
     def do_GET(self):
+        if self.path.startswith("/hub/"):
+            self.send_response(302)
+            self.send_header("Location", "/good")
+            self.send_header("X-Linked-Etag", f'"{self.path[len("/hub/"):]}"')
+            self.send_header("X-Linked-Size", str(len(PAYLOAD)))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         start = 0
         if self.headers.get("Range"):
             start = int(self.headers["Range"].split("=")[1].split("-")[0])
@@ -71,6 +81,17 @@ def test_wrong_checksum_never_replaces_a_good_file(server, tmp_path):
     assert not (tmp_path / "weights.pth.part").exists()
     md5 = spec(f"{server}/good", sha256=None, md5=hashlib.md5(PAYLOAD).hexdigest())
     assert open(download(md5, str(tmp_path), progress=False), "rb").read() == PAYLOAD
+
+
+def test_a_file_with_no_published_checksum_is_checked_against_the_servers(server, tmp_path):
+    """CoTracker's files have no checksum in the table; Hugging Face names each file's SHA-256
+    when it redirects to it, and the download must match it."""
+    unpublished = spec("", sha256=None, size=None)
+    with pytest.raises(EngineError, match="corrupt: wrong checksum"):
+        download(dataclasses.replace(unpublished, url=f"{server}/hub/{'0' * 64}"), str(tmp_path), progress=False)
+    assert not os.listdir(tmp_path)                                  # nothing kept of it
+    vouched = dataclasses.replace(unpublished, url=f"{server}/hub/{hashlib.sha256(PAYLOAD).hexdigest()}")
+    assert open(download(vouched, str(tmp_path), progress=False), "rb").read() == PAYLOAD
 
 
 def test_truncated_download_resumes_with_a_range_request(server, tmp_path):
