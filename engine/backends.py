@@ -37,14 +37,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_masker(mode: str, clip, frame_range, device: torch.device, notes: list | None = None):
-    """``auto``: the clip's alpha channel when it has one, else InSPyReNet when
-    transparent-background and its weights are here, else no mask. ``none``.
-    ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast). Or a mask file's path."""
+    """The masker for ``clip`` (a ``video.VideoSource``). ``auto``: the clip's alpha channel
+    when it has one, else InSPyReNet when transparent-background and its weights are here, else
+    no mask. ``none``. ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast). Or a
+    mask file's path."""
     from . import models
 
     if mode == "none":
         return NoMasker()
-    if mode == "auto" and clip.has_alpha:
+    if mode == "auto" and clip.info.has_alpha:
         return AlphaMasker()
     if mode in ("inspyrenet", "inspyrenet-fast") or (
             mode == "auto" and _usable("mask", "inspyrenet-base", "transparent_background", notes)):
@@ -55,7 +56,7 @@ def build_masker(mode: str, clip, frame_range, device: torch.device, notes: list
                                 models.home(), kind)
     if mode == "auto":
         return NoMasker()
-    return MaskFileMasker(mode, clip, frame_range)
+    return MaskFileMasker(mode, clip.info, frame_range)
 
 
 def build_tracker(name: str, device: torch.device, notes: list | None = None):

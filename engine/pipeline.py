@@ -293,7 +293,7 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     if state is not None and folder.frames:
         todo = FrameRange(folder.frames[-1]["index"], frame_range.stop, frame_range.step)
     notes: list[str] = []                 # why `auto` took an offline default, for the log
-    masker = build_masker(s.mask, info, todo, device, notes)
+    masker = build_masker(s.mask, source, todo, device, notes)
     box = Letterbox(info.width, info.height, s.canvas)
     ahead = s.window if os.environ.get("DYNASKETCH_PREFETCH", "1") != "0" else 0
     decoded = CanvasFrames(source, todo, masker, box, device, should_stop, ahead)

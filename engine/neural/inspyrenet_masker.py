@@ -2,8 +2,9 @@
 checkpoint, with the mask video cached per clip so re-runs skip the network.
 
 Masks are the network's map thresholded at 0.5. The cache is a lossless grey video (FFV1)
-under ``<model folder>/masks/``, keyed by the clip's file identity, the frame range and the
-mode; it is written to a ``.part`` file and moved into place only once complete.
+under ``<model folder>/masks/``, keyed by the clip's path and file identity (size and
+modification time), the frame range, the mode and the checkpoint's identity; it is written
+to a ``.part`` file and moved into place only once complete.
 """
 from __future__ import annotations
 
@@ -64,8 +65,10 @@ class InSPyReNetMasker:
         self.checkpoint, self.mode, self.device = checkpoint, mode, device
         self.config_dir = os.path.join(cache_dir, "transparent-background")
         self.count = len(frame_range)
-        key = json.dumps([os.path.abspath(clip.path), clip.width, clip.height, clip.frame_count,
-                          frame_range.as_list(), mode, os.path.getsize(checkpoint)])
+        # A clip or checkpoint replaced at the same path (a re-export, an update) is a new key.
+        weights = os.stat(checkpoint)
+        key = json.dumps([os.path.abspath(clip.info.path), clip.identity(), frame_range.as_list(),
+                          mode, weights.st_size, weights.st_mtime_ns])
         folder = os.path.join(cache_dir, "masks")
         os.makedirs(folder, exist_ok=True)
         self.cache = os.path.join(folder, hashlib.sha1(key.encode()).hexdigest()[:16] + f"-{mode}.mkv")

@@ -38,18 +38,26 @@ def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkey
     clip = open_video(write_video(str(tmp_path / "disc.mp4"), frames))
     rng = FrameRange(0, 3)
 
-    masker = build_masker("inspyrenet-fast", clip.info, rng, device)
+    masker = build_masker("inspyrenet-fast", clip, rng, device)
     assert masker.name == "inspyrenet"
     first = [masker(i, rgb, a) for i, rgb, a in clip.frames(rng)]
     assert all(m.shape == (96, 128) and set(np.unique(m)) <= {0.0, 1.0} for m in first)
     assert os.path.exists(masker.cache) and not os.path.exists(masker.cache + ".part.mkv")
     assert os.path.isdir(model_home / "transparent-background")           # its config went here
 
-    again = build_masker("inspyrenet-fast", clip.info, rng, torch.device("cpu"))
+    again = build_masker("inspyrenet-fast", clip, rng, torch.device("cpu"))
     assert again.name == "inspyrenet (cached)"
     second = [again(i, rgb, a) for i, rgb, a in clip.frames(rng)]
     assert again.remover is None                                         # the network never ran
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+    # The footage re-exported to the same path, same size and length: its masks are made anew.
+    before = os.stat(clip.info.path).st_mtime_ns
+    frames, _ = moving_disc(t_len=3, radius=10)
+    clip = open_video(write_video(clip.info.path, frames))
+    os.utime(clip.info.path, ns=(before + 10**9, before + 10**9))
+    replaced = build_masker("inspyrenet-fast", clip, rng, torch.device("cpu"))
+    assert replaced.name == "inspyrenet" and replaced.cache != masker.cache
 
 
 def test_missing_weights_name_the_download_command(tmp_path, monkeypatch):
@@ -57,8 +65,8 @@ def test_missing_weights_name_the_download_command(tmp_path, monkeypatch):
     frames, _ = moving_disc(t_len=2)
     clip = open_video(write_video(str(tmp_path / "disc.mp4"), frames))
     with pytest.raises(EngineError, match="dynasketch models download inspyrenet-base"):
-        build_masker("inspyrenet", clip.info, FrameRange(0, 2), torch.device("cpu"))
-    assert build_masker("auto", clip.info, FrameRange(0, 2), torch.device("cpu")).name == "none"
+        build_masker("inspyrenet", clip, FrameRange(0, 2), torch.device("cpu"))
+    assert build_masker("auto", clip, FrameRange(0, 2), torch.device("cpu")).name == "none"
 
 
 def test_masks_are_the_removers_own_thresholded_map(model_home, tmp_path, device):
