@@ -13,6 +13,17 @@ from .errors import EngineError
 from .video import FrameRange, VideoInfo, open_video
 
 THRESHOLD = 0.5
+MODES = ("auto", "none", "inspyrenet", "inspyrenet-fast")     # --mask: these, or a mask file
+
+
+def mask_file_identity(mode: str) -> list | None:
+    """For a mask file (``--mask PATH``), what changes when its files change; else None."""
+    if mode in MODES:
+        return None
+    try:
+        return open_video(mode).identity()
+    except EngineError as exc:
+        raise EngineError(f"--mask: {exc}") from None
 
 
 class NoMasker:

@@ -22,6 +22,7 @@ from .export import SketchFolder, stroke_records
 from .backends import (build_guidance, build_masker, build_rasterizer, build_saliency,
                        build_tracker, pick_device)
 from .losses import find_groups
+from .masking import mask_file_identity
 from .optimise import StrokeOptimiser
 from .prefetch import Prefetcher
 from .preview import write_preview
@@ -286,6 +287,8 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
               "source": {"path": os.path.abspath(info.path), "frames": frame_range.as_list()}}
     fingerprint = {**s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
                    "clip": source.identity()}
+    if (mask_file := mask_file_identity(s.mask)) is not None:   # an edited mask is other input
+        fingerprint["mask_file"] = mask_file
     folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
     state = folder.check_existing()
     # A resumed run decodes and masks from its last finished frame on, not from the start.

@@ -184,6 +184,22 @@ def test_other_settings_do_not_overwrite_a_finished_sketch(disc_run, disc_clip):
     assert (out / "sketch.json").read_bytes() == before
 
 
+def test_an_edited_mask_file_is_other_input(disc_run, disc_clip):
+    out, _ = disc_run
+    before = (out / "sketch.json").read_bytes()
+    args = ["sketch", disc_clip["video"], "--out", out, "--mask", disc_clip["mask"], "--preset", "fast",
+            "--strokes", 6, "--seeds", 2, "--progress", "json"]
+    mask = os.stat(disc_clip["mask"])
+    try:                                                # the mask saved again after an edit
+        os.utime(disc_clip["mask"], ns=(mask.st_atime_ns, mask.st_mtime_ns + 10**9))
+        assert "--overwrite" in one_line_error(dynasketch(*args))
+    finally:
+        os.utime(disc_clip["mask"], ns=(mask.st_atime_ns, mask.st_mtime_ns))
+    assert (out / "sketch.json").read_bytes() == before
+    assert dynasketch(*args).returncode == 0            # the same input: the sketch is kept
+    assert (out / "sketch.json").read_bytes() == before
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path, signum):
     from engine.sample import write_sample
