@@ -32,9 +32,22 @@ def overall_progress(stage: str, done: int, total: int) -> float | None:
     return None
 
 
+def file_stamp(path: str) -> str:
+    """Size and modification time of a file, or of each file in a folder: what changes when
+    it is saved again."""
+    if os.path.isdir(path):
+        return ",".join(f"{e.name}:{file_stamp(e.path)}" for e in sorted(os.scandir(path), key=lambda e: e.name)
+                        if e.is_file())
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def output_folder(source_path: str, args: list[str], work_dir: str = "") -> str:
-    """One folder per clip and settings, so the same job resumes after a cancel."""
-    digest = hashlib.sha1("\0".join([source_path] + args).encode()).hexdigest()[:12]
+    """One folder per clip, settings and input files, so the same job resumes after a cancel
+    and footage (or a mask) saved again after an edit is sketched afresh, not refused by the
+    engine as other input in the old folder."""
+    stamps = [file_stamp(p) for p in [source_path] + args if os.path.isabs(p) and os.path.exists(p)]
+    digest = hashlib.sha1("\0".join([source_path] + args + stamps).encode()).hexdigest()[:12]
     name = os.path.splitext(os.path.basename(source_path))[0]
     return os.path.join(work_dir or os.path.join(tempfile.gettempdir(), "dynasketch"), f"{name}-{digest}")
 

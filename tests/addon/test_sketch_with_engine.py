@@ -2,6 +2,7 @@
 movie strip, the step functions the modal operator calls, errors, a crash half way, and
 cancel. Skipped, with the reason, while the engine's command line does not work."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,6 +50,30 @@ def test_sketch_movie_clip(blender, engine_cli, disc_movie, tmp_path):
         x, y = (p0 + 3 * p1 + 3 * p2 + p3) / 8                        # the curve's middle, not a thin end cap
         if 3 <= x < 125 and 3 <= y < 93:
             assert gray[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].min() < 180, (x, y)
+
+
+def test_footage_saved_again_is_sketched_afresh(blender, engine_cli, tmp_path):
+    """The clip re-exported to the same path (same size and length): Sketch again gives a
+    sketch of the new footage, not the engine's refusal of other input in the old job folder."""
+    bpy = blender
+    frames, _ = moving_disc(t_len=6)
+    path = write_video(str(tmp_path / "take.mp4"), frames)
+    clip = bpy.data.movieclips.load(path)
+    settings = configure_fast(bpy)
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}
+    (obj,) = sketch_objects(bpy)
+    first = obj["dynasketch_sketch"]
+
+    before = os.stat(path).st_mtime_ns
+    write_video(path, np.ascontiguousarray(frames[:, :, ::-1]))           # now the disc moves left
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}, settings.status
+    assert not settings.failed
+    (obj,) = sketch_objects(bpy)
+    assert obj["dynasketch_sketch"] != first and os.path.exists(first)    # the old job is kept
+    doc = json.load(open(obj["dynasketch_sketch"]))
+    centres = [np.mean([s["points"] for s in f["strokes"]], axis=(0, 1)) for f in doc["frames"]]
+    assert centres[-1][0] - centres[0][0] < -7                              # about -15 px
 
 
 RENDER = """
