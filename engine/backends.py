@@ -1,9 +1,11 @@
 """Which implementation runs each stage: the one place a backend is chosen.
 
 Every stage has an offline default that needs no weights; ``auto`` picks a neural backend
-when it is installed with its weights, and the default otherwise. ``Settings.backends``
-records the choice in ``sketch.json``; where ``auto`` fell back, the builders add why to
-``notes`` (the run writes them to its log).
+when it is installed with its weights, and the default otherwise. ``choose_backends``
+resolves ``auto`` for every stage before anything is built (a resumed run must use the same
+backends as the run it continues); where ``auto`` fell back, it adds why to ``notes`` (the
+run writes them to its log). The ``build_*`` functions make a stage's backend from its name.
+``Settings.backends`` records what ran in ``sketch.json``.
 """
 from __future__ import annotations
 
@@ -36,63 +38,92 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def choose_backends(settings, has_alpha: bool, device: torch.device, notes: list | None = None) -> dict:
+    """The backend of every stage with ``auto`` resolved, by the names the options take:
+    ``{"mask": ..., "tracker": ..., "guidance": ..., "saliency": ...}``."""
+    return {"mask": choose_masker(settings.mask, has_alpha, notes),
+            "tracker": choose_tracker(settings.tracker, notes),
+            "guidance": choose_guidance(settings.guidance, device, notes),
+            "saliency": choose_saliency(settings.saliency, notes)}
+
+
+def choose_masker(mode: str, has_alpha: bool, notes: list | None = None) -> str:
+    """``auto``: ``alpha`` when the clip has an alpha channel, else ``inspyrenet`` when
+    transparent-background and its weights are here, else ``none``. Other modes (a mask
+    file's path included) stand."""
+    if mode != "auto":
+        return mode
+    if has_alpha:
+        return "alpha"
+    return "inspyrenet" if _usable("mask", "inspyrenet-base", "transparent_background", notes) else "none"
+
+
 def build_masker(mode: str, clip, frame_range, device: torch.device, notes: list | None = None):
-    """The masker for ``clip`` (a ``video.VideoSource``). ``auto``: the clip's alpha channel
-    when it has one, else InSPyReNet when transparent-background and its weights are here, else
-    no mask. ``none``. ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast). Or a
-    mask file's path."""
+    """The masker for ``clip`` (a ``video.VideoSource``). ``none``; ``alpha``: the clip's
+    alpha channel; ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast); or a mask
+    file's path. ``auto``: see ``choose_masker``."""
     from . import models
 
+    mode = choose_masker(mode, clip.info.has_alpha, notes)
     if mode == "none":
         return NoMasker()
-    if mode == "auto" and clip.info.has_alpha:
+    if mode == "alpha":
         return AlphaMasker()
-    if mode in ("inspyrenet", "inspyrenet-fast") or (
-            mode == "auto" and _usable("mask", "inspyrenet-base", "transparent_background", notes)):
+    if mode in ("inspyrenet", "inspyrenet-fast"):
         from .neural.inspyrenet_masker import InSPyReNetMasker
 
         kind = "fast" if mode == "inspyrenet-fast" else "base"
         return InSPyReNetMasker(models.require(f"inspyrenet-{kind}"), clip, frame_range, device,
                                 models.home(), kind)
-    if mode == "auto":
-        return NoMasker()
     return MaskFileMasker(mode, clip.info, frame_range)
+
+
+def choose_tracker(name: str, notes: list | None = None) -> str:
+    """``auto``: ``cotracker`` when it and its weights are here, else ``lucas-kanade``."""
+    if name not in ("auto", "lucas-kanade", "cotracker"):
+        raise EngineError(f"--tracker {name!r}: choose auto, lucas-kanade or cotracker")
+    if name != "auto":
+        return name
+    return "cotracker" if _usable("tracker", "cotracker3-offline", "cotracker", notes) else "lucas-kanade"
 
 
 def build_tracker(name: str, device: torch.device, notes: list | None = None):
     """``lucas-kanade``: OpenCV, no weights. ``cotracker``: CoTracker3 (installed from its
-    repository, or a checkout in $DYNASKETCH_COTRACKER_PATH). ``auto``: CoTracker3 when it
-    and its weights are here, else Lucas-Kanade."""
+    repository, or a checkout in $DYNASKETCH_COTRACKER_PATH). ``auto``: see ``choose_tracker``."""
     from . import models
 
-    if name == "lucas-kanade":
+    if choose_tracker(name, notes) == "lucas-kanade":
         return LucasKanadeTracker()
-    if name == "cotracker" or (name == "auto" and _usable("tracker", "cotracker3-offline", "cotracker", notes)):
-        from .neural.cotracker_tracker import CoTrackerTracker
+    from .neural.cotracker_tracker import CoTrackerTracker
 
-        return CoTrackerTracker(models.require("cotracker3-offline"), device)
-    if name == "auto":
-        return LucasKanadeTracker()
-    raise EngineError(f"--tracker {name!r}: choose auto, lucas-kanade or cotracker")
+    return CoTrackerTracker(models.require("cotracker3-offline"), device)
+
+
+def choose_guidance(name: str, device: torch.device, notes: list | None = None) -> str:
+    """``auto``: ``clip`` on a CUDA device when open_clip and good RN101 weights are here,
+    else ``line`` (on a CPU, CLIP costs seconds per frame and step: ask for it with ``clip``)."""
+    if name == "line-loss":
+        return "line"
+    if name not in ("auto", "line", "clip"):
+        raise EngineError(f"--guidance {name!r}: choose auto, line or clip")
+    if name != "auto":
+        return name
+    if device.type != "cuda":
+        _note(notes, "guidance", "on a CPU CLIP costs seconds a step; ask for it with --guidance clip")
+        return "line"
+    return "clip" if _usable("guidance", "clip-rn101", "open_clip", notes) else "line"
 
 
 def build_guidance(name: str, device: torch.device, notes: list | None = None):
     """``line``: the weight-free LineLoss. ``clip``: CLIPasso's loss (RN101 weights needed).
-    ``auto``: CLIP on a CUDA device when open_clip and good RN101 weights are here, else the
-    line loss (on a CPU, CLIP costs seconds per frame and step: ask for it with ``clip``)."""
+    ``auto``: see ``choose_guidance``."""
     from . import models
 
-    if name in ("line", "line-loss"):
+    if choose_guidance(name, device, notes) == "line":
         return LineLoss()
-    if name == "auto" and device.type != "cuda":
-        _note(notes, "guidance", "on a CPU CLIP costs seconds a step; ask for it with --guidance clip")
-    elif name == "clip" or (name == "auto" and _usable("guidance", "clip-rn101", "open_clip", notes)):
-        from .neural.clip_guidance import ClipGuidance
+    from .neural.clip_guidance import ClipGuidance
 
-        return ClipGuidance(models.require("clip-rn101"), device)
-    if name == "auto":
-        return LineLoss()
-    raise EngineError(f"--guidance {name!r}: choose auto, line or clip")
+    return ClipGuidance(models.require("clip-rn101"), device)
 
 
 def _usable(stage: str, model: str, package: str, notes: list | None) -> bool:
@@ -133,20 +164,25 @@ def _note(notes: list | None, stage: str, why: str) -> bool:
     return False
 
 
+def choose_saliency(name: str, notes: list | None = None) -> str:
+    """``auto``: ``clip`` when open_clip and the ViT-B/32 weights are here, else ``edges``."""
+    if name not in ("auto", "edges", "clip"):
+        raise EngineError(f"--saliency {name!r}: choose auto, edges or clip")
+    if name != "auto":
+        return name
+    return "clip" if _usable("saliency", "clip-vit-b-32", "open_clip", notes) else "edges"
+
+
 def build_saliency(name: str, device: torch.device, notes: list | None = None):
     """``edges``: XDoG lines in the mask. ``clip``: ViT-B/32 attention rollout x edges x mask.
-    ``auto``: CLIP when open_clip and the ViT-B/32 weights are here, else edges."""
+    ``auto``: see ``choose_saliency``."""
     from . import models
 
-    if name == "edges":
+    if choose_saliency(name, notes) == "edges":
         return EdgeSaliency()
-    if name == "clip" or (name == "auto" and _usable("saliency", "clip-vit-b-32", "open_clip", notes)):
-        from .neural.clip_saliency import ClipSaliency
+    from .neural.clip_saliency import ClipSaliency
 
-        return ClipSaliency(models.require("clip-vit-b-32"), device)
-    if name == "auto":
-        return EdgeSaliency()
-    raise EngineError(f"--saliency {name!r}: choose auto, edges or clip")
+    return ClipSaliency(models.require("clip-vit-b-32"), device)
 
 
 def build_rasterizer(device: torch.device | None = None):

@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="source frames START:END[:STEP], END exclusive (default: all)")
     sk.add_argument("--seeds", type=int, default=3, help="tries for the first frame (default 3)")
     sk.add_argument("--mask", default="auto",
-                    help="auto | none | inspyrenet | inspyrenet-fast | PATH of a mask video or image sequence")
+                    help="auto | none | alpha | inspyrenet | inspyrenet-fast | PATH of a mask video or "
+                         "image sequence (auto: the clip's alpha channel, else InSPyReNet when its "
+                         "weights are here, else none)")
     sk.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sk.add_argument("--preset", default="default", choices=["fast", "default", "paper"])
     sk.add_argument("--no-temporal", action="store_true", help="sketch every frame independently")

@@ -85,11 +85,25 @@ class SketchFolder:
         if not same:
             if self.overwrite:
                 return None
-            raise EngineError(f"--out {self.path}: holds a sketch made from other settings or "
-                              "input; choose another folder, or add --overwrite to replace it")
+            made = "from other settings or input"
+            if state is not None and old is not None:
+                made = self._other_backends(state.get("fingerprint") or {}) or made
+            raise EngineError(f"--out {self.path}: holds a sketch made {made}; choose another "
+                              "folder, or add --overwrite to replace it")
         done = int(state["done"])
         self.frames = old.get("frames", [])[:done]
         return state
+
+    def _other_backends(self, before: dict) -> str:
+        """When only the backends differ (``auto`` found or lost weights since): which."""
+        keys = before.keys() | self.fingerprint.keys()
+        if [k for k in keys if before.get(k) != self.fingerprint.get(k)] != ["backends"] \
+                or not isinstance(before.get("backends"), dict):
+            return ""
+        was, now = before["backends"], self.fingerprint["backends"]
+        stages = [stage for stage in now if was.get(stage) != now[stage]]
+        return (f"with {', '.join(f'{stage} {was.get(stage)}' for stage in stages)}; this run would use "
+                f"{', '.join(f'{stage} {now[stage]}' for stage in stages)}")
 
     def _load_state(self) -> dict | None:
         import torch

@@ -13,7 +13,7 @@ from .errors import EngineError
 from .video import FrameRange, VideoInfo, open_video
 
 THRESHOLD = 0.5
-MODES = ("auto", "none", "inspyrenet", "inspyrenet-fast")     # --mask: these, or a mask file
+MODES = ("auto", "none", "alpha", "inspyrenet", "inspyrenet-fast")    # --mask: these, or a mask file
 
 
 def mask_file_identity(mode: str) -> list | None:

@@ -20,7 +20,7 @@ from .canvas import Letterbox
 from .errors import EngineError, Interrupted
 from .export import SketchFolder, stroke_records
 from .backends import (build_guidance, build_masker, build_rasterizer, build_saliency,
-                       build_tracker, pick_device)
+                       build_tracker, choose_backends, pick_device)
 from .losses import find_groups
 from .masking import mask_file_identity
 from .optimise import StrokeOptimiser
@@ -114,17 +114,18 @@ class Sketcher:
     """Holds the stages of one job and sketches frames; see the module docstring."""
 
     def __init__(self, settings: Settings, box: Letterbox, device: torch.device,
-                 should_stop: Callable[[], bool], notes: list | None = None):
+                 should_stop: Callable[[], bool], chosen: dict):
+        """``chosen``: each stage's backend by name (``backends.choose_backends``)."""
         self.s = settings
         self.box = box
         self.device = device
         self.should_stop = should_stop
-        self.tracker = build_tracker(settings.tracker, device, notes)
+        self.tracker = build_tracker(chosen["tracker"], device)
         x0, y0, w, h = box.placement
         self.optimiser = StrokeOptimiser(settings, build_rasterizer(device),
-                                         build_guidance(settings.guidance, device, notes),
-                                         build_saliency(settings.saliency, device, notes), should_stop,
-                                         area=(x0, y0, x0 + w, y0 + h))
+                                         build_guidance(chosen["guidance"], device),
+                                         build_saliency(chosen["saliency"], device),
+                                         should_stop, area=(x0, y0, x0 + w, y0 + h))
         x0, y0, w, h = box.resized(2 * box.size).placement
         self.track_area = (x0, y0, x0 + w - 1, y0 + h - 1)
         self.restarted = 0                 # strokes re-initialised in the last window
@@ -285,8 +286,12 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     device = pick_device(s.device)
     header = {"width": info.width, "height": info.height, "fps": info.fps,
               "source": {"path": os.path.abspath(info.path), "frames": frame_range.as_list()}}
+    notes: list[str] = []                 # why `auto` took an offline default, for the log
+    chosen = choose_backends(s, info.has_alpha, device, notes)
+    # A resumed run continues the same job: the same input, settings and backends (weights
+    # found since the run started would change what `auto` picks).
     fingerprint = {**s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
-                   "clip": source.identity()}
+                   "clip": source.identity(), "backends": chosen}
     if (mask_file := mask_file_identity(s.mask)) is not None:   # an edited mask is other input
         fingerprint["mask_file"] = mask_file
     folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
@@ -295,15 +300,14 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     todo = frame_range
     if state is not None and folder.frames:
         todo = FrameRange(folder.frames[-1]["index"], frame_range.stop, frame_range.step)
-    notes: list[str] = []                 # why `auto` took an offline default, for the log
-    masker = build_masker(s.mask, source, todo, device, notes)
+    masker = build_masker(chosen["mask"], source, todo, device)
     box = Letterbox(info.width, info.height, s.canvas)
     ahead = s.window if os.environ.get("DYNASKETCH_PREFETCH", "1") != "0" else 0
     decoded = CanvasFrames(source, todo, masker, box, device, should_stop, ahead)
     stream: Iterator[CanvasFrame] = decoded
     previous, strokes = None, None
     try:       # the masker loads and starts on the first frames while the other models load
-        sketcher = Sketcher(s, box, device, should_stop, notes)
+        sketcher = Sketcher(s, box, device, should_stop, chosen)
         s.backends = {"mask": masker.name, "tracker": sketcher.tracker.name,
                       "guidance": sketcher.optimiser.guidance.name,
                       "saliency": sketcher.optimiser.saliency.name,

@@ -30,3 +30,46 @@ def test_rollout_relevance_and_saliency_map(tiny_vit, device):
     assert prob[:, :40].sum() == 0 and prob[:, :, :90].sum() == 0            # only inside the mask
     # the dark line (edges) draws more probability than flat paper inside the mask
     assert prob[0, 60:140, 98:112].mean() > prob[0, 60:140, 112:120].mean()
+
+
+def test_weights_found_since_a_sketch_are_not_mixed_into_it(tiny_vit, tmp_path, monkeypatch):
+    """`auto` took edges; ViT-B/32 weights arrive; the same job again is refused with what
+    changed (a resume would mix two backends in one sketch); --overwrite sketches with CLIP."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from engine import models
+    from engine.errors import EngineError
+    from engine.pipeline import Job, run_sketch
+    from engine.progress import Progress
+    from engine.sample import write_sample
+    from engine.settings import Settings
+
+    home = tmp_path / "models"
+    home.mkdir()
+    monkeypatch.setenv("DYNASKETCH_HOME", str(home))
+    clip, mask = str(tmp_path / "walk.mp4"), str(tmp_path / "walk.mask.mp4")
+    write_sample(clip, mask, frames=3, width=160, height=120)
+    settings = dict(mask=mask, strokes=4, seeds=1, keyframe_steps=4, frame_steps=2, reinit_steps=2,
+                    guidance="line", tracker="lucas-kanade", saliency="auto")
+    out = tmp_path / "out"
+    run_sketch(Job(clip, str(out), Settings.from_preset("fast", **settings), preview=False), Progress())
+    first = (out / "sketch.json").read_bytes()
+    assert json.loads(first)["settings"]["backends"]["saliency"] == "edges"
+
+    (home / "ViT-B-32.pt").write_bytes(open(tiny_vit, "rb").read())
+    digest = hashlib.sha256((home / "ViT-B-32.pt").read_bytes()).hexdigest()
+    monkeypatch.setitem(models.MODELS, "clip-vit-b-32",
+                        dataclasses.replace(models.MODELS["clip-vit-b-32"], sha256=digest))
+    with pytest.raises(EngineError) as refused:
+        run_sketch(Job(clip, str(out), Settings.from_preset("fast", **settings), preview=False), Progress())
+    assert "made with saliency edges; this run would use saliency clip" in str(refused.value)
+    assert "--overwrite" in str(refused.value)
+    assert (out / "sketch.json").read_bytes() == first
+
+    run_sketch(Job(clip, str(out), Settings.from_preset("fast", **settings), overwrite=True, preview=False),
+               Progress())
+    again = json.loads((out / "sketch.json").read_text())
+    assert again["settings"]["backends"]["saliency"] == "clip-rollout" and again["complete"]
+    assert len(again["frames"]) == 3
