@@ -64,8 +64,11 @@ class SketchJob:
         self.source = source
         args = engine_arguments(options)
         self.out = output_folder(source.path, args, work_dir)
+        # The job folder is the add-on's own: the same job resumes there, and what the engine
+        # would refuse as another sketch (e.g. weights found since make `auto` pick another
+        # backend) is replaced. The result in the scene is only replaced once a run succeeds.
         self.command = list(engine.prefix) + ["sketch", source.path, "--out", self.out, *args,
-                                              "--progress", "json"]
+                                              "--overwrite", "--progress", "json"]
         env = {"DYNASKETCH_HOME": model_dir} if model_dir else {}
         self.process = EngineProcess(self.command, env, engine.cwd)
         self.state = RUNNING

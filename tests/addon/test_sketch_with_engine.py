@@ -13,6 +13,8 @@ import pytest
 from helpers import check_against_sketch, keyframes, sketch_objects
 from media import moving_disc, write_sketch, write_video
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def configure_fast(bpy, scene=None, strokes=4):
     s = (scene or bpy.context.scene).dynasketch
@@ -74,6 +76,30 @@ def test_footage_saved_again_is_sketched_afresh(blender, engine_cli, tmp_path):
     doc = json.load(open(obj["dynasketch_sketch"]))
     centres = [np.mean([s["points"] for s in f["strokes"]], axis=(0, 1)) for f in doc["frames"]]
     assert centres[-1][0] - centres[0][0] < -7                              # about -15 px
+
+
+def test_a_job_folder_holding_another_sketch_is_sketched_over(blender, engine_cli, disc_movie):
+    """The engine refuses to resume a sketch made from other settings or backends (weights
+    found since make `auto` pick another one); the add-on's job folder is its own, so Sketch
+    replaces what is there."""
+    bpy = blender
+    from dynasketch_blender import operators, source, sketch_job
+
+    clip = bpy.data.movieclips.load(disc_movie)
+    settings = configure_fast(bpy, strokes=3)
+    src = source.from_clip(clip)
+    folder = sketch_job.SketchJob(operators.engine_command(bpy.context), src,
+                                  operators.job_options(settings, src)).out
+    other = subprocess.run([sys.executable, "-m", "engine", "sketch", disc_movie, "--out", folder,
+                            "--preset", "fast", "--strokes", "2", "--frames", "0:2", "--mask", "none",
+                            "--no-preview"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert other.returncode == 0, other.stderr
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}, settings.status
+    (obj,) = sketch_objects(bpy)
+    assert obj["dynasketch_sketch"] == os.path.join(folder, "sketch.json")
+    doc = json.load(open(obj["dynasketch_sketch"]))
+    assert doc["complete"] and len(doc["frames"]) == 10
+    assert all(len(f["strokes"]) == 3 for f in doc["frames"])
 
 
 RENDER = """
