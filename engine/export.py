@@ -16,6 +16,7 @@ from .errors import EngineError
 
 FORMAT = "dynasketch.sketch"
 VERSION = 1
+OWN_FILES = ("preview.mp4", "saliency.png")      # beside sketch.json, svg/ and the log
 
 
 def _atomic_write(path: str, data: bytes) -> None:
@@ -63,6 +64,7 @@ class SketchFolder:
         self.fingerprint = fingerprint
         self.frames: list[dict] = []
         self.overwrite = overwrite
+        self.replacing = False
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise EngineError(f"--out {path}: exists and is not a folder; choose a folder")
 
@@ -84,6 +86,7 @@ class SketchFolder:
                 and state.get("fingerprint") == self.fingerprint)
         if not same:
             if self.overwrite:
+                self.replacing = True           # its files go once this run has loaded (prepare)
                 return None
             made = "from other settings or input"
             if state is not None and old is not None:
@@ -118,8 +121,23 @@ class SketchFolder:
         try:
             os.makedirs(os.path.join(self.path, "svg"), exist_ok=True)
             os.makedirs(os.path.dirname(self.state_path), exist_ok=True)
+            if self.replacing:
+                self._remove_replaced_sketch()
         except OSError as exc:
             raise EngineError(f"--out {self.path}: cannot create the folder ({exc.strerror})") from None
+
+    def _remove_replaced_sketch(self) -> None:
+        """``--overwrite``: the replaced sketch's own files (not the log, nor anything else in
+        the folder), so no SVG or preview of it is left beside the new one. ``sketch.json``
+        goes first: a stop before the new sketch's first frame leaves no sketch, not a broken one."""
+        svg = os.path.join(self.path, "svg")
+        old = [self.sketch_path, self.state_path, *(os.path.join(self.path, name) for name in OWN_FILES)]
+        old += [os.path.join(svg, name) for name in sorted(os.listdir(svg))
+                if name.startswith("frame_") and name.endswith(".svg")]
+        for path in old:
+            if os.path.isfile(path):
+                os.unlink(path)
+        self.replacing = False
 
     def add_frame(self, index: int, strokes: list[dict]) -> None:
         self.frames.append({"index": int(index), "strokes": strokes})

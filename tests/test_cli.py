@@ -184,6 +184,27 @@ def test_other_settings_do_not_overwrite_a_finished_sketch(disc_run, disc_clip):
     assert (out / "sketch.json").read_bytes() == before
 
 
+def test_overwrite_replaces_the_old_sketchs_files_and_keeps_the_rest(disc_run, disc_clip, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(disc_run[0], out)                   # 12 frames with a preview
+    (out / "mine.txt").write_text("keep me")
+    before = (out / "sketch.json").read_bytes()
+    failed = dynasketch("sketch", disc_clip["video"], "--out", out, "--overwrite", "--guidance", "clip",
+                        "--preset", "fast", env={"DYNASKETCH_HOME": str(tmp_path / "no-models")})
+    assert "dynasketch models download clip-rn101" in one_line_error(failed)
+    assert (out / "sketch.json").read_bytes() == before and len(list((out / "svg").iterdir())) == 12
+    result = dynasketch("sketch", disc_clip["video"], "--out", out, "--overwrite", "--frames", "0:4",
+                        "--strokes", 3, "--preset", "fast", "--seeds", 1, "--no-preview")
+    assert result.returncode == 0, result.stderr
+    sketch = json.loads((out / "sketch.json").read_text())
+    check_contract(sketch, 3, [0, 1, 2, 3])
+    assert sorted(p.name for p in (out / "svg").iterdir()) == [f"frame_{i:06d}.svg" for i in range(4)]
+    assert not (out / "preview.mp4").exists()           # the old sketch's preview is gone with it
+    assert (out / "mine.txt").read_text() == "keep me" and (out / "dynasketch.log").exists()
+
+
 def test_an_edited_mask_file_is_other_input(disc_run, disc_clip):
     out, _ = disc_run
     before = (out / "sketch.json").read_bytes()
