@@ -78,13 +78,19 @@ def build_masker(mode: str, clip, frame_range, device: torch.device, notes: list
     return MaskFileMasker(mode, clip.info, frame_range)
 
 
-def choose_tracker(name: str, notes: list | None = None) -> str:
-    """``auto``: ``cotracker`` when it and its weights are here, else ``lucas-kanade``."""
-    if name not in ("auto", "lucas-kanade", "cotracker"):
-        raise EngineError(f"--tracker {name!r}: choose auto, lucas-kanade or cotracker")
+def _choose(stage: str, name: str, offline: str, neural: str, model: str, package: str,
+            notes: list | None) -> str:
+    """``name`` checked; ``auto``: ``neural`` when ``package`` and ``model`` are here, else ``offline``."""
+    if name not in ("auto", offline, neural):
+        raise EngineError(f"--{stage} {name!r}: choose auto, {offline} or {neural}")
     if name != "auto":
         return name
-    return "cotracker" if _usable("tracker", "cotracker3-offline", "cotracker", notes) else "lucas-kanade"
+    return neural if _usable(stage, model, package, notes) else offline
+
+
+def choose_tracker(name: str, notes: list | None = None) -> str:
+    """``auto``: ``cotracker`` when it and its weights are here, else ``lucas-kanade``."""
+    return _choose("tracker", name, "lucas-kanade", "cotracker", "cotracker3-offline", "cotracker", notes)
 
 
 def build_tracker(name: str, device: torch.device, notes: list | None = None):
@@ -102,16 +108,11 @@ def build_tracker(name: str, device: torch.device, notes: list | None = None):
 def choose_guidance(name: str, device: torch.device, notes: list | None = None) -> str:
     """``auto``: ``clip`` on a CUDA device when open_clip and good RN101 weights are here,
     else ``line`` (on a CPU, CLIP costs seconds per frame and step: ask for it with ``clip``)."""
-    if name == "line-loss":
-        return "line"
-    if name not in ("auto", "line", "clip"):
-        raise EngineError(f"--guidance {name!r}: choose auto, line or clip")
-    if name != "auto":
-        return name
-    if device.type != "cuda":
+    name = "line" if name == "line-loss" else name
+    if name == "auto" and device.type != "cuda":
         _note(notes, "guidance", "on a CPU CLIP costs seconds a step; ask for it with --guidance clip")
         return "line"
-    return "clip" if _usable("guidance", "clip-rn101", "open_clip", notes) else "line"
+    return _choose("guidance", name, "line", "clip", "clip-rn101", "open_clip", notes)
 
 
 def build_guidance(name: str, device: torch.device, notes: list | None = None):
@@ -166,11 +167,7 @@ def _note(notes: list | None, stage: str, why: str) -> bool:
 
 def choose_saliency(name: str, notes: list | None = None) -> str:
     """``auto``: ``clip`` when open_clip and the ViT-B/32 weights are here, else ``edges``."""
-    if name not in ("auto", "edges", "clip"):
-        raise EngineError(f"--saliency {name!r}: choose auto, edges or clip")
-    if name != "auto":
-        return name
-    return "clip" if _usable("saliency", "clip-vit-b-32", "open_clip", notes) else "edges"
+    return _choose("saliency", name, "edges", "clip", "clip-vit-b-32", "open_clip", notes)
 
 
 def build_saliency(name: str, device: torch.device, notes: list | None = None):
