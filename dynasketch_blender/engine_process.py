@@ -160,6 +160,16 @@ class EngineProcess:
             except queue.Empty:
                 return out
 
+    def drain(self) -> tuple[list[dict], int | None]:
+        """The JSON lines read since the last call and the exit code (None while it runs);
+        once it has exited, every line up to the end of its output."""
+        events = self.events()
+        code = self.returncode()
+        if code is not None:
+            self.finish_reading()
+            events += self.events()
+        return events, code
+
     def returncode(self) -> int | None:
         code = None if self.process is None else self.process.poll()
         if code is not None:
@@ -199,11 +209,13 @@ class EngineProcess:
         return ""
 
 
-def run_doctor(command: EngineCommand, timeout: float = 120.0) -> str:
-    """What ``dynasketch doctor`` says, or why it could not run."""
+def run_doctor(command: EngineCommand, model_dir: str = "", timeout: float = 120.0) -> str:
+    """What ``dynasketch doctor`` says about the weights in ``model_dir`` (empty: the engine's
+    default folder), or why it could not run."""
+    env = engine_environment({"DYNASKETCH_HOME": model_dir} if model_dir else None)
     try:
         done = subprocess.run(list(command.prefix) + ["doctor"], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, env=engine_environment(),
+                              timeout=timeout, stdin=subprocess.DEVNULL, env=env,
                               cwd=command.cwd or tempfile.gettempdir())
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"the engine did not run: {exc}"

@@ -1,5 +1,5 @@
 """Operators: Sketch (modal, with a progress bar and Esc), Cancel, Import Sketch, Check
-Engine, Reset Settings."""
+Engine, Download Models (modal too) and Cancel Download, Reset Settings."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from . import source as sources
 from .engine_process import EngineNotFound, find_engine, run_doctor
+from .model_download import AUTO_MODELS, ModelDownload
 from .preferences import preferences
 from .properties import BACKGROUNDS, apply_defaults
 from .sketch_file import SketchFileError, load_sketch
@@ -39,6 +40,12 @@ def job_options(settings, source, default_device: str = "auto") -> dict:
 def engine_command(context):
     prefs = preferences(context)
     return find_engine(bpy.path.abspath(prefs.engine_python) if prefs and prefs.engine_python else "")
+
+
+def model_folder(context) -> str:
+    """The Model Folder preference as an absolute path, or "" for the engine's default."""
+    prefs = preferences(context)
+    return bpy.path.abspath(prefs.model_dir) if prefs and prefs.model_dir else ""
 
 
 def redraw_editors(context) -> None:
@@ -93,8 +100,7 @@ class DYNASKETCH_OT_sketch(bpy.types.Operator):
             settings = self._settings()
             prefs = preferences(context)
             options = job_options(settings, self._src, prefs.device if prefs else "auto")
-            self._job = SketchJob(engine_command(context), self._src, options,
-                                  bpy.path.abspath(prefs.model_dir) if prefs and prefs.model_dir else "",
+            self._job = SketchJob(engine_command(context), self._src, options, model_folder(context),
                                   bpy.path.abspath(prefs.work_dir) if prefs and prefs.work_dir else "")
         except (sources.SourceError, EngineNotFound) as exc:
             return self._fail(f"DynaSketch: {exc}")
@@ -275,7 +281,7 @@ class DYNASKETCH_OT_check_engine(bpy.types.Operator):
             report = str(exc)
             self.report({"ERROR"}, report)
         else:
-            report = f"engine: {command}\n" + run_doctor(command)
+            report = f"engine: {command}\n" + run_doctor(command, model_folder(context))
             self.report({"INFO"}, "Engine checked: see DynaSketch's preferences")
         if prefs:
             prefs.doctor_report = report
@@ -300,12 +306,117 @@ class DYNASKETCH_OT_reset_settings(bpy.types.Operator):
         return {"FINISHED"}
 
 
+_download: ModelDownload | None = None       # the download running in this Blender session
+
+
+class DYNASKETCH_OT_download_models(bpy.types.Operator):
+    """Download the chosen weight files into the Model Folder (`dynasketch models download`;
+    a stopped download resumes)"""
+
+    bl_idname = "dynasketch.download_models"
+    bl_label = "Download Models"
+
+    _timer = None
+
+    def _start(self, context) -> bool:
+        global _download
+        status = context.window_manager.dynasketch_download
+        if _download is not None and _download.state == RUNNING:
+            return self._fail(context, "a download is already running (Cancel stops it)")
+        if not bpy.app.online_access:
+            return self._fail(context, "Blender's online access is off: allow it in Preferences > System > "
+                                       "Network (or run `dynasketch models download` in a terminal)")
+        prefs = preferences(context)
+        names = [name for name, _, _ in AUTO_MODELS if prefs is None or name in prefs.download_models]
+        if not names:
+            return self._fail(context, "choose at least one model to download")
+        try:
+            _download = ModelDownload(engine_command(context), names, model_folder(context))
+        except EngineNotFound as exc:
+            return self._fail(context, f"DynaSketch: {exc}")
+        if _download.start() != RUNNING:
+            return self._fail(context, _download.error)
+        status.running, status.failed, status.progress, status.status = True, False, 0.0, _download.message
+        return True
+
+    def _fail(self, context, message: str) -> bool:
+        status = context.window_manager.dynasketch_download
+        status.running, status.failed, status.status = False, True, message
+        self.report({"ERROR"}, message)
+        return False
+
+    def _update(self, context) -> str:
+        state = _download.step()
+        status = context.window_manager.dynasketch_download
+        status.progress, status.status = _download.progress, _download.message
+        return state
+
+    def _finish(self, context, state: str) -> set:
+        status = context.window_manager.dynasketch_download
+        status.running = False
+        if state == DONE:
+            status.failed = False
+            prefs = preferences(context)
+            if prefs:
+                prefs.doctor_report = ""            # it described the folder before the download
+            self.report({"INFO"}, _download.message)
+            return {"FINISHED"}
+        if state == CANCELLED:
+            status.failed = False
+            self.report({"WARNING"}, _download.message)
+            return {"CANCELLED"}
+        self._fail(context, _download.error)
+        return {"CANCELLED"}
+
+    def execute(self, context):                 # blocking: scripts and background mode
+        if not self._start(context):
+            return {"CANCELLED"}
+        while self._update(context) == RUNNING:
+            time.sleep(0.05)
+        return self._finish(context, _download.state)
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        if not self._start(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.2, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        state = self._update(context)
+        redraw_editors(context)
+        if state == RUNNING:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        result = self._finish(context, state)
+        redraw_editors(context)
+        return result
+
+
+class DYNASKETCH_OT_cancel_download(bpy.types.Operator):
+    """Stop the model download; the partial file stays, and Download Models resumes it"""
+
+    bl_idname = "dynasketch.cancel_download"
+    bl_label = "Cancel Download"
+
+    def execute(self, context):
+        if _download is not None:
+            _download.cancel()
+        return {"FINISHED"}
+
+
 def menu_import(self, context):
     self.layout.operator(DYNASKETCH_OT_import_sketch.bl_idname, text="DynaSketch Sketch (.json)")
 
 
 CLASSES = (DYNASKETCH_OT_sketch, DYNASKETCH_OT_cancel, DYNASKETCH_OT_import_sketch,
-           DYNASKETCH_OT_check_engine, DYNASKETCH_OT_reset_settings)
+           DYNASKETCH_OT_check_engine, DYNASKETCH_OT_download_models, DYNASKETCH_OT_cancel_download,
+           DYNASKETCH_OT_reset_settings)
 
 
 def register() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .model_download import AUTO_MODELS
 from .properties import BACKGROUNDS, DEVICES, PRESETS
 
 
@@ -28,6 +29,9 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
     default_device: EnumProperty(name="Device", items=DEVICES, default="auto")
     default_background: EnumProperty(name="Background", items=BACKGROUNDS, default="paper")
     doctor_report: StringProperty(default="", options={"HIDDEN"})
+    download_models: EnumProperty(name="Models", items=AUTO_MODELS, options={"ENUM_FLAG"},
+                                  default={name for name, _, _ in AUTO_MODELS},
+                                  description="Which weight files Download Models fetches into the Model Folder")
 
     def draw(self, context):
         layout = self.layout
@@ -39,6 +43,17 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
         col = layout.column(heading="New Scenes")
         for name in ("strokes", "width", "preset", "seeds", "device", "background"):
             col.prop(self, "default_" + name)
+        col = layout.column(heading="Download")
+        col.prop(self, "download_models")
+        download = context.window_manager.dynasketch_download
+        if download.running:
+            row = col.row()
+            row.progress(factor=download.progress, type="BAR", text=download.status or "Downloading")
+            row.operator("dynasketch.cancel_download", text="", icon="CANCEL")
+        else:
+            col.operator("dynasketch.download_models", icon="IMPORT")
+            if download.status:
+                col.label(text=download.status, icon="ERROR" if download.failed else "CHECKMARK")
         layout.operator("dynasketch.check_engine", icon="CHECKMARK")
         if self.doctor_report:
             box = layout.box()

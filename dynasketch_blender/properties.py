@@ -1,4 +1,5 @@
-"""Scene properties: the sketch settings shown in the sidebar, and the job's live status."""
+"""Scene properties: the sketch settings shown in the sidebar, and the job's live status; the
+window manager's: the live status of a model download (never saved in a file)."""
 from __future__ import annotations
 
 import bpy
@@ -62,6 +63,15 @@ class DynaSketchSettings(bpy.types.PropertyGroup):
     log_path: StringProperty(default="", subtype="FILE_PATH", options={"HIDDEN"})
 
 
+class DynaSketchDownload(bpy.types.PropertyGroup):
+    """A model download's live status (written by the operators, read by the preferences)."""
+
+    running: BoolProperty(default=False)
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    status: StringProperty(default="")
+    failed: BoolProperty(default=False)
+
+
 def apply_defaults(settings, prefs, force: bool = False) -> None:
     """Copy the preferences' defaults into a scene's settings (once, or again on request)."""
     if prefs is None or (settings.defaults_applied and not force):
@@ -86,12 +96,16 @@ def _after_load(_dummy) -> None:
 
 def register() -> None:
     bpy.utils.register_class(DynaSketchSettings)
+    bpy.utils.register_class(DynaSketchDownload)
     bpy.types.Scene.dynasketch = PointerProperty(type=DynaSketchSettings)
+    bpy.types.WindowManager.dynasketch_download = PointerProperty(type=DynaSketchDownload)
     bpy.app.handlers.load_post.append(_after_load)
 
 
 def unregister() -> None:
     if _after_load in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_after_load)
+    del bpy.types.WindowManager.dynasketch_download
     del bpy.types.Scene.dynasketch
+    bpy.utils.unregister_class(DynaSketchDownload)
     bpy.utils.unregister_class(DynaSketchSettings)

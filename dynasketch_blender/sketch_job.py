@@ -105,12 +105,10 @@ class SketchJob:
         """Read what the engine said since the last step; returns the job's state."""
         if self.state != RUNNING:
             return self.state
-        self._read(self.process.events())
-        code = self.process.returncode()
+        events, code = self.process.drain()
+        self._read(events)
         if code is None:
             return RUNNING
-        self.process.finish_reading()
-        self._read(self.process.events())            # lines that arrived with the exit
         if code == 0:
             self.state, self.progress, self.message = DONE, 1.0, "building Grease Pencil strokes"
         elif code == 130:

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     mod = sub.add_parser("models", help="list, download, verify or locate model weights")
     mod.add_argument("action", choices=["list", "download", "verify", "path"])
     mod.add_argument("names", nargs="*", help="model names (see `models list`), or all")
+    mod.add_argument("--progress", default="auto", choices=["auto", "bar", "json", "none"],
+                     help="downloads: a bar (auto: when stderr is a terminal), JSON lines, or nothing")
 
     smp = sub.add_parser("sample", help="write the procedural sample clip (and its mask)")
     smp.add_argument("path", help="video to write, e.g. sample.mp4")
@@ -132,7 +134,18 @@ def cmd_doctor(args) -> int:
 def cmd_models(args) -> int:
     from .models import command
 
-    return command(args.action, args.names)
+    kind = args.progress if args.progress != "auto" else ("bar" if sys.stderr.isatty() else "none")
+    if args.action != "download":
+        return command(args.action, args.names, kind)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        return command(args.action, args.names, kind)
+    except KeyboardInterrupt:            # the partial file stays: the same command resumes it
+        print("dynasketch: download stopped; run the same command again to resume", file=sys.stderr)
+        return Interrupted.exit_code
 
 
 def cmd_sample(args) -> int:

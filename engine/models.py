@@ -6,7 +6,9 @@ the size and checksum, and only then move the file into place atomically, so a b
 never replaces a good file.
 
 The folder is ``$DYNASKETCH_HOME``, else ``$XDG_CACHE_HOME/dynasketch`` (default
-``~/.cache/dynasketch``).
+``~/.cache/dynasketch``). ``$DYNASKETCH_MODEL_MIRROR``, a base URL holding the files by their
+file names (a studio's own server), is fetched from instead of the public URLs; the files are
+checked against the same table.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Callable
 
 from .errors import EngineError
 
@@ -155,17 +158,25 @@ def require(name: str, folder: str | None = None) -> str:
     return path
 
 
+def source_url(model: ModelFile) -> str:
+    """Where ``model`` is fetched from: its public URL, or ``$DYNASKETCH_MODEL_MIRROR/<file>``."""
+    mirror = os.environ.get("DYNASKETCH_MODEL_MIRROR", "").strip()
+    return f"{mirror.rstrip('/')}/{model.filename}" if mirror else model.url
+
+
 def download(model: ModelFile, folder: str | None = None, progress: bool = True,
-             timeout: float = 60.0) -> str:
-    """Fetch ``model`` into ``folder``; resumes a partial download; returns its path."""
+             timeout: float = 60.0, report: Callable[[int, int | None], None] | None = None) -> str:
+    """Fetch ``model`` into ``folder``; resumes a partial download; returns its path.
+    ``progress``: a tqdm bar on stderr; ``report(done, total)``: bytes so far, as they come."""
     folder = folder or home()
     os.makedirs(folder, exist_ok=True)
     final = path_of(model, folder)
     if check_file(model, final, thorough=True) is None:    # asked for: hash it anyway
         return final
+    url = source_url(model)
     part = final + ".part"
     have = os.path.getsize(part) if os.path.exists(part) else 0
-    request = urllib.request.Request(model.url, headers={"Range": f"bytes={have}-"} if have else {})
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     linked = _LinkedHeaders()
     try:
         response = urllib.request.build_opener(linked).open(request, timeout=timeout)
@@ -173,10 +184,10 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
         if exc.code == 416 and have:                   # the part file is already complete
             response = None
         else:
-            raise EngineError(f"download of {model.name} failed: HTTP {exc.code} from {model.url}") from None
+            raise EngineError(f"download of {model.name} failed: HTTP {exc.code} from {url}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise EngineError(f"download of {model.name} failed: {getattr(exc, 'reason', exc)} "
-                          f"({model.url}); run the same command again to resume") from None
+                          f"({url}); run the same command again to resume") from None
     if response is not None:
         with response:
             resumed = have and response.status == 206
@@ -185,7 +196,7 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
             length = response.headers.get("Content-Length")
             total = have + int(length) if length else model.size
             linked.seen(response.headers)
-            _copy(response, part, "ab" if resumed else "wb", have, total, model.filename, progress)
+            _copy(response, part, "ab" if resumed else "wb", have, total, model.filename, progress, report)
     if not (model.sha256 or model.md5) and linked.sha256:      # the server's word for the file
         model = dataclasses.replace(model, sha256=linked.sha256, size=model.size or linked.size)
     problem = check_file(model, part)
@@ -221,7 +232,8 @@ class _LinkedHeaders(urllib.request.HTTPRedirectHandler):
             self.size = int(headers["X-Linked-Size"])
 
 
-def _copy(response, path: str, mode: str, have: int, total: int | None, label: str, progress: bool) -> None:
+def _copy(response, path: str, mode: str, have: int, total: int | None, label: str, progress: bool,
+          report: Callable[[int, int | None], None] | None = None) -> None:
     from tqdm import tqdm
 
     with open(path, mode) as out, tqdm(total=total, initial=have, unit="B", unit_scale=True,
@@ -230,6 +242,9 @@ def _copy(response, path: str, mode: str, have: int, total: int | None, label: s
             for block in iter(lambda: response.read(1 << 16), b""):
                 out.write(block)
                 bar.update(len(block))
+                have += len(block)
+                if report is not None:
+                    report(have, total)
         except (OSError, urllib.error.URLError) as exc:
             raise EngineError(f"download of {label} was cut off ({exc}); run the same command "
                               "again to resume") from None
@@ -238,8 +253,8 @@ def _copy(response, path: str, mode: str, have: int, total: int | None, label: s
                           "bytes); run the same command again to resume")
 
 
-def command(action: str, names: list[str]) -> int:
-    """``dynasketch models ACTION [NAME ...]``."""
+def command(action: str, names: list[str], progress: str = "bar") -> int:
+    """``dynasketch models ACTION [NAME ...]``; ``progress`` (bar, json or none) for downloads."""
     every = not names or names == ["all"]
     chosen = list(MODELS.values()) if every else [lookup(n) for n in names]
     if action == "path":
@@ -262,7 +277,41 @@ def command(action: str, names: list[str]) -> int:
         if not names:
             raise EngineError("name the models to download, e.g. `dynasketch models download clip-rn101`, "
                               "or `all`")
+        if progress == "json":
+            return _download_with_json_lines(chosen)
         for m in chosen:
-            print(f"{m.name}: {download(m)}")
+            print(f"{m.name}: {download(m, progress=progress == 'bar')}")
         return 0
     raise EngineError(f"models {action!r}: choose list, download, verify or path")
+
+
+def _download_with_json_lines(chosen: list[ModelFile]) -> int:
+    """``models download --progress json``: the contract's JSON lines (docs/CONTRACT.md), stage
+    ``download``, ``done``/``total`` in bytes of the current file, ``file`` of ``files``."""
+    import time
+
+    from .progress import JsonProgress
+
+    lines = JsonProgress()
+    lines.current = ("download", 0, 0)
+    lines.emit("start", f"{len(chosen)} model file(s) into {home()}", out=home())
+    for i, model in enumerate(chosen):
+        about = dict(file=i, files=len(chosen), model=model.name)
+        said = [0.0]
+
+        def report(done: int, total: int | None) -> None:
+            if time.monotonic() - said[0] >= 0.2 or done == total:     # a few lines a second
+                said[0] = time.monotonic()
+                lines.current = ("download", done, total or 0)
+                lines.emit("progress", f"{model.filename} ({i + 1} of {len(chosen)})", **about)
+
+        lines.current = ("download", 0, model.size or 0)
+        lines.emit("progress", f"{model.filename} ({i + 1} of {len(chosen)})", **about)
+        try:
+            download(model, progress=False, report=report)
+        except EngineError as exc:
+            lines.emit("error", str(exc), **about)
+            raise
+    lines.current = ("download", len(chosen), len(chosen))
+    lines.emit("done", f"{len(chosen)} model file(s) ready in {home()}", out=home())
+    return 0

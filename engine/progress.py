@@ -55,7 +55,8 @@ class JsonProgress(Progress):
         # process-wide) in another thread must not take the progress lines with them.
         self.stdout = sys.stdout
 
-    def _emit(self, event: str, message: str, **extra) -> None:
+    def emit(self, event: str, message: str, **extra) -> None:
+        """One JSON line: ``event`` with the current stage, done and total."""
         stage, done, total = self.current
         line = {"event": event, "stage": stage, "done": done, "total": total, "message": message, **extra}
         self.stdout.write(json.dumps(line) + "\n")
@@ -63,24 +64,24 @@ class JsonProgress(Progress):
 
     def start(self, total, message, out):
         super().start(total, message, out)
-        self._emit("start", message, out=out, log=self.log_path)
+        self.emit("start", message, out=out, log=self.log_path)
 
     def stage(self, stage, done, total, message=""):
         super().stage(stage, done, total, message)
-        self._emit("progress", message)
+        self.emit("progress", message)
 
     def finished(self, summary):
         stage, done, total = self.current
         self.current = ("export", summary["frames"], max(total, summary["frames"]))
-        self._emit("done", f"{summary['frames']} frames", **summary)
+        self.emit("done", f"{summary['frames']} frames", **summary)
 
     def failed(self, message, log):
         super().failed(message, log)
-        self._emit("error", message, log=log)
+        self.emit("error", message, log=log)
 
     def interrupted(self, message):
         super().interrupted(message)
-        self._emit("interrupted", message)
+        self.emit("interrupted", message)
 
 
 class BarProgress(Progress):

@@ -2,61 +2,25 @@
 wrong checksum, resume with a Range request, and the `dynasketch models` command."""
 import dataclasses
 import hashlib
-import http.server
+import json
 import os
+import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 
 from engine.errors import EngineError
 from engine.models import ModelFile, check_file, download, require
+from model_server import PAYLOAD, Handler, serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAYLOAD = os.urandom(300_000)
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    """Serves PAYLOAD at /good, honours Range; /cut sends a third of it then hangs up;
-    /hub/<sha256> redirects to /good as Hugging Face does, naming the file's SHA-256 and size."""
-
-    ranges = []
-
-    def do_GET(self):
-        if self.path.startswith("/hub/"):
-            self.send_response(302)
-            self.send_header("Location", "/good")
-            self.send_header("X-Linked-Etag", f'"{self.path[len("/hub/"):]}"')
-            self.send_header("X-Linked-Size", str(len(PAYLOAD)))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        start = 0
-        if self.headers.get("Range"):
-            start = int(self.headers["Range"].split("=")[1].split("-")[0])
-            Handler.ranges.append(start)
-        body = PAYLOAD[start:]
-        self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.path == "/cut":
-            self.wfile.write(body[: len(body) // 3])
-            self.wfile.flush()
-            self.connection.shutdown(2)
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving() as url:
+        yield url
 
 
 def spec(url, **kw):
@@ -155,3 +119,51 @@ def test_download_rechecks_a_file_even_when_it_was_verified_before(server, tmp_p
     os.utime(path, ns=times)
     assert check_file(model, path, thorough=True) == "wrong checksum (sha256)"
     assert open(download(model, str(tmp_path), progress=False), "rb").read() == PAYLOAD
+
+
+def models_command(*args, home, mirror):
+    env = {**os.environ, "DYNASKETCH_HOME": str(home), "DYNASKETCH_MODEL_MIRROR": mirror}
+    return subprocess.Popen([sys.executable, "-m", "engine", "models", *args, "--progress", "json"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_download_command_reports_json_lines_and_reads_a_mirror(server, tmp_path):
+    """What the Blender add-on runs: JSON progress lines in bytes, files from a mirror (by
+    file name), checked against the table all the same."""
+    run = models_command("download", "cotracker3-offline", home=tmp_path, mirror=f"{server}/mirror/")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[0]["event"] == "start" and events[0]["out"] == str(tmp_path)
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and all(e["model"] == "cotracker3-offline" and e["stage"] == "download" for e in progress)
+    assert (progress[-1]["done"], progress[-1]["total"]) == (len(PAYLOAD), len(PAYLOAD))
+    assert events[-1]["event"] == "done"
+    assert (tmp_path / "scaled_offline.pth").read_bytes() == PAYLOAD
+
+    run = models_command("download", "clip-vit-b-32", home=tmp_path, mirror=f"{server}/mirror")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 2
+    last = json.loads(out.splitlines()[-1])
+    assert last["event"] == "error" and "clip-vit-b-32 is corrupt" in last["message"]
+    assert err.strip().splitlines() == [f"dynasketch: error: {last['message']}"]
+    assert sorted(os.listdir(tmp_path)) == ["scaled_offline.pth", "scaled_offline.pth.verified"]
+
+
+def test_a_stopped_download_says_so_in_one_line_and_resumes(server, tmp_path):
+    run = models_command("download", "cotracker3-offline", home=tmp_path, mirror=f"{server}/slow")
+    for line in run.stdout:
+        if json.loads(line)["done"] > 0:
+            break
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 130
+    assert err.strip().splitlines() == ["dynasketch: download stopped; run the same command again to resume"]
+    part = tmp_path / "scaled_offline.pth.part"
+    assert 0 < part.stat().st_size < len(PAYLOAD)
+    had = part.stat().st_size
+    Handler.ranges.clear()
+    run = models_command("download", "cotracker3-offline", home=tmp_path, mirror=server)
+    assert run.wait(timeout=120) == 0
+    assert Handler.ranges == [had]
+    assert (tmp_path / "scaled_offline.pth").read_bytes() == PAYLOAD

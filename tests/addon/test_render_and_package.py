@@ -115,7 +115,9 @@ def test_manifest_fields():
         manifest = tomllib.load(f)
     assert manifest["schema_version"] == "1.0.0" and manifest["id"] == "dynasketch"
     assert manifest["type"] == "add-on" and manifest["blender_version_min"] == "4.5.0"
-    assert set(manifest["permissions"]) == {"files"}                 # no downloads from Blender
+    # network: Download Models (the engine fetches weights only when it is pressed)
+    assert set(manifest["permissions"]) == {"files", "network"}
+    assert "Download Models" in manifest["permissions"]["network"]
 
 
 def test_addon_imports_nothing_heavy():
