@@ -209,6 +209,70 @@ class EngineProcess:
         return ""
 
 
+RUNNING, DONE, FAILED, CANCELLED = "RUNNING", "DONE", "FAILED", "CANCELLED"
+
+
+class EngineJob:
+    """One engine command as step functions, so a modal operator (and tests, where modal
+    operators do not run) drive it the same way: ``start()``, then ``step()`` until it is not
+    RUNNING; ``cancel()`` at any time. Subclasses read the JSON lines (``_read``)."""
+
+    cancelled_message = "cancelled"
+
+    def __init__(self, command: list[str], env: dict | None = None, cwd: str = ""):
+        self.command = list(command)
+        self.process = EngineProcess(self.command, env, cwd)
+        self.state = RUNNING
+        self.progress = 0.0
+        self.message = "starting the engine"
+        self.error = ""
+        self.engine_error = ""              # the engine's own "error" line, if it sent one
+
+    def start(self) -> str:
+        try:
+            self.process.start()
+        except OSError as exc:
+            self._fail(f"the engine did not start: {exc}")
+        return self.state
+
+    def step(self) -> str:
+        """Read what the engine said since the last step; returns the job's state."""
+        if self.state != RUNNING:
+            return self.state
+        events, code = self.process.drain()
+        self._read(events)
+        if code is None:
+            return RUNNING
+        if code == 0:
+            self.state, self.progress = DONE, 1.0
+            self._succeeded()
+        elif code == 130:
+            self.state, self.message = CANCELLED, self.cancelled_message
+        elif code < 0:
+            self._fail(f"the engine crashed (signal {-code})"
+                       + (f": {self.process.last_error()}" if self.process.last_error() else ""))
+        else:
+            self._fail(self.engine_error or self.process.last_error() or f"the engine stopped with exit code {code}")
+        return self.state
+
+    def cancel(self) -> None:
+        if self.state == RUNNING:
+            self.process.stop(grace=1.0)
+            self.state, self.message = CANCELLED, self.cancelled_message
+
+    def _read(self, events: list[dict]) -> None:
+        for event in events:
+            if event.get("event") == "error":
+                self.engine_error = str(event.get("message", ""))
+
+    def _succeeded(self) -> None:
+        pass
+
+    def _fail(self, reason: str) -> None:
+        self.state = FAILED
+        self.error = self.message = reason
+
+
 def run_doctor(command: EngineCommand, model_dir: str = "", timeout: float = 120.0) -> str:
     """What ``dynasketch doctor`` says about the weights in ``model_dir`` (empty: the engine's
     default folder), or why it could not run."""

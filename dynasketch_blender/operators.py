@@ -56,7 +56,61 @@ def redraw_editors(context) -> None:
                 area.tag_redraw()
 
 
-class DYNASKETCH_OT_sketch(bpy.types.Operator):
+class EngineJobOperator:
+    """Runs an ``engine_process.EngineJob``: blocking in ``execute`` (scripts, background mode,
+    where modal operators do not run), else modal on a timer, Esc or ``_stop_requested()``
+    stopping it. Subclasses give ``_start`` (makes ``self._job``; False on failure),
+    ``_update`` (one step, shown to the user) and ``_finish`` (after the job ends)."""
+
+    _job = None
+    _timer = None
+
+    def _stop_requested(self) -> bool:
+        return False
+
+    def _ended(self) -> None:
+        pass
+
+    def execute(self, context):
+        if not self._start(context):
+            return {"CANCELLED"}
+        while self._update(context) == RUNNING:
+            if self._stop_requested():
+                self._job.cancel()
+            time.sleep(0.05)
+        result = self._finish(context, self._job.state)
+        self._ended()
+        return result
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        if not self._start(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" or self._stop_requested():
+            self._job.cancel()
+            return self._end(context, self._finish(context, CANCELLED))
+        if event.type == "TIMER":
+            state = self._update(context)
+            redraw_editors(context)
+            if state != RUNNING:
+                return self._end(context, self._finish(context, state))
+        return {"PASS_THROUGH"}
+
+    def _end(self, context, result: set) -> set:
+        context.window_manager.event_timer_remove(self._timer)
+        self._ended()
+        redraw_editors(context)
+        return result
+
+
+class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
     """Sketch the movie clip or strip into animated Grease Pencil strokes (Esc stops)"""
 
     bl_idname = "dynasketch.sketch"
@@ -68,10 +122,6 @@ class DYNASKETCH_OT_sketch(bpy.types.Operator):
     strip: StringProperty(name="Movie Strip", default="", options={"SKIP_SAVE"},
                           description="Name of the movie strip to sketch (default: the active one)")
 
-    _job = None
-    _timer = None
-
-    # -- the pieces, shared by the interactive and the blocking paths ---------------------
     def _source(self, context):
         if self.clip:
             clip = bpy.data.movieclips.get(self.clip)
@@ -120,7 +170,7 @@ class DYNASKETCH_OT_sketch(bpy.types.Operator):
         self.report({"ERROR"}, message)
         return False
 
-    def _update(self) -> str:
+    def _update(self, context) -> str:
         state = self._job.step()
         settings = self._settings()
         settings.progress, settings.status, settings.log_path = self._job.progress, self._job.message, self._job.log
@@ -151,43 +201,11 @@ class DYNASKETCH_OT_sketch(bpy.types.Operator):
         self.report({"INFO"}, settings.status)
         return {"FINISHED"}
 
-    # -- blocking: scripts and background mode ------------------------------------------
-    def execute(self, context):
-        if not self._start(context):
-            return {"CANCELLED"}
-        while self._update() == RUNNING:
-            if self._scene_name in _cancel_requested:
-                self._job.cancel()
-            time.sleep(0.05)
-        return self._finish(context, self._job.state)
+    def _stop_requested(self) -> bool:
+        return self._scene_name in _cancel_requested
 
-    # -- interactive: a modal operator fed by a timer -----------------------------------
-    def invoke(self, context, event):
-        if bpy.app.background or context.window is None:
-            return self.execute(context)
-        if not self._start(context):
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type == "ESC" or self._scene_name in _cancel_requested:
-            self._job.cancel()
-            return self._end(context, self._finish(context, CANCELLED))
-        if event.type == "TIMER":
-            state = self._update()
-            redraw_editors(context)
-            if state != RUNNING:
-                return self._end(context, self._finish(context, state))
-        return {"PASS_THROUGH"}
-
-    def _end(self, context, result: set) -> set:
-        context.window_manager.event_timer_remove(self._timer)
+    def _ended(self) -> None:
         _cancel_requested.discard(self._scene_name)
-        redraw_editors(context)
-        return result
 
 
 class DYNASKETCH_OT_cancel(bpy.types.Operator):
@@ -309,20 +327,19 @@ class DYNASKETCH_OT_reset_settings(bpy.types.Operator):
 _download: ModelDownload | None = None       # the download running in this Blender session
 
 
-class DYNASKETCH_OT_download_models(bpy.types.Operator):
+class DYNASKETCH_OT_download_models(EngineJobOperator, bpy.types.Operator):
     """Download the chosen weight files into the Model Folder (`dynasketch models download`;
-    a stopped download resumes)"""
+    Esc stops, and a stopped download resumes)"""
 
     bl_idname = "dynasketch.download_models"
     bl_label = "Download Models"
 
-    _timer = None
-
     def _start(self, context) -> bool:
         global _download
         status = context.window_manager.dynasketch_download
-        if _download is not None and _download.state == RUNNING:
-            return self._fail(context, "a download is already running (Cancel stops it)")
+        if _download is not None and _download.state == RUNNING:     # its status stays as it is
+            self.report({"ERROR"}, "DynaSketch: a download is already running (its ✕ button stops it)")
+            return False
         if not bpy.app.online_access:
             return self._fail(context, "Blender's online access is off: allow it in Preferences > System > "
                                        "Network (or run `dynasketch models download` in a terminal)")
@@ -331,7 +348,7 @@ class DYNASKETCH_OT_download_models(bpy.types.Operator):
         if not names:
             return self._fail(context, "choose at least one model to download")
         try:
-            _download = ModelDownload(engine_command(context), names, model_folder(context))
+            _download = self._job = ModelDownload(engine_command(context), names, model_folder(context))
         except EngineNotFound as exc:
             return self._fail(context, f"DynaSketch: {exc}")
         if _download.start() != RUNNING:
@@ -346,56 +363,27 @@ class DYNASKETCH_OT_download_models(bpy.types.Operator):
         return False
 
     def _update(self, context) -> str:
-        state = _download.step()
+        state = self._job.step()
         status = context.window_manager.dynasketch_download
-        status.progress, status.status = _download.progress, _download.message
+        status.progress, status.status = self._job.progress, self._job.message
         return state
 
     def _finish(self, context, state: str) -> set:
         status = context.window_manager.dynasketch_download
-        status.running = False
+        status.running, status.status = False, self._job.message
         if state == DONE:
             status.failed = False
             prefs = preferences(context)
             if prefs:
                 prefs.doctor_report = ""            # it described the folder before the download
-            self.report({"INFO"}, _download.message)
+            self.report({"INFO"}, self._job.message)
             return {"FINISHED"}
         if state == CANCELLED:
             status.failed = False
-            self.report({"WARNING"}, _download.message)
+            self.report({"WARNING"}, self._job.message)
             return {"CANCELLED"}
-        self._fail(context, _download.error)
+        self._fail(context, self._job.error)
         return {"CANCELLED"}
-
-    def execute(self, context):                 # blocking: scripts and background mode
-        if not self._start(context):
-            return {"CANCELLED"}
-        while self._update(context) == RUNNING:
-            time.sleep(0.05)
-        return self._finish(context, _download.state)
-
-    def invoke(self, context, event):
-        if bpy.app.background or context.window is None:
-            return self.execute(context)
-        if not self._start(context):
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.2, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        state = self._update(context)
-        redraw_editors(context)
-        if state == RUNNING:
-            return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        result = self._finish(context, state)
-        redraw_editors(context)
-        return result
 
 
 class DYNASKETCH_OT_cancel_download(bpy.types.Operator):

@@ -1,6 +1,7 @@
-"""A sketch job as step functions, so the modal operator (and tests, where modal operators
-do not run) drive it the same way: ``start()``, then ``step()`` until it is not RUNNING,
-then ``load()`` and ``build_result()`` in the main thread; ``cancel()`` at any time."""
+"""A sketch job as step functions (``engine_process.EngineJob``), so the modal operator (and
+tests, where modal operators do not run) drive it the same way: ``start()``, then ``step()``
+until it is not RUNNING, then ``load()`` and ``build_result()`` in the main thread;
+``cancel()`` at any time."""
 from __future__ import annotations
 
 import hashlib
@@ -10,11 +11,9 @@ import tempfile
 import bpy
 
 from . import scene_setup
-from .engine_process import EngineCommand, EngineProcess
+from .engine_process import CANCELLED, DONE, FAILED, RUNNING, EngineCommand, EngineJob  # noqa: F401
 from .grease_pencil_builder import Placement, build_sketch_object, replace_sketch_layer
 from .sketch_file import SketchFileError, load_sketch
-
-RUNNING, DONE, FAILED, CANCELLED = "RUNNING", "DONE", "FAILED", "CANCELLED"
 
 # Share of the progress bar each engine stage fills (docs/CONTRACT.md lists them in order).
 STAGE_WEIGHTS = {"decode": 0.05, "mask": 0.05, "track": 0.10, "initialise": 0.10, "optimise": 0.65,
@@ -59,34 +58,22 @@ def engine_arguments(options: dict) -> list[str]:
             "--mask", options["mask"], "--device", options["device"], "--preset", options["preset"]]
 
 
-class SketchJob:
+class SketchJob(EngineJob):
     def __init__(self, engine: EngineCommand, source, options: dict, model_dir: str = "", work_dir: str = ""):
         self.source = source
         args = engine_arguments(options)
         self.out = output_folder(source.path, args, work_dir)
+        self.log = os.path.join(self.out, "dynasketch.log")
+        self.sketch_path = os.path.join(self.out, "sketch.json")
         # The job folder is the add-on's own: the same job resumes there, and what the engine
         # would refuse as another sketch (e.g. weights found since make `auto` pick another
         # backend) is replaced. The result in the scene is only replaced once a run succeeds.
-        self.command = list(engine.prefix) + ["sketch", source.path, "--out", self.out, *args,
-                                              "--overwrite", "--progress", "json"]
-        env = {"DYNASKETCH_HOME": model_dir} if model_dir else {}
-        self.process = EngineProcess(self.command, env, engine.cwd)
-        self.state = RUNNING
-        self.progress = 0.0
-        self.message = "starting the engine"
-        self.error = ""
-        self.engine_error = ""
-        self.log = os.path.join(self.out, "dynasketch.log")
-        self.sketch_path = os.path.join(self.out, "sketch.json")
-
-    def start(self) -> str:
-        try:
-            self.process.start()
-        except OSError as exc:
-            self._fail(f"the engine did not start: {exc}")
-        return self.state
+        super().__init__(list(engine.prefix) + ["sketch", source.path, "--out", self.out, *args,
+                                                "--overwrite", "--progress", "json"],
+                         {"DYNASKETCH_HOME": model_dir} if model_dir else {}, engine.cwd)
 
     def _read(self, events) -> None:
+        super()._read(events)
         for event in events:
             kind = event.get("event")
             fraction = overall_progress(str(event.get("stage", "")), event.get("done") or 0, event.get("total") or 0)
@@ -98,33 +85,9 @@ class SketchJob:
                 self.log = event["log"]
             if kind == "done" and event.get("sketch"):
                 self.sketch_path = event["sketch"]
-            if kind == "error":
-                self.engine_error = str(event.get("message", ""))
 
-    def step(self) -> str:
-        """Read what the engine said since the last step; returns the job's state."""
-        if self.state != RUNNING:
-            return self.state
-        events, code = self.process.drain()
-        self._read(events)
-        if code is None:
-            return RUNNING
-        if code == 0:
-            self.state, self.progress, self.message = DONE, 1.0, "building Grease Pencil strokes"
-        elif code == 130:
-            self.state, self.message = CANCELLED, "cancelled"
-        elif code < 0:
-            self._fail(f"the engine crashed (signal {-code})"
-                       + (f": {self.process.last_error()}" if self.process.last_error() else ""))
-        else:
-            reason = self.engine_error or self.process.last_error() or f"the engine stopped with exit code {code}"
-            self._fail(reason)
-        return self.state
-
-    def cancel(self) -> None:
-        if self.state == RUNNING:
-            self.process.stop(grace=1.0)
-            self.state, self.message = CANCELLED, "cancelled"
+    def _succeeded(self) -> None:
+        self.message = "building Grease Pencil strokes"
 
     def load(self):
         """The finished sketch; a FAILED job (with the reason) if it cannot be read."""
@@ -139,13 +102,10 @@ class SketchJob:
         return sketch
 
     def _fail(self, reason: str) -> None:
-        self.state = FAILED
         if not os.path.exists(self.log):
             self.log = self._write_engine_output()
         log = f" (log: {self.log})" if self.log else ""
-        self.error = f"DynaSketch failed: {reason}{log}"
-        self.message = self.error
-
+        super()._fail(f"DynaSketch failed: {reason}{log}")
 
     def _write_engine_output(self) -> str:
         """When the engine stopped before writing its log: what it said, for the user."""

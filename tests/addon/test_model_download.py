@@ -67,21 +67,21 @@ def test_nothing_is_downloaded_while_blenders_online_access_is_off(blender, pref
 
 
 def test_cancel_stops_the_download_and_the_next_one_resumes(blender, engine_cli, tmp_path, monkeypatch):
-    from dynasketch_blender import model_download, operators, sketch_job
+    from dynasketch_blender import engine_process, model_download, operators
 
     with serving() as url:
         monkeypatch.setenv("DYNASKETCH_MODEL_MIRROR", f"{url}/slow")
         job = model_download.ModelDownload(operators.engine_command(blender.context), ["cotracker3-offline"],
                                            str(tmp_path))
-        assert job.start() == sketch_job.RUNNING
+        assert job.start() == engine_process.RUNNING
         deadline = time.monotonic() + 60
-        while job.step() == sketch_job.RUNNING and job.progress == 0.0:
+        while job.step() == engine_process.RUNNING and job.progress == 0.0:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert 0.0 < job.progress < 1.0 and job.message.startswith("scaled_offline.pth (1 of 1): ")
         began = time.monotonic()
         job.cancel()
-        assert time.monotonic() - began < 1.5 and job.state == sketch_job.CANCELLED
+        assert time.monotonic() - began < 1.5 and job.state == engine_process.CANCELLED
         assert job.process.returncode() is not None
         had = (tmp_path / "scaled_offline.pth.part").stat().st_size
         assert 0 < had < len(PAYLOAD)
@@ -90,9 +90,9 @@ def test_cancel_stops_the_download_and_the_next_one_resumes(blender, engine_cli,
         again = model_download.ModelDownload(operators.engine_command(blender.context), ["cotracker3-offline"],
                                              str(tmp_path))
         again.start()
-        while again.step() == sketch_job.RUNNING:
+        while again.step() == engine_process.RUNNING:
             time.sleep(0.05)
-        assert again.state == sketch_job.DONE, again.error
+        assert again.state == engine_process.DONE, again.error
         assert (tmp_path / "scaled_offline.pth").read_bytes() == PAYLOAD
 
 
