@@ -58,13 +58,13 @@ def choose_masker(mode: str, has_alpha: bool, notes: list | None = None) -> str:
     return "inspyrenet" if _usable("mask", "inspyrenet-base", "transparent_background", notes) else "none"
 
 
-def build_masker(mode: str, clip, frame_range, device: torch.device, notes: list | None = None):
+def build_masker(mode: str, clip, frame_range, device: torch.device):
     """The masker for ``clip`` (a ``video.VideoSource``). ``none``; ``alpha``: the clip's
     alpha channel; ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast); or a mask
     file's path. ``auto``: see ``choose_masker``."""
     from . import models
 
-    mode = choose_masker(mode, clip.info.has_alpha, notes)
+    mode = choose_masker(mode, clip.info.has_alpha)
     if mode == "none":
         return NoMasker()
     if mode == "alpha":
@@ -93,12 +93,12 @@ def choose_tracker(name: str, notes: list | None = None) -> str:
     return _choose("tracker", name, "lucas-kanade", "cotracker", "cotracker3-offline", "cotracker", notes)
 
 
-def build_tracker(name: str, device: torch.device, notes: list | None = None):
+def build_tracker(name: str, device: torch.device):
     """``lucas-kanade``: OpenCV, no weights. ``cotracker``: CoTracker3 (installed from its
     repository, or a checkout in $DYNASKETCH_COTRACKER_PATH). ``auto``: see ``choose_tracker``."""
     from . import models
 
-    if choose_tracker(name, notes) == "lucas-kanade":
+    if choose_tracker(name) == "lucas-kanade":
         return LucasKanadeTracker()
     from .neural.cotracker_tracker import CoTrackerTracker
 
@@ -115,12 +115,12 @@ def choose_guidance(name: str, device: torch.device, notes: list | None = None) 
     return _choose("guidance", name, "line", "clip", "clip-rn101", "open_clip", notes)
 
 
-def build_guidance(name: str, device: torch.device, notes: list | None = None):
+def build_guidance(name: str, device: torch.device):
     """``line``: the weight-free LineLoss. ``clip``: CLIPasso's loss (RN101 weights needed).
     ``auto``: see ``choose_guidance``."""
     from . import models
 
-    if choose_guidance(name, device, notes) == "line":
+    if choose_guidance(name, device) == "line":
         return LineLoss()
     from .neural.clip_guidance import ClipGuidance
 
@@ -170,12 +170,12 @@ def choose_saliency(name: str, notes: list | None = None) -> str:
     return _choose("saliency", name, "edges", "clip", "clip-vit-b-32", "open_clip", notes)
 
 
-def build_saliency(name: str, device: torch.device, notes: list | None = None):
+def build_saliency(name: str, device: torch.device):
     """``edges``: XDoG lines in the mask. ``clip``: ViT-B/32 attention rollout x edges x mask.
     ``auto``: see ``choose_saliency``."""
     from . import models
 
-    if choose_saliency(name, notes) == "edges":
+    if choose_saliency(name) == "edges":
         return EdgeSaliency()
     from .neural.clip_saliency import ClipSaliency
 

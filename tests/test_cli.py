@@ -299,8 +299,8 @@ from engine import cli
 
 real = pipeline.build_masker
 
-def slow(mode, clip, frame_range, device, notes=None):
-    masker = real(mode, clip, frame_range, device, notes)
+def slow(mode, clip, frame_range, device):
+    masker = real(mode, clip, frame_range, device)
 
     class Slow:
         name = masker.name
