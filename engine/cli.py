@@ -93,14 +93,15 @@ def cmd_sketch(args) -> int:
         progress.log_path = log
         job = Job(args.input, args.out, settings, args.frames, args.fps, args.overwrite,
                   preview=not args.no_preview)
-        summary = run_sketch(job, progress, stop)
+        summary = run_sketch(job, progress, lambda: stop() or progress.reader_gone)
     except EngineError as exc:
         progress.failed(str(exc), log if os.path.exists(log) else None)
         progress.log(f"error: {exc}")
         return exc.exit_code
     except (Interrupted, KeyboardInterrupt):
         stage, done, total = progress.current
-        message = f"stopped after {done} of {total} frames; run the same command again to resume"
+        why = ": the program reading the progress lines exited" if progress.reader_gone else ""
+        message = f"stopped after {done} of {total} frames{why}; run the same command again to resume"
         progress.interrupted(message)
         progress.log(message)
         return Interrupted.exit_code
@@ -133,6 +134,7 @@ def cmd_doctor(args) -> int:
 
 def cmd_models(args) -> int:
     from .models import command
+    from .progress import tell
 
     kind = args.progress if args.progress != "auto" else ("bar" if sys.stderr.isatty() else "none")
     if args.action != "download":
@@ -144,7 +146,7 @@ def cmd_models(args) -> int:
     try:
         return command(args.action, args.names, kind)
     except KeyboardInterrupt:            # the partial file stays: the same command resumes it
-        print("dynasketch: download stopped; run the same command again to resume", file=sys.stderr)
+        tell("dynasketch: download stopped; run the same command again to resume")
         return Interrupted.exit_code
 
 

@@ -304,6 +304,8 @@ def _download_with_json_lines(chosen: list[ModelFile]) -> int:
                 said[0] = time.monotonic()
                 lines.current = ("download", done, total or 0)
                 lines.emit("progress", f"{model.filename} ({i + 1} of {len(chosen)})", **about)
+                if lines.reader_gone:        # the program reading the lines exited: stop as on Ctrl-C
+                    raise KeyboardInterrupt
 
         lines.current = ("download", 0, model.size or 0)
         lines.emit("progress", f"{model.filename} ({i + 1} of {len(chosen)})", **about)

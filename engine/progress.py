@@ -17,6 +17,7 @@ class Progress:
     def __init__(self):
         self.current = ("decode", 0, 0)
         self.log_path = None
+        self.reader_gone = False        # the program reading the lines has exited: the run stops
 
     def start(self, total: int, message: str, out: str) -> None:
         self.current = ("decode", 0, total)
@@ -39,13 +40,30 @@ class Progress:
         pass
 
     def failed(self, message: str, log: str | None) -> None:
-        print(f"dynasketch: error: {message}", file=sys.stderr, flush=True)
+        tell(f"dynasketch: error: {message}")
 
     def interrupted(self, message: str) -> None:
-        print(f"dynasketch: {message}", file=sys.stderr, flush=True)
+        tell(f"dynasketch: {message}")
 
     def close(self) -> None:
         pass
+
+
+def tell(text: str, stream=None) -> bool:
+    """Print a line for the user; False when nobody reads the stream any more (the program
+    reading it, e.g. Blender, has exited), which is then pointed at the null device so that
+    neither later lines nor the exit's flush fail."""
+    stream = stream or sys.stderr
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+        return True
+    except (BrokenPipeError, ConnectionResetError, ValueError):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+        return False
 
 
 class JsonProgress(Progress):
@@ -59,8 +77,9 @@ class JsonProgress(Progress):
         """One JSON line: ``event`` with the current stage, done and total."""
         stage, done, total = self.current
         line = {"event": event, "stage": stage, "done": done, "total": total, "message": message, **extra}
-        self.stdout.write(json.dumps(line) + "\n")
-        self.stdout.flush()
+        if not self.reader_gone and not tell(json.dumps(line), self.stdout):
+            self.reader_gone = True
+            self.log("the program reading the progress lines has exited; stopping")
 
     def start(self, total, message, out):
         super().start(total, message, out)

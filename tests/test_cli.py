@@ -221,8 +221,8 @@ def test_an_edited_mask_file_is_other_input(disc_run, disc_clip):
     assert (out / "sketch.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path, signum):
+def start_a_long_run(tmp_path):
+    """A 40-frame sketch with JSON progress, once 9 frames are done: (process, its command, out)."""
     from engine.sample import write_sample
 
     clip, mask = str(tmp_path / "walk.mp4"), str(tmp_path / "walk.mask.mp4")
@@ -236,6 +236,28 @@ def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path, signum):
         event = json.loads(line)
         if event["event"] == "progress" and event["stage"] == "optimise" and event["done"] >= 9:
             break
+    return proc, [str(a) for a in args], out
+
+
+def check_stopped_then_resumed(args, out):
+    partial = json.loads((out / "sketch.json").read_text())
+    assert partial["complete"] is False
+    done = [f["index"] for f in partial["frames"]]
+    assert 9 <= len(done) < 40 and done == list(range(len(done)))
+    assert "internal error" not in (out / "dynasketch.log").read_text()
+
+    resumed = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    events = [json.loads(line) for line in resumed.stdout.splitlines()]
+    assert any("resuming after" in e["message"] for e in events)
+    final = json.loads((out / "sketch.json").read_text())
+    check_contract(final, 6, list(range(40)))
+    assert final["frames"][: len(done)] == partial["frames"]       # finished frames kept as they were
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path, signum):
+    proc, args, out = start_a_long_run(tmp_path)
     sent = time.monotonic()
     proc.send_signal(signum)
     rest = proc.stdout.read()
@@ -244,18 +266,20 @@ def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path, signum):
     assert proc.returncode == 130
     assert stopped_in < 2.5
     assert json.loads(rest.strip().splitlines()[-1])["event"] == "interrupted"
-    partial = json.loads((out / "sketch.json").read_text())
-    assert partial["complete"] is False
-    done = [f["index"] for f in partial["frames"]]
-    assert 9 <= len(done) < 40 and done == list(range(len(done)))
+    check_stopped_then_resumed(args, out)
 
-    resumed = subprocess.run([str(a) for a in args], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    events = [json.loads(line) for line in resumed.stdout.splitlines()]
-    assert any("resuming after" in e["message"] for e in events)
-    final = json.loads((out / "sketch.json").read_text())
-    check_contract(final, 6, list(range(40)))
-    assert final["frames"][: len(done)] == partial["frames"]       # finished frames kept as they were
+
+def test_a_run_whose_progress_reader_exits_stops_and_resumes(tmp_path):
+    """Blender (or `| head`) exits while reading the progress lines: the engine stops at its
+    next line, keeping the finished frames, rather than sketch on for nobody or crash."""
+    proc, args, out = start_a_long_run(tmp_path)
+    proc.stdout.close()
+    proc.wait(timeout=60)
+    stderr = proc.stderr.read()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("dynasketch: stopped after ")
+    assert "the program reading the progress lines exited" in stderr and "Traceback" not in stderr
+    check_stopped_then_resumed(args, out)
 
 
 def test_alpha_clip_masks_itself_and_lost_strokes_restart(tmp_path):

@@ -150,13 +150,19 @@ def test_download_command_reports_json_lines_and_reads_a_mirror(server, tmp_path
     assert sorted(os.listdir(tmp_path)) == ["scaled_offline.pth", "scaled_offline.pth.verified"]
 
 
-def test_a_stopped_download_says_so_in_one_line_and_resumes(server, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGTERM", "reader exits"])
+def test_a_stopped_download_says_so_in_one_line_and_resumes(server, tmp_path, stop):
+    """Stopped by SIGTERM (Cancel in Blender), or by its reader exiting (Blender quit)."""
     run = models_command("download", "cotracker3-offline", home=tmp_path, mirror=f"{server}/slow")
     for line in run.stdout:
         if json.loads(line)["done"] > 0:
             break
-    run.send_signal(signal.SIGTERM)
-    out, err = run.communicate(timeout=30)
+    if stop == "SIGTERM":
+        run.send_signal(signal.SIGTERM)
+    else:
+        run.stdout.close()
+    run.wait(timeout=30)
+    err = run.stderr.read()
     assert run.returncode == 130
     assert err.strip().splitlines() == ["dynasketch: download stopped; run the same command again to resume"]
     part = tmp_path / "scaled_offline.pth.part"
