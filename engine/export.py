@@ -1,11 +1,12 @@
 """Outputs: ``sketch.json`` (see docs/CONTRACT.md), one SVG per frame, and a preview video.
 
 ``SketchFolder`` owns the output folder. It never deletes what it did not write, replaces
-``sketch.json`` atomically, and keeps the state needed to resume an interrupted run in
-``.dynasketch/state.pt``.
+``sketch.json`` atomically, keeps the state needed to resume an interrupted run in
+``.dynasketch/state.pt``, and lets one run at a time write it (``.dynasketch/lock``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -30,6 +31,31 @@ def _atomic_write(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _lock_file(f) -> bool:
+    """An exclusive lock on an open file, without waiting; False if another process holds it."""
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _read_quietly(f) -> str:
+    try:
+        f.seek(0)
+        return f.read(32).strip()
+    except OSError:
+        return ""
 
 
 def stroke_records(points: np.ndarray, width: float, opacity: float = 1.0) -> list[dict]:
@@ -67,6 +93,41 @@ class SketchFolder:
         self.replacing = False
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise EngineError(f"--out {path}: exists and is not a folder; choose a folder")
+
+    # -- one run at a time -----------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the folder for this run: a second run on it (another terminal, a second Blender)
+        is refused with one line rather than both writing the same sketch. The lock is the
+        operating system's, on ``.dynasketch/lock``, so it ends with the process however that
+        ends. If the run fails before writing anything, the folders it made for the lock go."""
+        state_dir = os.path.join(self.path, ".dynasketch")
+        lock_path = os.path.join(state_dir, "lock")
+        made = [d for d in (self.path, state_dir) if not os.path.exists(d)]
+        try:
+            os.makedirs(state_dir, exist_ok=True)
+            lock = open(lock_path, "a+")
+        except OSError as exc:
+            raise EngineError(f"--out {self.path}: cannot create the folder ({exc.strerror})") from None
+        try:
+            if not _lock_file(lock):
+                holder = _read_quietly(lock)
+                raise EngineError(f"--out {self.path}: another dynasketch run"
+                                  f"{f' (process {holder})' if holder.isdigit() else ''} is writing there; "
+                                  "wait for it to finish or stop it, or choose another folder")
+            lock.truncate(0)
+            lock.write(str(os.getpid()))
+            lock.flush()
+            yield
+            made = []
+        finally:
+            if state_dir in made and os.listdir(state_dir) == ["lock"]:   # failed before writing
+                with contextlib.suppress(OSError):
+                    os.unlink(lock_path)
+                for folder in reversed(made):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(folder)                                # only if left empty
+            lock.close()
 
     # -- resuming ------------------------------------------------------------------------
     def check_existing(self) -> dict | None:

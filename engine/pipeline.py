@@ -295,6 +295,14 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     if (mask_file := mask_file_identity(s.mask)) is not None:   # an edited mask is other input
         fingerprint["mask_file"] = mask_file
     folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
+    with folder.locked():                 # one run at a time writes a folder
+        return _sketch_into(folder, job, source, frame_range, device, chosen, notes, progress, should_stop)
+
+
+def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange, device: torch.device,
+                 chosen: dict, notes: list[str], progress, should_stop: Callable[[], bool]) -> dict:
+    """``run_sketch`` once the folder is this run's: resume or start afresh, then the frames."""
+    s, info, header = job.settings, source.info, folder.header
     state = folder.check_existing()
     # A resumed run decodes and masks from its last finished frame on, not from the start.
     todo = frame_range

@@ -269,6 +269,25 @@ def test_interrupt_keeps_finished_frames_and_resume_completes(tmp_path, signum):
     check_stopped_then_resumed(args, out)
 
 
+def test_a_second_run_on_a_busy_folder_is_refused_and_changes_nothing(tmp_path):
+    """Two runs writing one folder (a second terminal, a second Blender on the same job) would
+    mix two sketches: the second gets one line naming the first, and leaves the folder alone."""
+    proc, args, out = start_a_long_run(tmp_path)
+    try:
+        second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2
+        assert one_line_error(second) == (f"dynasketch: error: --out {out}: another dynasketch run (process "
+                                          f"{proc.pid}) is writing there; wait for it to finish or stop it, "
+                                          "or choose another folder")
+        assert json.loads(second.stdout.splitlines()[-1])["event"] == "error"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.stdout.read()
+        proc.wait(timeout=30)
+    assert proc.returncode == 130                       # the first run stopped as usual, unharmed
+    check_stopped_then_resumed(args, out)
+
+
 def test_a_run_whose_progress_reader_exits_stops_and_resumes(tmp_path):
     """Blender (or `| head`) exits while reading the progress lines: the engine stops at its
     next line, keeping the finished frames, rather than sketch on for nobody or crash."""

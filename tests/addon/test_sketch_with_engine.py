@@ -229,8 +229,8 @@ def test_engine_exit_0_with_an_incomplete_sketch_is_an_error(blender, disc_movie
     assert not bpy.data.objects
 
 
-def test_cancel_stops_the_engine_within_a_second(blender, engine_cli, tmp_path):
-    bpy = blender
+def start_a_long_job(bpy, tmp_path):
+    """A 40-frame job through the step functions, once the engine is sketching."""
     from dynasketch_blender import operators, sketch_job, source
 
     frames, _ = moving_disc(t_len=40)
@@ -245,6 +245,14 @@ def test_cancel_stops_the_engine_within_a_second(blender, engine_cli, tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert job.state == sketch_job.RUNNING, job.error
+    return job, src
+
+
+def test_cancel_stops_the_engine_within_a_second(blender, engine_cli, tmp_path):
+    bpy = blender
+    from dynasketch_blender import sketch_job
+
+    job, _ = start_a_long_job(bpy, tmp_path)
     asked = time.monotonic()
     job.cancel()
     assert time.monotonic() - asked < 1.0 + 0.2
@@ -252,6 +260,31 @@ def test_cancel_stops_the_engine_within_a_second(blender, engine_cli, tmp_path):
     assert job.state == sketch_job.CANCELLED and job.process.returncode() in (130, -9)
     assert job.process.process.stdout.closed and job.process.process.stderr.closed
     assert not sketch_objects(bpy) and not bpy.data.collections
+
+
+def test_a_second_blender_on_the_same_job_is_told_and_the_first_goes_on(blender, engine_cli, tmp_path):
+    """The same clip and settings sketched from a second Blender (or a second job started in
+    this one) would share the job folder: the engine refuses the second with one line."""
+    bpy = blender
+    from dynasketch_blender import operators, sketch_job
+
+    job, src = start_a_long_job(bpy, tmp_path)
+    try:
+        options = operators.job_options(bpy.context.scene.dynasketch, src)
+        second = sketch_job.SketchJob(operators.engine_command(bpy.context), src, options)
+        assert second.out == job.out
+        second.start()
+        deadline = time.monotonic() + 60
+        while second.step() == sketch_job.RUNNING:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert second.state == sketch_job.FAILED
+        assert (f"another dynasketch run (process {job.process.process.pid}) is writing there; wait for it "
+                "to finish or stop it, or choose another folder") in second.error
+        assert job.step() == sketch_job.RUNNING                         # the first is unharmed
+    finally:
+        job.cancel()
+    assert job.state == sketch_job.CANCELLED
 
 
 def test_cancel_operator_stops_a_blocking_sketch(blender, tmp_path, monkeypatch, disc_movie):
