@@ -34,7 +34,8 @@ def _atomic_write(path: str, data: bytes) -> None:
 
 
 def _lock_file(f) -> bool:
-    """An exclusive lock on an open file, without waiting; False if another process holds it."""
+    """An exclusive lock on an open file, without waiting; False if another process holds it.
+    A file system without locks (some network or FUSE mounts) lets the run go on unlocked."""
     try:
         if os.name == "nt":
             import msvcrt
@@ -45,8 +46,10 @@ def _lock_file(f) -> bool:
             import fcntl
 
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         return False
+    except OSError:
+        return os.name != "nt"          # msvcrt says "held" as EACCES or EDEADLOCK
     return True
 
 
