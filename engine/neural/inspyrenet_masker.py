@@ -96,7 +96,8 @@ class InSPyReNetMasker:
         import av
 
         if self.writer is None:
-            self.part = self.cache + ".part.mkv"
+            # Its own part file: another run masking the same clip at the same time writes its own.
+            self.part = f"{self.cache}.{os.getpid()}.part.mkv"
             self.writer = av.open(self.part, "w")
             self.stream = self.writer.add_stream("ffv1", rate=24)
             self.stream.width, self.stream.height = mask.shape[1], mask.shape[0]
