@@ -1,5 +1,5 @@
 """Operators: Sketch (modal, with a progress bar and Esc), Cancel, Import Sketch, Check
-Engine, Download Models (modal too) and Cancel Download, Reset Settings."""
+Engine, Download Models (modal too) and Cancel Download, Reset Settings, Remove Job Folders."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
+from . import job_folders
 from . import source as sources
 from .engine_process import EngineNotFound, find_engine, run_doctor
 from .model_download import AUTO_MODELS, ModelDownload
@@ -46,6 +47,13 @@ def model_folder(context) -> str:
     """The Model Folder preference as an absolute path, or "" for the engine's default."""
     prefs = preferences(context)
     return bpy.path.abspath(prefs.model_dir) if prefs and prefs.model_dir else ""
+
+
+def work_folder(context) -> str:
+    """Where job folders go: the Work Folder preference as an absolute path, else the
+    system's temp folder."""
+    prefs = preferences(context)
+    return job_folders.work_root(bpy.path.abspath(prefs.work_dir) if prefs and prefs.work_dir else "")
 
 
 def redraw_editors(context) -> None:
@@ -151,7 +159,7 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
             prefs = preferences(context)
             options = job_options(settings, self._src, prefs.device if prefs else "auto")
             self._job = SketchJob(engine_command(context), self._src, options, model_folder(context),
-                                  bpy.path.abspath(prefs.work_dir) if prefs and prefs.work_dir else "")
+                                  work_folder(context))
         except (sources.SourceError, EngineNotFound) as exc:
             return self._fail(f"DynaSketch: {exc}")
         self._target = settings.target_object
@@ -199,6 +207,8 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
         settings.failed = False
         settings.status = f"Sketched {len(sketch.frames)} frames into {obj.name}"
         self.report({"INFO"}, settings.status)
+        # Jobs of footage saved again since (this one's earlier versions, say) can never resume.
+        job_folders.remove_stale(os.path.dirname(self._job.out))
         return {"FINISHED"}
 
     def _stop_requested(self) -> bool:
@@ -324,6 +334,26 @@ class DYNASKETCH_OT_reset_settings(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class DYNASKETCH_OT_remove_job_folders(bpy.types.Operator):
+    """Remove the job folders in the Work Folder (the engine's frames, logs and previews, kept
+    so that a sketch can resume). Sketched scenes keep their strokes; a job still running is left"""
+
+    bl_idname = "dynasketch.remove_job_folders"
+    bl_label = "Remove Job Folders"
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        root = work_folder(context)
+        removed, freed, busy = job_folders.remove_all(root)
+        message = f"Removed {removed} job folder{'s' * (removed != 1)} ({freed / 1e6:.1f} MB) from {root}"
+        if busy:
+            message += f"; {busy} in use kept"
+        self.report({"INFO"}, message)
+        return {"FINISHED"}
+
+
 _download: ModelDownload | None = None       # the download running in this Blender session
 
 
@@ -404,7 +434,7 @@ def menu_import(self, context):
 
 CLASSES = (DYNASKETCH_OT_sketch, DYNASKETCH_OT_cancel, DYNASKETCH_OT_import_sketch,
            DYNASKETCH_OT_check_engine, DYNASKETCH_OT_download_models, DYNASKETCH_OT_cancel_download,
-           DYNASKETCH_OT_reset_settings)
+           DYNASKETCH_OT_reset_settings, DYNASKETCH_OT_remove_job_folders)
 
 
 def register() -> None:

@@ -40,6 +40,7 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
         col.prop(self, "engine_python")
         col.prop(self, "model_dir")
         col.prop(self, "work_dir")
+        col.operator("dynasketch.remove_job_folders", icon="TRASH")
         col = layout.column(heading="New Scenes")
         for name in ("strokes", "width", "preset", "seeds", "device", "background"):
             col.prop(self, "default_" + name)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 
 import bpy
 
-from . import scene_setup
+from . import job_folders, scene_setup
 from .engine_process import CANCELLED, DONE, FAILED, RUNNING, EngineCommand, EngineJob  # noqa: F401
 from .grease_pencil_builder import Placement, build_sketch_object, replace_sketch_layer
 from .sketch_file import SketchFileError, load_sketch
@@ -31,24 +30,14 @@ def overall_progress(stage: str, done: int, total: int) -> float | None:
     return None
 
 
-def file_stamp(path: str) -> str:
-    """Size and modification time of a file, or of each file in a folder: what changes when
-    it is saved again."""
-    if os.path.isdir(path):
-        return ",".join(f"{e.name}:{file_stamp(e.path)}" for e in sorted(os.scandir(path), key=lambda e: e.name)
-                        if e.is_file())
-    st = os.stat(path)
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
-def output_folder(source_path: str, args: list[str], work_dir: str = "") -> str:
-    """One folder per clip, settings and input files, so the same job resumes after a cancel
-    and footage (or a mask) saved again after an edit is sketched afresh, not refused by the
-    engine as other input in the old folder."""
-    stamps = [file_stamp(p) for p in [source_path] + args if os.path.isabs(p) and os.path.exists(p)]
+def output_folder(source_path: str, args: list[str], inputs: dict[str, str], work_dir: str = "") -> str:
+    """One folder per clip, settings and input files (``inputs``: their stamps), so the same
+    job resumes after a cancel and footage (or a mask) saved again after an edit is sketched
+    afresh, not refused by the engine as other input in the old folder."""
+    stamps = list(inputs.values())
     digest = hashlib.sha1("\0".join([source_path] + args + stamps).encode()).hexdigest()[:12]
     name = os.path.splitext(os.path.basename(source_path))[0]
-    return os.path.join(work_dir or os.path.join(tempfile.gettempdir(), "dynasketch"), f"{name}-{digest}")
+    return os.path.join(job_folders.work_root(work_dir), f"{name}-{digest}")
 
 
 def engine_arguments(options: dict) -> list[str]:
@@ -62,7 +51,8 @@ class SketchJob(EngineJob):
     def __init__(self, engine: EngineCommand, source, options: dict, model_dir: str = "", work_dir: str = ""):
         self.source = source
         args = engine_arguments(options)
-        self.out = output_folder(source.path, args, work_dir)
+        self.inputs = job_folders.input_stamps([source.path] + args)
+        self.out = output_folder(source.path, args, self.inputs, work_dir)
         self.log = os.path.join(self.out, "dynasketch.log")
         self.sketch_path = os.path.join(self.out, "sketch.json")
         # The job folder is the add-on's own: the same job resumes there, and what the engine
@@ -71,6 +61,15 @@ class SketchJob(EngineJob):
         super().__init__(list(engine.prefix) + ["sketch", source.path, "--out", self.out, *args,
                                                 "--overwrite", "--progress", "json"],
                          {"DYNASKETCH_HOME": model_dir} if model_dir else {}, engine.cwd)
+
+    def start(self) -> str:
+        try:                     # what the folder is for, so that it can be cleaned up later
+            job_folders.write_record(self.out, self.source.path, self.inputs)
+        except OSError as exc:
+            self._fail(f"cannot write the job folder {self.out} ({exc.strerror}); "
+                       "choose another Work Folder in the add-on preferences")
+            return self.state
+        return super().start()
 
     def _read(self, events) -> None:
         super()._read(events)

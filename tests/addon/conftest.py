@@ -32,6 +32,20 @@ def blender(monkeypatch, tmp_path):
     dynasketch_blender.unregister()
 
 
+@pytest.fixture
+def prefs(blender):
+    """The add-on's preferences, as when it is enabled."""
+    from dynasketch_blender.preferences import preferences
+
+    addons = blender.context.preferences.addons
+    entry = addons.new()
+    entry.module = "dynasketch_blender"
+    blender.context.preferences.system.use_online_access = True       # Blender's "Allow Online Access"
+    yield preferences()
+    blender.context.preferences.system.use_online_access = False
+    addons.remove(entry)
+
+
 @functools.lru_cache(maxsize=1)
 def engine_cli_problem() -> str:
     """Why the engine's command line cannot be used here, or "" when it can."""

@@ -13,20 +13,6 @@ def mirror(monkeypatch):
         yield url
 
 
-@pytest.fixture
-def prefs(blender):
-    """The add-on's preferences, as when it is enabled."""
-    from dynasketch_blender.preferences import preferences
-
-    addons = blender.context.preferences.addons
-    entry = addons.new()
-    entry.module = "dynasketch_blender"
-    blender.context.preferences.system.use_online_access = True       # Blender's "Allow Online Access"
-    yield preferences()
-    blender.context.preferences.system.use_online_access = False
-    addons.remove(entry)
-
-
 def prefs_with_models(prefs, folder, names):
     prefs.model_dir, prefs.download_models = str(folder), set(names)
     return prefs

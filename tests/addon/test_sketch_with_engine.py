@@ -56,15 +56,28 @@ def test_sketch_movie_clip(blender, engine_cli, disc_movie, tmp_path):
 
 def test_footage_saved_again_is_sketched_afresh(blender, engine_cli, tmp_path):
     """The clip re-exported to the same path (same size and length): Sketch again gives a
-    sketch of the new footage, not the engine's refusal of other input in the old job folder."""
+    sketch of the new footage, not the engine's refusal of other input in the old job folder;
+    the old job's folder, which can never resume, goes once the new sketch is built."""
     bpy = blender
+    from dynasketch_blender import job_folders
+    from test_job_folders import fake_job
+
     frames, _ = moving_disc(t_len=6)
     path = write_video(str(tmp_path / "take.mp4"), frames)
+    other = write_video(str(tmp_path / "other.mp4"), frames)
     clip = bpy.data.movieclips.load(path)
     settings = configure_fast(bpy)
     assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}
     (obj,) = sketch_objects(bpy)
-    first = obj["dynasketch_sketch"]
+    first = os.path.dirname(obj["dynasketch_sketch"])
+    record = json.load(open(os.path.join(first, job_folders.RECORD)))
+    assert record["source"] == path and list(record["inputs"]) == [path]
+    # Jobs of other clips, one whose file is as it was and one whose file has gone (a drive
+    # not mounted), could still resume: they stay. So does what the add-on did not make.
+    root = tmp_path / "dynasketch"
+    kept = fake_job(root, "other-1", job_folders.input_stamps([other]))
+    away = fake_job(root, "away-1", {str(tmp_path / "unmounted" / "clip.mp4"): "10:10"})
+    (root / "notes").mkdir()
 
     before = os.stat(path).st_mtime_ns
     write_video(path, np.ascontiguousarray(frames[:, :, ::-1]))           # now the disc moves left
@@ -72,7 +85,10 @@ def test_footage_saved_again_is_sketched_afresh(blender, engine_cli, tmp_path):
     assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}, settings.status
     assert not settings.failed
     (obj,) = sketch_objects(bpy)
-    assert obj["dynasketch_sketch"] != first and os.path.exists(first)    # the old job is kept
+    second = os.path.dirname(obj["dynasketch_sketch"])
+    assert second != first and not os.path.exists(first)
+    assert sorted(os.listdir(root)) == sorted(["away-1", "notes", "other-1", os.path.basename(second)])
+    assert (kept / "preview.mp4").exists() and (away / "sketch.json").exists()
     doc = json.load(open(obj["dynasketch_sketch"]))
     centres = [np.mean([s["points"] for s in f["strokes"]], axis=(0, 1)) for f in doc["frames"]]
     assert centres[-1][0] - centres[0][0] < -7                              # about -15 px
@@ -238,7 +254,8 @@ def start_a_long_job(bpy, tmp_path):
     settings = bpy.context.scene.dynasketch
     settings.preset, settings.strokes, settings.mask_mode, settings.device = "default", 8, "none", "cpu"
     src = source.from_clip(clip)
-    job = sketch_job.SketchJob(operators.engine_command(bpy.context), src, operators.job_options(settings, src))
+    job = sketch_job.SketchJob(operators.engine_command(bpy.context), src, operators.job_options(settings, src),
+                               work_dir=operators.work_folder(bpy.context))
     job.start()
     deadline = time.monotonic() + 120
     while job.step() == sketch_job.RUNNING and not any(s in job.message for s in ("initialise", "optimise")):
@@ -271,7 +288,8 @@ def test_a_second_blender_on_the_same_job_is_told_and_the_first_goes_on(blender,
     job, src = start_a_long_job(bpy, tmp_path)
     try:
         options = operators.job_options(bpy.context.scene.dynasketch, src)
-        second = sketch_job.SketchJob(operators.engine_command(bpy.context), src, options)
+        second = sketch_job.SketchJob(operators.engine_command(bpy.context), src, options,
+                                      work_dir=operators.work_folder(bpy.context))
         assert second.out == job.out
         second.start()
         deadline = time.monotonic() + 60
