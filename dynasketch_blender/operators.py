@@ -111,6 +111,14 @@ class EngineJobOperator:
                 return self._end(context, self._finish(context, state))
         return {"PASS_THROUGH"}
 
+    def cancel(self, context):
+        """Blender ends a modal operator without a last event when another file is opened or
+        its window closes: the engine stops too, keeping its finished frames (or partial
+        download) for the next run to resume, rather than run on for nobody."""
+        if self._job is not None:
+            self._job.cancel()
+        self._ended()
+
     def _end(self, context, result: set) -> set:
         context.window_manager.event_timer_remove(self._timer)
         self._ended()
@@ -367,7 +375,7 @@ class DYNASKETCH_OT_download_models(EngineJobOperator, bpy.types.Operator):
     def _start(self, context) -> bool:
         global _download
         status = context.window_manager.dynasketch_download
-        if _download is not None and _download.state == RUNNING:     # its status stays as it is
+        if download_running():                                        # its status stays as it is
             self.report({"ERROR"}, "DynaSketch: a download is already running (its ✕ button stops it)")
             return False
         if not bpy.app.online_access:
@@ -414,6 +422,10 @@ class DYNASKETCH_OT_download_models(EngineJobOperator, bpy.types.Operator):
             return {"CANCELLED"}
         self._fail(context, self._job.error)
         return {"CANCELLED"}
+
+
+def download_running() -> bool:
+    return _download is not None and _download.state == RUNNING
 
 
 class DYNASKETCH_OT_cancel_download(bpy.types.Operator):

@@ -83,7 +83,9 @@ def apply_defaults(settings, prefs, force: bool = False) -> None:
 
 @persistent
 def _after_load(_dummy) -> None:
-    """A file saved while a sketch ran must not look busy forever."""
+    """A file saved while a sketch ran must not look busy forever; nor must a download that
+    opening this file stopped (``operators.EngineJobOperator.cancel``)."""
+    from .operators import download_running
     from .preferences import preferences
 
     prefs = preferences()
@@ -92,6 +94,10 @@ def _after_load(_dummy) -> None:
         if settings.running:
             settings.running, settings.status = False, "The sketch was interrupted (Sketch again resumes)"
         apply_defaults(settings, prefs)
+    wm = bpy.context.window_manager
+    if wm is not None and wm.dynasketch_download.running and not download_running():
+        wm.dynasketch_download.running = False
+        wm.dynasketch_download.status = "The download stopped when a file was opened (Download Models resumes it)"
 
 
 def register() -> None:

@@ -137,3 +137,15 @@ def test_the_preferences_show_the_download_and_its_progress(blender, prefs):
         type(prefs).draw(WithLayout(prefs, RecordingLayout(bpy, drawn)), bpy.context)
         assert ("prop", "download_models") in drawn and expected in drawn
         assert (("operator", "dynasketch.cancel_download") in drawn) == running
+
+
+def test_a_download_stopped_by_opening_a_file_does_not_look_busy(blender, prefs):
+    """Opening a file ends the modal Download Models (its cancel() stops the engine); the
+    preferences then say so instead of showing a bar that never moves."""
+    from dynasketch_blender import properties
+
+    status = blender.context.window_manager.dynasketch_download
+    status.running, status.status = True, "ViT-B-32.pt (2 of 4)"
+    properties._after_load(None)                        # Blender's load_post
+    assert not status.running
+    assert status.status == "The download stopped when a file was opened (Download Models resumes it)"

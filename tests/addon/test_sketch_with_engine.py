@@ -279,6 +279,26 @@ def test_cancel_stops_the_engine_within_a_second(blender, engine_cli, tmp_path):
     assert not sketch_objects(bpy) and not bpy.data.collections
 
 
+def test_blender_ending_a_running_sketch_stops_the_engine(blender, engine_cli, tmp_path):
+    """Opening another file or closing the window ends a modal operator through its cancel()
+    (no event reaches modal()): the engine stops, keeping its finished frames, rather than
+    sketch on for nobody while holding the job folder that the next Sketch resumes in."""
+    bpy = blender
+    from dynasketch_blender import job_folders, operators, sketch_job
+
+    class Sketch(operators.EngineJobOperator):          # the operator's methods, without Blender's UI
+        _ended = operators.DYNASKETCH_OT_sketch._ended
+
+    job, _ = start_a_long_job(bpy, tmp_path)
+    op = Sketch()
+    op._job, op._scene_name = job, bpy.context.scene.name
+    asked = time.monotonic()
+    op.cancel(bpy.context)
+    assert time.monotonic() - asked < 1.2
+    assert job.state == sketch_job.CANCELLED and job.process.returncode() in (130, -9)
+    assert not job_folders.in_use(job.out)
+
+
 def test_a_second_blender_on_the_same_job_is_told_and_the_first_goes_on(blender, engine_cli, tmp_path):
     """The same clip and settings sketched from a second Blender (or a second job started in
     this one) would share the job folder: the engine refuses the second with one line."""
