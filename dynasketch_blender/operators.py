@@ -165,7 +165,7 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
             self._scene_name = self._src.scene_name
             settings = self._settings()
             prefs = preferences(context)
-            options = job_options(settings, self._src, prefs.device if prefs else "auto")
+            options = job_options(settings, self._src, prefs.default_device if prefs else "auto")
             self._job = SketchJob(engine_command(context), self._src, options, model_folder(context),
                                   work_folder(context))
         except (sources.SourceError, EngineNotFound) as exc:

@@ -81,10 +81,17 @@ assert [o for o in bpy.data.objects if o.type == "GREASEPENCIL"]
 bpy.ops.dynasketch.check_engine()
 print("DOCTOR", prefs.doctor_report.replace("\n", " | "))
 print("INSTALLED", enabled[0])
+if {movie!r}:                        # Sketch as a user runs it: the installed add-on, its preferences
+    prefs.default_device = "cpu"
+    clip = bpy.data.movieclips.load({movie!r})
+    s = bpy.context.scene.dynasketch
+    s.preset, s.strokes, s.seeds, s.mask_mode, s.device = "fast", 3, 1, "none", "auto"
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {{"FINISHED"}}, s.status
+    print("SKETCHED", s.status)
 """
 
 
-def test_built_zip_validates_and_installs_as_an_extension(tmp_path):
+def test_built_zip_validates_installs_and_sketches_as_an_extension(tmp_path, disc_movie):
     pytest.importorskip("bpy")
     build = subprocess.run([sys.executable, os.path.join(ROOT, "build_addon.py"), "--out", str(tmp_path)],
                            capture_output=True, text=True)
@@ -98,14 +105,17 @@ def test_built_zip_validates_and_installs_as_an_extension(tmp_path):
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     write_sketch(tmp_path / "sketch.json")
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender-user"), "DYNASKETCH_PYTHON": ENGINE_PYTHON}
-    done = subprocess.run([sys.executable, "-c", INSTALL.format(zip=zip_path, sketch=str(tmp_path / "sketch.json"))],
+    movie = "" if engine_cli_problem() else disc_movie
+    script = INSTALL.format(zip=zip_path, sketch=str(tmp_path / "sketch.json"), movie=movie)
+    done = subprocess.run([sys.executable, "-c", script],
                           capture_output=True, text=True, timeout=240, env=env, cwd=str(tmp_path))
     assert done.returncode == 0 and "INSTALLED bl_ext.user_default.dynasketch" in done.stdout, \
         done.stdout[-2000:] + done.stderr[-3000:]
     doctor = next(line for line in done.stdout.splitlines() if line.startswith("DOCTOR"))
     assert f"engine: {ENGINE_PYTHON} -m engine (from $DYNASKETCH_PYTHON)" in doctor
-    if not engine_cli_problem():
+    if movie:
         assert "the engine failed" not in doctor and "did not run" not in doctor, doctor
+        assert "SKETCHED Sketched 10 frames into disc.mp4 Sketch" in done.stdout, done.stdout[-2000:]
 
 
 def test_manifest_fields():
