@@ -101,6 +101,7 @@ class SketchJob(EngineJob):
         return sketch
 
     def _fail(self, reason: str) -> None:
+        reason = reason.replace("run the same command again", "Sketch again")     # the engine's advice, here
         if not os.path.exists(self.log):
             self.log = self._write_engine_output()
         log = f" (log: {self.log})" if self.log else ""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A disk (or quota, or file size limit) that is full: the user can act on it.
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM; the job checks it between optimisation steps."""
 
@@ -105,17 +110,30 @@ def cmd_sketch(args) -> int:
         progress.interrupted(message)
         progress.log(message)
         return Interrupted.exit_code
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            return internal_error(progress, log, exc)
+        message = (f"cannot write {exc.filename or args.out}: {exc.strerror}; free some space, then run the "
+                   "same command again to resume")
+        progress.log(f"error: {message}")
+        progress.failed(message, log if os.path.exists(log) else None)
+        return EngineError.exit_code
     except Exception as exc:  # a bug: one line for the user, the traceback in the log
-        progress.log_path = log
-        written = progress.log("internal error\n" + traceback.format_exc())
-        where = f"details in {log}" if written else "run again with --progress bar to see more"
-        progress.failed(f"internal error ({type(exc).__name__}: {exc}); {where}", log if written else None)
-        return 1
+        return internal_error(progress, log, exc)
     finally:
         progress.close()
     progress.log(f"done: {summary['frames']} frames")
     progress.finished(summary)
     return 0
+
+
+def internal_error(progress, log: str, exc: Exception) -> int:
+    """A bug: one line for the user, the traceback in the log."""
+    progress.log_path = log
+    written = progress.log("internal error\n" + traceback.format_exc())
+    where = f"details in {log}" if written else "run again with --progress bar to see more"
+    progress.failed(f"internal error ({type(exc).__name__}: {exc}); {where}", log if written else None)
+    return 1
 
 
 def cmd_doctor(args) -> int:

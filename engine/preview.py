@@ -30,7 +30,8 @@ def write_preview(path: str, source, frame_range, frames: list[dict], fps: float
                   height: int = 360, should_stop=lambda: False) -> str | None:
     """Encode ``path`` (mp4): each frame of ``frames`` beside its source frame.
 
-    Returns None (and leaves no partial file) if ``should_stop()`` turns true meanwhile.
+    Returns None if ``should_stop()`` turns true meanwhile; a stop or an error leaves no
+    partial file.
     """
     import av
 
@@ -39,22 +40,25 @@ def write_preview(path: str, source, frame_range, frames: list[dict], fps: float
     w = max(2, round(info.width * scale) // 2 * 2)
     by_index = {f["index"]: f["strokes"] for f in frames}
     tmp = path + ".part.mp4"
-    with av.open(tmp, "w") as out:
-        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
-                                rate=max(1, round(fps)))
-        stream.width, stream.height, stream.pix_fmt = 2 * w, height, "yuv420p"
-        for index, rgb, _ in source.frames(frame_range):
-            if index not in by_index or should_stop():
-                break
-            left = Image.fromarray(rgb).resize((w, height), Image.BILINEAR)
-            right = draw_sketch(by_index[index], info.width, info.height, scale).resize((w, height))
-            both = np.concatenate([np.asarray(left), np.asarray(right)], 1)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(both, format="rgb24")):
+    try:
+        with av.open(tmp, "w") as out:
+            stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
+                                    rate=max(1, round(fps)))
+            stream.width, stream.height, stream.pix_fmt = 2 * w, height, "yuv420p"
+            for index, rgb, _ in source.frames(frame_range):
+                if index not in by_index or should_stop():
+                    break
+                left = Image.fromarray(rgb).resize((w, height), Image.BILINEAR)
+                right = draw_sketch(by_index[index], info.width, info.height, scale).resize((w, height))
+                both = np.concatenate([np.asarray(left), np.asarray(right)], 1)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(both, format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
                 out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    if should_stop():
-        os.unlink(tmp)
-        return None
-    os.replace(tmp, path)
-    return path
+        if should_stop():
+            return None
+        os.replace(tmp, path)
+        return path
+    finally:                            # a stop or a failure (a full disk) leaves no partial file
+        if os.path.exists(tmp):
+            os.unlink(tmp)

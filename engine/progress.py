@@ -32,8 +32,11 @@ class Progress:
         if not self.log_path or not os.path.isdir(os.path.dirname(self.log_path)):
             return False
         stamp = datetime.datetime.now().isoformat(timespec="seconds")
-        with open(self.log_path, "a") as f:
-            f.write(f"{stamp} {text.rstrip()}\n")
+        try:
+            with open(self.log_path, "a") as f:
+                f.write(f"{stamp} {text.rstrip()}\n")
+        except OSError:                 # a full disk: the run reports on stderr all the same
+            return False
         return True
 
     def finished(self, summary: dict) -> None:

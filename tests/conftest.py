@@ -1,6 +1,9 @@
 """Shared fixtures: clips generated here (the suite needs no third-party media)."""
 from __future__ import annotations
 
+import os
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -23,3 +26,20 @@ def device(request):
     import torch
 
     return torch.device(request.param)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of 64 KiB (tmpfs, mounted as root; skipped elsewhere) that the test
+    can grow: ``grow(bytes)``."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+
+    def grow(size: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
+
+    yield disk, grow
+    subprocess.run(["umount", "-l", str(disk)], check=False)

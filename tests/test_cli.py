@@ -221,6 +221,44 @@ def test_an_edited_mask_file_is_other_input(disc_run, disc_clip):
     assert (out / "sketch.json").read_bytes() == before
 
 
+def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(small_disk):
+    from engine.sample import write_sample
+
+    disk, grow = small_disk
+    clip = str(disk.parent / "walk.mp4")
+    write_sample(clip, None, frames=24, width=160, height=120)
+    out = disk / "out"
+    args = ["sketch", clip, "--out", out, "--preset", "fast", "--strokes", 6, "--seeds", 1]
+    full = dynasketch(*args)
+    line = one_line_error(full)
+    assert line == (f"dynasketch: error: cannot write {out}: No space left on device; free some space, "
+                    "then run the same command again to resume")
+    partial = json.loads((out / "sketch.json").read_text())
+    assert partial["complete"] is False
+    leftovers = [p.name for p in out.rglob("*") if ".tmp-" in p.name or ".part" in p.name]
+    assert leftovers == []
+
+    grow(4 << 20)
+    resumed = dynasketch(*args, "--progress", "json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after" in resumed.stdout
+    check_contract(json.loads((out / "sketch.json").read_text()), 6, list(range(24)))
+
+    # Room for the sketch but not for its preview: the finished sketch stays, and no partial
+    # preview is left to fill the disk.
+    preview = (out / "preview.mp4").stat().st_size
+    (out / "preview.mp4").unlink()
+    sketch = (out / "sketch.json").read_bytes()
+    used = os.statvfs(disk)
+    room = len(sketch) + 16384                           # sketch.json is written anew beside the old
+    assert room < 0.7 * preview, (room, preview)
+    grow((used.f_blocks - used.f_bfree) * used.f_frsize + room)
+    no_room = one_line_error(dynasketch(*args))
+    assert "preview.mp4" in no_room and "No space left on device" in no_room
+    assert (out / "sketch.json").read_bytes() == sketch
+    assert not [p.name for p in out.iterdir() if "preview" in p.name]
+
+
 def start_a_long_run(tmp_path):
     """A 40-frame sketch with JSON progress, once 9 frames are done: (process, its command, out)."""
     from engine.sample import write_sample

@@ -188,6 +188,22 @@ def test_failing_engine_is_one_clear_line_with_the_log(blender, engine_cli, tmp_
     assert sorted(o.name for o in bpy.data.objects) == before and not bpy.data.collections
 
 
+def test_a_full_work_folder_is_one_line_and_sketch_again_resumes(blender, prefs, engine_cli, disc_movie,
+                                                                  small_disk):
+    bpy = blender
+    disk, grow = small_disk
+    prefs.work_dir = str(disk)
+    clip = bpy.data.movieclips.load(disc_movie)
+    settings = configure_fast(bpy)
+    with pytest.raises(RuntimeError) as failure:
+        bpy.ops.dynasketch.sketch(clip=clip.name)
+    assert "No space left on device; free some space, then Sketch again to resume (log: " in str(failure.value)
+    assert settings.failed and not sketch_objects(bpy)
+    grow(4 << 20)
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}, settings.status
+    assert keyframes(sketch_objects(bpy)[0])[-1].frame_number == 10
+
+
 def test_missing_engine_builds_nothing(blender, disc_movie, tmp_path, monkeypatch):
     bpy = blender
     clip = bpy.data.movieclips.load(disc_movie)
