@@ -43,3 +43,41 @@ def check_against_sketch(obj, doc, frame_of):
             assert stroke.points[0].radius == pytest.approx(place.radius(want["width"]), rel=1e-5)
             assert stroke.points[0].opacity == pytest.approx(want.get("opacity", 1.0), rel=1e-5)
     assert len(counts) == 1                                   # the same stroke count on every keyframe
+
+
+class RecordingLayout:
+    """Stands in for Blender's UILayout (none exists in background mode): records what a
+    draw() draws, and checks that each property and operator it names exists."""
+
+    def __init__(self, bpy, drawn):
+        self.bpy, self.drawn, self.use_property_split = bpy, drawn, False
+
+    def _child(self, *args, **kwargs):
+        return self
+
+    column = row = box = _child
+
+    def prop(self, data, name, **kwargs):
+        assert data.bl_rna.properties.get(name) is not None, name
+        self.drawn.append(("prop", name))
+
+    def operator(self, idname, **kwargs):
+        group, name = idname.split(".")
+        assert hasattr(getattr(self.bpy.ops, group), name), idname
+        self.drawn.append(("operator", idname))
+
+    def progress(self, factor, type, text):
+        self.drawn.append(("progress", round(factor, 2), text))
+
+    def label(self, text, **kwargs):
+        self.drawn.append(("label", text))
+
+
+class WithLayout:
+    """The preferences, or a panel class, drawing into ``layout``."""
+
+    def __init__(self, owner, layout):
+        self._owner, self.layout = owner, layout
+
+    def __getattr__(self, name):
+        return getattr(self._owner, name)

@@ -3,6 +3,7 @@ local server standing in for a mirror (DYNASKETCH_MODEL_MIRROR), into the Model 
 import time
 
 import pytest
+from helpers import RecordingLayout, WithLayout
 from model_server import PAYLOAD, serving
 
 
@@ -87,44 +88,6 @@ def test_check_engine_reads_the_model_folder_of_the_preferences(blender, prefs, 
     prefs_with_models(prefs, tmp_path / "mine", set())
     bpy.ops.dynasketch.check_engine()
     assert str(tmp_path / "mine" / "RN101.pt") in prefs.doctor_report, prefs.doctor_report
-
-
-class RecordingLayout:
-    """Stands in for Blender's UILayout (none exists in background mode): records what the
-    preferences draw and checks each property and operator it names exists."""
-
-    def __init__(self, bpy, drawn):
-        self.bpy, self.drawn, self.use_property_split = bpy, drawn, False
-
-    def _child(self, *args, **kwargs):
-        return self
-
-    column = row = box = _child
-
-    def prop(self, data, name, **kwargs):
-        assert hasattr(data, name), name
-        self.drawn.append(("prop", name))
-
-    def operator(self, idname, **kwargs):
-        group, name = idname.split(".")
-        assert hasattr(getattr(self.bpy.ops, group), name), idname
-        self.drawn.append(("operator", idname))
-
-    def progress(self, factor, type, text):
-        self.drawn.append(("progress", round(factor, 2), text))
-
-    def label(self, text, **kwargs):
-        self.drawn.append(("label", text))
-
-
-class WithLayout:
-    """The preferences, drawing into ``layout``."""
-
-    def __init__(self, prefs, layout):
-        self._prefs, self.layout = prefs, layout
-
-    def __getattr__(self, name):
-        return getattr(self._prefs, name)
 
 
 def test_the_preferences_show_the_download_and_its_progress(blender, prefs):

@@ -1,0 +1,64 @@
+"""What the sidebar panels show (drawn into a recording layout: background mode has no UI):
+what Sketch would sketch, the settings, the progress bar with Cancel while a job runs, the
+last result or error with its log, in the Clip Editor and in the Sequencer."""
+from types import SimpleNamespace
+
+from helpers import RecordingLayout, WithLayout
+
+
+def draw(bpy, panel, context):
+    drawn = []
+    panel.draw(WithLayout(panel, RecordingLayout(bpy, drawn)), context)
+    return drawn
+
+
+def test_the_clip_editor_panel_follows_the_job(blender, disc_movie):
+    bpy = blender
+    from dynasketch_blender import panels
+
+    clip = bpy.data.movieclips.load(disc_movie)
+    clip.frame_start = 5
+    context = SimpleNamespace(scene=bpy.context.scene, space_data=SimpleNamespace(type="CLIP_EDITOR", clip=clip))
+    settings = bpy.context.scene.dynasketch
+
+    idle = draw(bpy, panels.DYNASKETCH_PT_clip, context)
+    assert idle[:2] == [("label", "disc.mp4: frames 5-14"), ("operator", "dynasketch.sketch")]
+    assert [name for kind, name, *_ in idle if kind == "prop"] == [
+        "strokes", "width", "preset", "use_source_range", "frame_start", "frame_end", "frame_step",
+        "mask_mode", "seeds", "device"]
+    settings.mask_mode = "file"
+    assert ("prop", "mask_path") in draw(bpy, panels.DYNASKETCH_PT_clip, context)
+
+    settings.running, settings.progress, settings.status = True, 0.42, "optimise: frame 7 (3/10)"
+    running = draw(bpy, panels.DYNASKETCH_PT_clip, context)
+    assert running[:2] == [("progress", 0.42, "optimise: frame 7 (3/10)"), ("operator", "dynasketch.cancel")]
+    assert ("operator", "dynasketch.sketch") not in running
+
+    settings.running, settings.failed = False, True
+    settings.status, settings.log_path = "DynaSketch failed: the engine crashed", "/tmp/job/dynasketch.log"
+    failed = draw(bpy, panels.DYNASKETCH_PT_clip, context)
+    assert failed[1:4] == [("operator", "dynasketch.sketch"), ("label", "DynaSketch failed: the engine crashed"),
+                           ("label", "Log: /tmp/job/dynasketch.log")]
+
+    header = []
+    panels.DYNASKETCH_PT_clip.draw_header_preset(WithLayout(panels.DYNASKETCH_PT_clip,
+                                                            RecordingLayout(bpy, header)), context)
+    assert header == [("operator", "dynasketch.reset_settings")]
+    result = draw(bpy, panels.DYNASKETCH_PT_clip_result, context)
+    assert result == [("prop", "target_object"), ("prop", "background"), ("prop", "match_scene")]
+
+
+def test_the_sequencer_panel_shows_the_sequencer_scene(blender, disc_movie):
+    bpy = blender
+    from dynasketch_blender import panels
+
+    edit = bpy.data.scenes.new("Edit")
+    strip = edit.sequence_editor_create().strips.new_movie("take", disc_movie, channel=1, frame_start=20)
+    edit.sequence_editor.active_strip = strip
+    edit.dynasketch.status = "Sketched 10 frames into take Sketch"
+    context = SimpleNamespace(scene=bpy.context.scene, sequencer_scene=edit,
+                              space_data=SimpleNamespace(type="SEQUENCE_EDITOR"))
+    drawn = draw(bpy, panels.DYNASKETCH_PT_sequencer, context)
+    assert drawn[:3] == [("label", "take: frames 20-29"), ("operator", "dynasketch.sketch"),
+                         ("label", "Sketched 10 frames into take Sketch")]
+    assert not any("Log:" in str(item) for item in drawn)
