@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 import pytest
+from conftest import ENGINE_PYTHON
 from helpers import check_against_sketch, keyframes, sketch_objects
 from media import moving_disc, write_sketch, write_video
 
@@ -106,7 +107,7 @@ def test_a_job_folder_holding_another_sketch_is_sketched_over(blender, engine_cl
     src = source.from_clip(clip)
     folder = sketch_job.SketchJob(operators.engine_command(bpy.context), src,
                                   operators.job_options(settings, src)).out
-    other = subprocess.run([sys.executable, "-m", "engine", "sketch", disc_movie, "--out", folder,
+    other = subprocess.run([ENGINE_PYTHON, "-m", "engine", "sketch", disc_movie, "--out", folder,
                             "--preset", "fast", "--strokes", "2", "--frames", "0:2", "--mask", "none",
                             "--no-preview"], cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert other.returncode == 0, other.stderr
