@@ -189,8 +189,10 @@ def test_failing_engine_is_one_clear_line_with_the_log(blender, engine_cli, tmp_
     assert sorted(o.name for o in bpy.data.objects) == before and not bpy.data.collections
 
 
-def test_a_full_work_folder_is_one_line_and_sketch_again_resumes(blender, prefs, engine_cli, disc_movie,
-                                                                  small_disk):
+def test_a_full_work_folder_is_one_line_and_sketch_again_finishes(blender, prefs, engine_cli, disc_movie,
+                                                                   small_disk):
+    """The Work Folder's disk fills up: one line with the engine's advice in Blender's words;
+    once there is room, Sketch again finishes (the engine's resume is tested in test_cli.py)."""
     bpy = blender
     disk, grow = small_disk
     prefs.work_dir = str(disk)
