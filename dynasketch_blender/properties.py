@@ -26,12 +26,18 @@ def _is_grease_pencil(_settings, obj) -> bool:
     return obj.type == "GREASEPENCIL"
 
 
+def _chosen(settings, _context) -> None:
+    """A defaulted setting set by the user (or a script): the preferences' defaults must not
+    replace it later."""
+    settings.defaults_applied = True
+
+
 class DynaSketchSettings(bpy.types.PropertyGroup):
-    strokes: IntProperty(name="Strokes", default=16, min=1, max=256,
+    strokes: IntProperty(name="Strokes", default=16, min=1, max=256, update=_chosen,
                          description="Strokes per frame: fewer strokes, more abstraction")
-    width: FloatProperty(name="Width", default=1.5, min=0.1, max=20.0,
+    width: FloatProperty(name="Width", default=1.5, min=0.1, max=20.0, update=_chosen,
                          description="Stroke width in pixels of the 224 px working canvas")
-    preset: EnumProperty(name="Preset", items=PRESETS, default="default",
+    preset: EnumProperty(name="Preset", items=PRESETS, default="default", update=_chosen,
                          description="How long the engine optimises each frame")
     use_source_range: BoolProperty(name="Whole Clip", default=True,
                                    description="Sketch every frame the clip or strip shows")
@@ -43,14 +49,14 @@ class DynaSketchSettings(bpy.types.PropertyGroup):
                             description="Which part of the frame the strokes draw")
     mask_path: StringProperty(name="Mask File", subtype="FILE_PATH",
                               description="Mask video or image sequence with the clip's size and length")
-    seeds: IntProperty(name="Seeds", default=3, min=1, max=16,
+    seeds: IntProperty(name="Seeds", default=3, min=1, max=16, update=_chosen,
                        description="Tries for the first frame; the best is kept")
-    device: EnumProperty(name="Device", items=DEVICES, default="auto",
+    device: EnumProperty(name="Device", items=DEVICES, default="auto", update=_chosen,
                          description="Where the engine computes")
     target_object: PointerProperty(name="Target", type=bpy.types.Object, poll=_is_grease_pencil,
                                    description="Grease Pencil object whose \"Sketch\" layer receives the "
                                                "strokes (empty: a new object for the clip)")
-    background: EnumProperty(name="Background", items=BACKGROUNDS, default="paper",
+    background: EnumProperty(name="Background", items=BACKGROUNDS, default="paper", update=_chosen,
                              description="What the render shows behind the strokes")
     match_scene: BoolProperty(name="Match Scene to Clip", default=True,
                               description="Set the scene's frame rate, resolution and range from the clip")
@@ -100,15 +106,32 @@ def _after_load(_dummy) -> None:
         wm.dynasketch_download.status = "The download stopped when a file was opened (Download Models resumes it)"
 
 
+@persistent
+def _new_scenes(_scene, _depsgraph) -> None:
+    """A scene made during the session, or open when the add-on was enabled, takes the
+    preferences' defaults on the first update that sees it (files take them on load)."""
+    from .preferences import preferences
+
+    prefs = preferences()
+    if prefs is None:
+        return
+    for scene in bpy.data.scenes:
+        if not scene.dynasketch.defaults_applied:
+            apply_defaults(scene.dynasketch, prefs)
+
+
 def register() -> None:
     bpy.utils.register_class(DynaSketchSettings)
     bpy.utils.register_class(DynaSketchDownload)
     bpy.types.Scene.dynasketch = PointerProperty(type=DynaSketchSettings)
     bpy.types.WindowManager.dynasketch_download = PointerProperty(type=DynaSketchDownload)
     bpy.app.handlers.load_post.append(_after_load)
+    bpy.app.handlers.depsgraph_update_post.append(_new_scenes)
 
 
 def unregister() -> None:
+    if _new_scenes in bpy.app.handlers.depsgraph_update_post:
+        bpy.app.handlers.depsgraph_update_post.remove(_new_scenes)
     if _after_load in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_after_load)
     del bpy.types.WindowManager.dynasketch_download

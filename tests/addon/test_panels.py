@@ -62,3 +62,23 @@ def test_the_sequencer_panel_shows_the_sequencer_scene(blender, disc_movie):
     assert drawn[:3] == [("label", "take: frames 20-29"), ("operator", "dynasketch.sketch"),
                          ("label", "Sketched 10 frames into take Sketch")]
     assert not any("Log:" in str(item) for item in drawn)
+
+
+def test_scenes_made_in_the_session_take_the_preferences_defaults(blender, prefs):
+    """The New Scenes defaults reach a scene made during the session, and the scenes open when
+    the add-on was enabled, at Blender's next update; a setting the user chose stays, even
+    when that update is the one the choice itself causes."""
+    bpy = blender
+    prefs.default_strokes, prefs.default_preset, prefs.default_device = 24, "paper", "cpu"
+    shot = bpy.data.scenes.new("Shot 2")
+    chosen = bpy.data.scenes.new("Shot 3")
+    chosen.dynasketch.seeds = 5                           # set before any update saw the scene
+    bpy.context.view_layer.update()                       # any edit in the UI updates the depsgraph
+    for scene in (shot, bpy.context.scene):
+        s = scene.dynasketch
+        assert (s.strokes, s.preset, s.device) == (24, "paper", "cpu")
+    assert (chosen.dynasketch.seeds, chosen.dynasketch.strokes) == (5, 16)
+    shot.dynasketch.strokes = 8
+    prefs.default_strokes = 30
+    bpy.context.view_layer.update()
+    assert shot.dynasketch.strokes == 8
