@@ -47,8 +47,7 @@ def write_record(folder: str, source_path: str, inputs: dict[str, str]) -> None:
 @dataclass
 class JobFolder:
     path: str
-    source: str
-    inputs: dict
+    inputs: dict                # input file -> its stamp when the job started
 
     def stale(self) -> bool:
         """An input file saved again since (a re-export): this job can never resume, since
@@ -79,7 +78,7 @@ def job_folders(root: str) -> list[JobFolder]:
             try:
                 with open(os.path.join(entry.path, RECORD), encoding="utf-8") as f:
                     record = json.load(f)
-                found.append(JobFolder(entry.path, str(record["source"]), dict(record["inputs"])))
+                found.append(JobFolder(entry.path, dict(record["inputs"])))
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue
     return found

@@ -38,22 +38,26 @@ def job_options(settings, source, default_device: str = "auto") -> dict:
             "device": default_device if settings.device == "auto" else settings.device}
 
 
-def engine_command(context):
+def preference_path(context, name: str) -> str:
+    """A path preference as an absolute path, or "" when it is empty (or the add-on has none)."""
     prefs = preferences(context)
-    return find_engine(bpy.path.abspath(prefs.engine_python) if prefs and prefs.engine_python else "")
+    value = getattr(prefs, name) if prefs else ""
+    return bpy.path.abspath(value) if value else ""
+
+
+def engine_command(context):
+    return find_engine(preference_path(context, "engine_python"))
 
 
 def model_folder(context) -> str:
     """The Model Folder preference as an absolute path, or "" for the engine's default."""
-    prefs = preferences(context)
-    return bpy.path.abspath(prefs.model_dir) if prefs and prefs.model_dir else ""
+    return preference_path(context, "model_dir")
 
 
 def work_folder(context) -> str:
     """Where job folders go: the Work Folder preference as an absolute path, else the
     system's temp folder."""
-    prefs = preferences(context)
-    return job_folders.work_root(bpy.path.abspath(prefs.work_dir) if prefs and prefs.work_dir else "")
+    return job_folders.work_root(preference_path(context, "work_dir"))
 
 
 def redraw_editors(context) -> None:

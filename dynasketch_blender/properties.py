@@ -94,12 +94,11 @@ def _after_load(_dummy) -> None:
     from .operators import download_running
     from .preferences import preferences
 
-    prefs = preferences()
     for scene in bpy.data.scenes:
         settings = scene.dynasketch
         if settings.running:
             settings.running, settings.status = False, "The sketch was interrupted (Sketch again resumes)"
-        apply_defaults(settings, prefs)
+    _give_defaults(preferences())
     wm = bpy.context.window_manager
     if wm is not None and wm.dynasketch_download.running and not download_running():
         wm.dynasketch_download.running = False
@@ -112,12 +111,13 @@ def _new_scenes(_scene, _depsgraph) -> None:
     preferences' defaults on the first update that sees it (files take them on load)."""
     from .preferences import preferences
 
-    prefs = preferences()
-    if prefs is None:
-        return
+    _give_defaults(preferences())
+
+
+def _give_defaults(prefs) -> None:
+    """The preferences' defaults to every scene that has not had them (``apply_defaults``)."""
     for scene in bpy.data.scenes:
-        if not scene.dynasketch.defaults_applied:
-            apply_defaults(scene.dynasketch, prefs)
+        apply_defaults(scene.dynasketch, prefs)
 
 
 def register() -> None:

@@ -100,9 +100,7 @@ def cmd_sketch(args) -> int:
                   preview=not args.no_preview)
         summary = run_sketch(job, progress, lambda: stop() or progress.reader_gone)
     except EngineError as exc:
-        progress.failed(str(exc), log if os.path.exists(log) else None)
-        progress.log(f"error: {exc}")
-        return exc.exit_code
+        return user_error(progress, log, str(exc))
     except (Interrupted, KeyboardInterrupt):
         stage, done, total = progress.current
         why = ": the program reading the progress lines exited" if progress.reader_gone else ""
@@ -113,11 +111,8 @@ def cmd_sketch(args) -> int:
     except OSError as exc:
         if exc.errno not in DISK_FULL:
             return internal_error(progress, log, exc)
-        message = (f"cannot write {exc.filename or args.out}: {exc.strerror}; free some space, then run the "
-                   "same command again to resume")
-        progress.log(f"error: {message}")
-        progress.failed(message, log if os.path.exists(log) else None)
-        return EngineError.exit_code
+        return user_error(progress, log, f"cannot write {exc.filename or args.out}: {exc.strerror}; free some "
+                                         "space, then run the same command again to resume")
     except Exception as exc:  # a bug: one line for the user, the traceback in the log
         return internal_error(progress, log, exc)
     finally:
@@ -125,6 +120,13 @@ def cmd_sketch(args) -> int:
     progress.log(f"done: {summary['frames']} frames")
     progress.finished(summary)
     return 0
+
+
+def user_error(progress, log: str, message: str) -> int:
+    """What the user can act on: one line (and the log's path when there is a log)."""
+    progress.failed(message, log if os.path.exists(log) else None)
+    progress.log(f"error: {message}")
+    return EngineError.exit_code
 
 
 def internal_error(progress, log: str, exc: Exception) -> int:
