@@ -3,6 +3,7 @@
 ``open_video(path)`` returns a ``VideoSource``; ``source.frames(FrameRange)`` yields
 ``(index, rgb, alpha)`` with ``rgb`` ``(H, W, 3) uint8`` and ``alpha`` ``(H, W) uint8`` or
 ``None``. Nothing holds more than one decoded frame, so a 4K or 10 000-frame clip streams.
+A video's display rotation (a phone's portrait clip) is applied, as players and Blender do.
 """
 from __future__ import annotations
 
@@ -106,6 +107,9 @@ class MovieFile(VideoSource):
                 fmt = stream.codec_context.format
                 width, height = stream.codec_context.width, stream.codec_context.height
                 rate = stream.average_rate or stream.guessed_rate or 24
+                turns = _quarter_turns(next(container.decode(stream), None))
+            with av.open(path) as container:
+                stream = container.streams.video[0]
                 count = stream.frames or sum(1 for p in container.demux(stream) if p.size)
         except EngineError:
             raise
@@ -115,6 +119,9 @@ class MovieFile(VideoSource):
             raise EngineError(f"{path}: the video has no frames")
         self.path = path
         self.files = [path]
+        self.turns = turns
+        if turns % 2:
+            width, height = height, width
         self.info = VideoInfo(path, width, height, float(rate), int(count),
                               bool(fmt is not None and fmt.name.startswith(_ALPHA_FORMATS + ("yuva", "gbrap"))))
 
@@ -137,14 +144,14 @@ class MovieFile(VideoSource):
                         break
                     if index < frame_range.start or (index - frame_range.start) % frame_range.step:
                         continue
-                    data = frame.to_ndarray(format=fmt)
+                    data = np.rot90(frame.to_ndarray(format=fmt), self.turns)
                     if data.shape[:2] != (self.info.height, self.info.width):
                         raise EngineError(f"{self.path}: frame {index} changes size; "
                                           "re-encode the clip at one size")
                     if self.info.has_alpha:
                         yield index, np.ascontiguousarray(data[..., :3]), np.ascontiguousarray(data[..., 3])
                     else:
-                        yield index, data, None
+                        yield index, np.ascontiguousarray(data), None
         except EngineError:
             raise
         except Exception as exc:
@@ -208,6 +215,12 @@ def open_video(path: str, fps: float | None = None) -> VideoSource:
     if fps:
         source.info = VideoInfo(**{**source.info.__dict__, "fps": float(fps)})
     return source
+
+
+def _quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that show ``frame`` upright (its display matrix)."""
+    rotation = getattr(frame, "rotation", 0) or 0
+    return round(rotation / 90) % 4
 
 
 def _pattern_files(pattern: str) -> list[str]:

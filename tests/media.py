@@ -11,8 +11,9 @@ SHARED_CLIPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".
 
 
 def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None = None,
-                pix_fmt: str = "yuv420p") -> str:
-    """Encode ``frames`` (T, H, W, 3 or 4) uint8 with PyAV."""
+                pix_fmt: str = "yuv420p", rotation: int = 0) -> str:
+    """Encode ``frames`` (T, H, W, 3 or 4) uint8 with PyAV; ``rotation`` (degrees counter-clockwise)
+    goes into the display matrix, as a phone writes a clip filmed upright."""
     import av
 
     codec = codec or {"mp4": "libx264", "mov": "libx264", "mkv": "libx264", "webm": "libvpx-vp9",
@@ -21,6 +22,8 @@ def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None 
         stream = out.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pix_fmt
+        if rotation:
+            stream.set_display_rotation(rotation)
         src = "rgba" if frames.shape[-1] == 4 else "rgb24"
         for f in frames:
             for packet in stream.encode(__import__("av").VideoFrame.from_ndarray(f, format=src)):

@@ -23,6 +23,21 @@ def test_containers_decode_every_frame(tmp_path, ext):
     assert centre[-1] > centre[0] + 8
 
 
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_phone_clip_is_decoded_upright(tmp_path, rotation):
+    """Phones store the sensor's frames with a display rotation; players and Blender apply it
+    (bpy's movie clip of such a file is portrait), so the sketch must be drawn on it applied."""
+    frames, _ = moving_disc(t_len=4)                              # stored 128 x 96, disc moving right
+    source = open_video(write_video(str(tmp_path / "phone.mp4"), frames, rotation=rotation))
+    turns = rotation // 90
+    upright = np.rot90(frames, turns, axes=(1, 2))
+    assert (source.info.height, source.info.width) == upright.shape[1:3]
+    decoded = [rgb for _, rgb, _ in source.frames(FrameRange(0, 4))]
+    assert all(rgb.flags.c_contiguous for rgb in decoded)
+    assert np.abs(np.stack(decoded).astype(int) - upright).mean() < 6      # lossy codec, same picture
+    assert np.abs(np.stack(decoded).astype(int) - np.rot90(upright, 2, axes=(1, 2))).mean() > 20
+
+
 def test_image_folder_and_pattern(tmp_path):
     frames, _ = moving_disc(t_len=5)
     for i, f in enumerate(frames):

@@ -140,6 +140,40 @@ def render_in_subprocess(blend, frame, png):
     return np.asarray(Image.open(png).convert("L")).astype(float)
 
 
+DECODE_FIRST_FRAME = """
+import sys, numpy as np
+from engine.video import FrameRange, open_video
+_, rgb, _ = next(open_video(sys.argv[1]).frames(FrameRange(0, 1)))
+np.save(sys.argv[2], rgb)
+"""
+
+
+def test_a_phone_clip_is_sketched_upright_as_blender_shows_it(blender, engine_cli, tmp_path):
+    """A phone's portrait clip is stored landscape with a display rotation. Blender shows it
+    portrait, so the engine must sketch that picture, at that size, for the strokes to sit on it."""
+    bpy = blender
+    frames, _ = moving_disc(t_len=4)
+    path = write_video(str(tmp_path / "phone.mp4"), frames, rotation=90)
+    clip = bpy.data.movieclips.load(path)
+    assert tuple(clip.size) == (96, 128)
+    configure_fast(bpy, strokes=3)
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}
+    (obj,) = sketch_objects(bpy)
+    doc = json.load(open(obj["dynasketch_sketch"]))
+    scene = bpy.context.scene
+    assert (doc["width"], doc["height"]) == (scene.render.resolution_x, scene.render.resolution_y) == (96, 128)
+    # the picture the engine sketched is the one Blender shows, not turned another way
+    image = bpy.data.images.load(path)
+    image.source = "MOVIE"
+    shown = np.array(image.pixels[:]).reshape(128, 96, 4)[::-1, :, :3] * 255      # rows top first
+    subprocess.run([ENGINE_PYTHON, "-c", DECODE_FIRST_FRAME, path, str(tmp_path / "rgb.npy")],
+                   cwd=ROOT, check=True, timeout=120)
+    sketched = np.load(tmp_path / "rgb.npy").astype(float)
+    assert sketched.shape == shown.shape
+    assert np.abs(sketched - shown).mean() < 8
+    assert np.abs(sketched - shown[::-1, ::-1]).mean() > 20
+
+
 def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_cli, disc_movie):
     """What the modal operator does on each timer tick, driven by hand."""
     bpy = blender
