@@ -8,9 +8,11 @@ A video's display rotation (a phone's portrait clip) is applied, as players and 
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Iterator
 
 import numpy as np
@@ -94,7 +96,14 @@ class VideoSource:
 
 
 class MovieFile(VideoSource):
-    """A video file decoded with PyAV (ffmpeg)."""
+    """A video file decoded with PyAV (ffmpeg), frame for frame as Blender shows it.
+
+    Frame ``k`` is the picture Blender shows at the clip's frame ``k``: the last one whose
+    timestamp is at or before the stream's start plus ``k`` frame durations, at the frame rate
+    ffmpeg guesses for the stream. A variable-frame-rate clip (most phones record one) keeps the
+    sketch on the footage Blender plays: a dropped frame shows the one before it twice, as in
+    Blender. The length is Blender's too: the stream's duration times that rate.
+    """
 
     def __init__(self, path: str):
         import av
@@ -106,11 +115,11 @@ class MovieFile(VideoSource):
                 stream = container.streams.video[0]
                 fmt = stream.codec_context.format
                 width, height = stream.codec_context.width, stream.codec_context.height
-                rate = stream.average_rate or stream.guessed_rate or 24
+                rate = Fraction(stream.guessed_rate or stream.average_rate or 24)
+                self.start = stream.start_time or 0
+                self.ticks = 1 / (rate * stream.time_base)          # time-base ticks per frame
+                count = _timeline_length(container, stream, rate)
                 turns = _quarter_turns(next(container.decode(stream), None))
-            with av.open(path) as container:
-                stream = container.streams.video[0]
-                count = stream.frames or sum(1 for p in container.demux(stream) if p.size)
         except EngineError:
             raise
         except Exception as exc:  # PyAV raises many kinds; all mean "not a readable video"
@@ -125,42 +134,56 @@ class MovieFile(VideoSource):
         self.info = VideoInfo(path, width, height, float(rate), int(count),
                               bool(fmt is not None and fmt.name.startswith(_ALPHA_FORMATS + ("yuva", "gbrap"))))
 
+    def _time_of(self, index: int) -> int:
+        """The timestamp Blender looks for at frame ``index``, in the stream's time base."""
+        return self.start + _round_half_up(index * self.ticks)
+
     def frames(self, frame_range: FrameRange):
         import av
 
-        wanted = frame_range.indices()
-        if not len(wanted):
+        slots = iter(frame_range.indices())
+        index = next(slots, None)
+        if index is None:
             return
-        last = wanted[-1]
         fmt = "rgba" if self.info.has_alpha else "rgb24"
-        index = -1
+        held, pts = None, None               # the last frame at or before frame `index`'s time
+        picture = None                       # (frame, its arrays) of the last frame yielded
         try:
             with av.open(self.path) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 for frame in container.decode(stream):
-                    index += 1
-                    if index > last:
-                        break
-                    if index < frame_range.start or (index - frame_range.start) % frame_range.step:
-                        continue
-                    data = np.rot90(frame.to_ndarray(format=fmt), self.turns)
-                    if data.shape[:2] != (self.info.height, self.info.width):
-                        raise EngineError(f"{self.path}: frame {index} changes size; "
-                                          "re-encode the clip at one size")
-                    if self.info.has_alpha:
-                        yield index, np.ascontiguousarray(data[..., :3]), np.ascontiguousarray(data[..., 3])
-                    else:
-                        yield index, np.ascontiguousarray(data), None
+                    pts = frame.pts if frame.pts is not None else (
+                        self.start if pts is None else pts + _round_half_up(self.ticks))
+                    while index is not None and pts > self._time_of(index):
+                        shown = held if held is not None else frame
+                        if picture is None or picture[0] is not shown:
+                            picture = shown, self._arrays(shown, fmt, index)
+                        yield (index, *picture[1])
+                        index = next(slots, None)
+                    if index is None:
+                        return
+                    held = frame
         except EngineError:
             raise
         except Exception as exc:
-            raise EngineError(f"{self.path}: decoding failed at frame {index + 1} "
-                              f"({_reason(exc)}); the file may be truncated") from None
-        if index < last:
-            raise EngineError(f"{self.path}: the video ends after frame {index} although it "
-                              f"claims {self.info.frame_count} frames; it may be truncated "
-                              f"(use --frames to stop before frame {index + 1})")
+            raise EngineError(f"{self.path}: decoding failed at frame {index} "
+                              f"({_reason(exc)}); the file may be damaged") from None
+        if held is None:
+            raise EngineError(f"{self.path}: no frame could be decoded; the file may be damaged")
+        while index is not None:             # past the last frame Blender shows the last frame
+            if picture is None or picture[0] is not held:
+                picture = held, self._arrays(held, fmt, index)
+            yield (index, *picture[1])
+            index = next(slots, None)
+
+    def _arrays(self, frame, fmt: str, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        data = np.rot90(frame.to_ndarray(format=fmt), self.turns)
+        if data.shape[:2] != (self.info.height, self.info.width):
+            raise EngineError(f"{self.path}: frame {index} changes size; re-encode the clip at one size")
+        if self.info.has_alpha:
+            return np.ascontiguousarray(data[..., :3]), np.ascontiguousarray(data[..., 3])
+        return np.ascontiguousarray(data), None
 
 
 class ImageSequence(VideoSource):
@@ -215,6 +238,24 @@ def open_video(path: str, fps: float | None = None) -> VideoSource:
     if fps:
         source.info = VideoInfo(**{**source.info.__dict__, "fps": float(fps)})
     return source
+
+
+def _timeline_length(container, stream, rate: Fraction) -> int:
+    """The clip's length in frames, as Blender counts it: the video stream's duration at
+    ``rate``; without one, the file's duration less the video's late start after the audio."""
+    if stream.duration is not None:
+        return _round_half_up(stream.duration * stream.time_base * rate)
+    if container.duration is not None:
+        def start(s):
+            return s.start_time * s.time_base if s.start_time is not None else 0
+        audio = container.streams.audio
+        late = max(0, start(stream) - (start(audio[0]) if audio else 0))
+        return _round_half_up((Fraction(container.duration, 1_000_000) - late) * rate)
+    return stream.frames or sum(1 for p in container.demux(stream) if p.size)
+
+
+def _round_half_up(x) -> int:
+    return math.floor(x + Fraction(1, 2))
 
 
 def _quarter_turns(frame) -> int:

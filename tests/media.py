@@ -11,9 +11,12 @@ SHARED_CLIPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".
 
 
 def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None = None,
-                pix_fmt: str = "yuv420p", rotation: int = 0) -> str:
+                pix_fmt: str = "yuv420p", rotation: int = 0, times: list[float] | None = None) -> str:
     """Encode ``frames`` (T, H, W, 3 or 4) uint8 with PyAV; ``rotation`` (degrees counter-clockwise)
-    goes into the display matrix, as a phone writes a clip filmed upright."""
+    goes into the display matrix, as a phone writes a clip filmed upright; ``times`` (seconds)
+    time the frames one by one, as a phone's variable frame rate does."""
+    from fractions import Fraction
+
     import av
 
     codec = codec or {"mp4": "libx264", "mov": "libx264", "mkv": "libx264", "webm": "libvpx-vp9",
@@ -24,9 +27,14 @@ def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None 
         stream.pix_fmt = pix_fmt
         if rotation:
             stream.set_display_rotation(rotation)
+        if times is not None:
+            stream.codec_context.time_base = stream.time_base = Fraction(1, 90000)
         src = "rgba" if frames.shape[-1] == 4 else "rgb24"
-        for f in frames:
-            for packet in stream.encode(__import__("av").VideoFrame.from_ndarray(f, format=src)):
+        for i, f in enumerate(frames):
+            frame = __import__("av").VideoFrame.from_ndarray(f, format=src)
+            if times is not None:
+                frame.pts, frame.time_base = round(times[i] * 90000), Fraction(1, 90000)
+            for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
@@ -48,6 +56,21 @@ def moving_disc(t_len: int = 12, size: tuple[int, int] = (96, 128), speed: float
         frames.append(img)
         masks.append(inside.astype(np.uint8) * 255)
     return np.stack(frames), np.stack(masks)
+
+
+def numbered_frames(count: int, size: int = 64) -> np.ndarray:
+    """Frames that carry their own number, read back by ``frame_number`` through a lossy codec."""
+    frames = np.zeros((count, size, size, 3), np.uint8)
+    for i in range(count):
+        frames[i, :, :size // 2] = 20 + 10 * (i % 20)
+        frames[i, :, size // 2:] = 20 + 10 * (i // 20)
+    return frames
+
+
+def frame_number(rgb: np.ndarray) -> int:
+    h, w = rgb.shape[:2]
+    low, high = (int(round((float(rgb[h // 2, x].mean()) - 20) / 10)) for x in (w // 6, w - w // 6))
+    return low + 20 * high
 
 
 def write_sketch(path, frames=(0, 2, 4), width=320, height=240, strokes=3, source=""):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from media import moving_disc, write_video
+from media import frame_number, moving_disc, numbered_frames, write_video
 from engine.canvas import Letterbox
 from engine.errors import EngineError
 from engine.video import FrameRange, open_video, parse_frame_range
@@ -36,6 +36,32 @@ def test_a_phone_clip_is_decoded_upright(tmp_path, rotation):
     assert all(rgb.flags.c_contiguous for rgb in decoded)
     assert np.abs(np.stack(decoded).astype(int) - upright).mean() < 6      # lossy codec, same picture
     assert np.abs(np.stack(decoded).astype(int) - np.rot90(upright, 2, axes=(1, 2))).mean() > 20
+
+
+# Frame times as phones write them (seconds), and the frame Blender 4.5 and 5.0 show at each of
+# its frames; tests/addon/test_footage_frames.py checks these against bpy itself.
+TIMINGS = {
+    "dropped frames": ([i / 30 for i in range(10)] + [(i + 3) / 30 for i in range(10, 30)],
+                       list(range(10)) + [9, 9, 9] + list(range(10, 30))),
+    "a burst at twice the rate": ([i / 30 for i in range(10)] + [1 / 3 + (i - 10) / 60 for i in range(10, 20)]
+                                  + [1 / 2 + (i - 20) / 30 for i in range(20, 30)],
+                                  [i // 2 for i in range(20)] + list(range(10, 20))
+                                  + [20 + i // 2 for i in range(20)]),
+    "a late start": ([0.5 + i / 30 for i in range(30)], list(range(30))),
+}
+
+
+@pytest.mark.parametrize("timing", TIMINGS)
+def test_a_variable_frame_rate_clip_is_read_frame_for_frame_as_blender_shows_it(tmp_path, timing):
+    """Frame k is the picture Blender shows at the clip's frame k, so the sketch stays on the
+    footage: a dropped frame repeats the one before, as Blender shows it."""
+    times, shown = TIMINGS[timing]
+    path = write_video(str(tmp_path / "phone.mp4"), numbered_frames(len(times)), fps=30, times=times)
+    source = open_video(path)
+    assert source.info.frame_count == len(shown)
+    assert [frame_number(rgb) for _, rgb, _ in source.frames(FrameRange(0, len(shown)))] == shown
+    # a range, and a resumed run, see the same frames
+    assert [frame_number(rgb) for _, rgb, _ in source.frames(FrameRange(9, 20, 3))] == shown[9:20:3]
 
 
 def test_image_folder_and_pattern(tmp_path):

@@ -1,0 +1,88 @@
+"""The engine's frame k is the picture Blender shows at the clip's frame k, for the clips where
+counting decoded frames is not enough: variable frame rates (phones), dropped frames, a late
+start. Blender's pictures come from Sequencer renders in a subprocess (without EGL Blender
+aborts the whole process), the engine's from its decoder in the engine's interpreter."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ENGINE_PYTHON
+from media import numbered_frames, write_video
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+BLENDER_SHOWS = r"""
+import json, sys, bpy, numpy as np
+from PIL import Image
+sys.path.insert(0, {tests!r})
+from media import frame_number
+shown = {{}}
+for path in {paths!r}:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.view_settings.view_transform = "Standard"
+    clip = bpy.data.movieclips.load(path)
+    editor = scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences     # 5.0 / 4.5
+    strip = strips.new_movie("footage", path, 1, 1)
+    scene.render.resolution_x, scene.render.resolution_y = clip.size
+    scene.render.resolution_percentage = 100
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.filepath = path + ".png"
+    numbers = []
+    for frame in range(1, clip.frame_duration + 1):
+        scene.frame_set(frame)
+        bpy.ops.render.render(write_still=True)
+        numbers.append(frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB"))))
+    shown[path] = {{"count": clip.frame_duration, "strip": strip.frame_final_duration, "frames": numbers}}
+print("SHOWN", json.dumps(shown))
+import os; os._exit(0)     # bpy 4.5 can hang in its EGL teardown
+"""
+
+ENGINE_SHOWS = r"""
+import json, sys
+sys.path.insert(0, {tests!r})
+from media import frame_number
+from engine.video import FrameRange, open_video
+shown = {{}}
+for path in {paths!r}:
+    source = open_video(path)
+    count = source.info.frame_count
+    shown[path] = {{"count": count, "strip": count,
+                   "frames": [frame_number(rgb) for _, rgb, _ in source.frames(FrameRange(0, count))]}}
+print("SHOWN", json.dumps(shown))
+"""
+
+
+def shown_by(python, script, paths):
+    done = subprocess.run([python, "-c", script.format(tests=os.path.join(ROOT, "tests"), paths=paths)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("SHOWN ")), None)
+    assert line, (done.stdout + done.stderr)[-3000:]
+    return json.loads(line[len("SHOWN "):])
+
+
+def test_the_engine_sketches_each_frame_blender_shows(tmp_path):
+    pytest.importorskip("bpy")
+    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, 30)
+    timings = {
+        "jittered.mp4": [(i + jitter[i]) / 30 for i in range(30)],           # a phone's VFR clock
+        "dropped.mp4": [i / 30 for i in range(10)] + [(i + 3) / 30 for i in range(10, 30)],
+        "burst.mp4": [i / 30 for i in range(10)] + [1 / 3 + (i - 10) / 60 for i in range(10, 30)],
+        "late-start.mp4": [0.5 + i / 30 for i in range(30)],
+    }
+    paths = [write_video(str(tmp_path / name), numbered_frames(len(times)), fps=30, times=times)
+             for name, times in timings.items()]
+    paths += [write_video(str(tmp_path / f"steady.{ext}"), numbered_frames(30)) for ext in ("mkv", "avi")]
+    blender = shown_by(sys.executable, BLENDER_SHOWS, paths)
+    engine = shown_by(ENGINE_PYTHON, ENGINE_SHOWS, paths)
+    for path in paths:
+        name = os.path.basename(path)
+        assert blender[path]["count"] == blender[path]["strip"]
+        assert engine[path] == blender[path], name
+    # the clips do test something: Blender repeats and skips frames of the variable-rate ones
+    assert blender[paths[1]]["frames"][9:13] == [9, 9, 9, 9]
+    assert blender[paths[0]]["frames"] != list(range(30))
