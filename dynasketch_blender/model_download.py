@@ -40,4 +40,6 @@ class ModelDownload(EngineJob):
         self.message = f"Downloaded {', '.join(self.names)} into {self.folder}"
 
     def _fail(self, reason: str) -> None:
+        reason = (reason.replace("DYNASKETCH_HOME", "the Model Folder (preferences)")   # the engine's advice, here
+                  .replace("run the same command again", "Download Models again"))
         super()._fail(f"Download failed: {reason}")

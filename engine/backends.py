@@ -74,7 +74,7 @@ def build_masker(mode: str, clip, frame_range, device: torch.device):
 
         kind = "fast" if mode == "inspyrenet-fast" else "base"
         return InSPyReNetMasker(models.require(f"inspyrenet-{kind}"), clip, frame_range, device,
-                                models.home(), kind)
+                                models.cache_home(), kind)
     return MaskFileMasker(mode, clip.info, frame_range)
 
 

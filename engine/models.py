@@ -13,8 +13,10 @@ checked against the same table.
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import hashlib
 import os
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -76,6 +78,28 @@ def home() -> str:
         return os.path.abspath(os.path.expanduser(explicit))
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(cache, "dynasketch")
+
+
+def cache_home() -> str:
+    """Where the engine keeps what it makes beside the weights (per-clip mask caches, the
+    masking package's config): the model folder, or, when that cannot be written (a shared,
+    read-only copy of the weights), a folder of this user's in the temporary folder."""
+    for folder in (home(), os.path.join(tempfile.gettempdir(), f"dynasketch-{_user()}")):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            return folder
+    raise EngineError(f"neither {home()} nor the temporary folder can be written; set "
+                      "DYNASKETCH_HOME to a folder you can write to")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (a container): one folder for all
+        return "user"
 
 
 def lookup(name: str) -> ModelFile:
@@ -169,7 +193,11 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
     """Fetch ``model`` into ``folder``; resumes a partial download; returns its path.
     ``progress``: a tqdm bar on stderr; ``report(done, total)``: bytes so far, as they come."""
     folder = folder or home()
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise EngineError(f"cannot create the model folder {folder} ({exc.strerror}); set "
+                          "DYNASKETCH_HOME to a folder you can write to") from None
     final = path_of(model, folder)
     if check_file(model, final, thorough=True) is None:    # asked for: hash it anyway
         return final
@@ -236,21 +264,38 @@ def _copy(response, path: str, mode: str, have: int, total: int | None, label: s
           report: Callable[[int, int | None], None] | None = None) -> None:
     from tqdm import tqdm
 
-    with open(path, mode) as out, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                       desc=label, disable=not progress) as bar:
-        try:
-            for block in iter(lambda: response.read(1 << 16), b""):
+    try:
+        out = open(path, mode)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    with out, tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=label,
+                   disable=not progress) as bar:
+        while True:
+            try:
+                block = response.read(1 << 16)
+            except (OSError, urllib.error.URLError) as exc:
+                raise EngineError(f"download of {label} was cut off ({exc}); run the same command "
+                                  "again to resume") from None
+            if not block:
+                break
+            try:
                 out.write(block)
-                bar.update(len(block))
-                have += len(block)
-                if report is not None:
-                    report(have, total)
-        except (OSError, urllib.error.URLError) as exc:
-            raise EngineError(f"download of {label} was cut off ({exc}); run the same command "
-                              "again to resume") from None
+                out.flush()
+            except OSError as exc:
+                raise _cannot_write(path, exc) from None
+            bar.update(len(block))
+            have += len(block)
+            if report is not None:
+                report(have, total)
     if total is not None and os.path.getsize(path) < total:
         raise EngineError(f"download of {label} stopped early ({os.path.getsize(path)} of {total} "
                           "bytes); run the same command again to resume")
+
+
+def _cannot_write(path: str, exc: OSError) -> EngineError:
+    """A model file that cannot be written (a full disk, a folder not the user's): what to do."""
+    return EngineError(f"cannot write {path}: {exc.strerror}; free some space or set DYNASKETCH_HOME "
+                       "to another folder, then run the same command again to resume")
 
 
 def command(action: str, names: list[str], progress: str = "bar") -> int:

@@ -173,3 +173,34 @@ def test_a_stopped_download_says_so_in_one_line_and_resumes(server, tmp_path, st
     assert run.wait(timeout=120) == 0
     assert Handler.ranges == [had]
     assert (tmp_path / "scaled_offline.pth").read_bytes() == PAYLOAD
+
+
+def test_a_model_folder_that_cannot_be_made_is_one_line(server, tmp_path):
+    """DYNASKETCH_HOME (or the add-on's Models Folder) somewhere that cannot hold a folder."""
+    (tmp_path / "a-file").write_text("not a folder")
+    home = tmp_path / "a-file" / "models"
+    run = models_command("download", "cotracker3-offline", home=home, mirror=f"{server}/mirror/")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 2, err
+    assert err.strip().splitlines() == [f"dynasketch: error: cannot create the model folder {home} (Not a "
+                                        "directory); set DYNASKETCH_HOME to a folder you can write to"]
+    assert json.loads(out.splitlines()[-1])["event"] == "error"
+
+
+def test_a_full_disk_stops_a_download_in_one_line_and_it_resumes_once_there_is_room(server, small_disk):
+    disk, grow = small_disk                                              # 64 KiB; the file is 300 KiB
+    run = models_command("download", "cotracker3-offline", home=disk, mirror=f"{server}/mirror/")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 2, err
+    part = disk / "scaled_offline.pth.part"
+    assert err.strip().splitlines() == [f"dynasketch: error: cannot write {part}: No space left on device; "
+                                        "free some space or set DYNASKETCH_HOME to another folder, then "
+                                        "run the same command again to resume"]
+    had = part.stat().st_size
+    assert 0 < had < len(PAYLOAD) and not (disk / "scaled_offline.pth").exists()
+    grow(2 << 20)
+    Handler.ranges.clear()
+    run = models_command("download", "cotracker3-offline", home=disk, mirror=f"{server}/mirror/")
+    assert run.wait(timeout=120) == 0
+    assert Handler.ranges == [had]
+    assert (disk / "scaled_offline.pth").read_bytes() == PAYLOAD

@@ -43,6 +43,19 @@ def test_a_corrupt_download_is_one_line_and_keeps_nothing(blender, prefs, engine
     assert not list((tmp_path / "models").iterdir())
 
 
+def test_a_model_folder_that_cannot_be_made_says_which_preference_to_change(blender, prefs, engine_cli,
+                                                                          mirror, tmp_path):
+    bpy = blender
+    (tmp_path / "a-file").write_text("not a folder")
+    prefs_with_models(prefs, tmp_path / "a-file" / "models", {"cotracker3-offline"})
+    with pytest.raises(RuntimeError):
+        bpy.ops.dynasketch.download_models()
+    status = bpy.context.window_manager.dynasketch_download
+    assert status.failed and not status.running
+    assert status.status == (f"Download failed: cannot create the model folder {tmp_path / 'a-file' / 'models'} "
+                             "(Not a directory); set the Model Folder (preferences) to a folder you can write to")
+
+
 def test_nothing_is_downloaded_while_blenders_online_access_is_off(blender, prefs, engine_cli, mirror, tmp_path):
     bpy = blender
     prefs_with_models(prefs, tmp_path / "models", {"cotracker3-offline"})

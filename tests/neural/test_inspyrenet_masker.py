@@ -3,6 +3,9 @@ weights of the real architecture saved as a checkpoint, with the per-clip mask c
 import dataclasses
 import hashlib
 import os
+import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 import pytest
@@ -59,6 +62,44 @@ def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkey
     os.utime(clip.info.path, ns=(before + 10**9, before + 10**9))
     replaced = build_masker("inspyrenet-fast", clip, rng, torch.device("cpu"))
     assert replaced.name == "inspyrenet" and replaced.cache != masker.cache
+
+
+@pytest.fixture
+def read_only_models(model_home, tmp_path):
+    """A read-only copy of the model folder holding only the weights, as a studio shares them
+    (a read-only bind mount: needs root, skipped elsewhere)."""
+    weights, shared = tmp_path / "weights", tmp_path / "shared-models"
+    weights.mkdir()
+    shared.mkdir()
+    shutil.copy(model_home / "ckpt_fast.pth", weights)
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "--bind", str(weights), str(shared)],
+                                                   capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("a read-only bind mount needs root")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(shared)], check=True, capture_output=True)
+        yield shared
+    finally:
+        subprocess.run(["umount", "-l", str(shared)], check=False)
+
+
+def test_a_read_only_model_folder_keeps_the_mask_cache_in_the_temporary_folder(read_only_models, tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setenv("DYNASKETCH_HOME", str(read_only_models))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    md5 = hashlib.md5((read_only_models / "ckpt_fast.pth").read_bytes()).hexdigest()
+    monkeypatch.setitem(models.MODELS, "inspyrenet-fast",
+                        dataclasses.replace(models.MODELS["inspyrenet-fast"], md5=md5))
+    frames, _ = moving_disc(t_len=2)
+    clip = open_video(write_video(str(tmp_path / "disc.mp4"), frames))
+    rng = FrameRange(0, 2)
+    masker = build_masker("inspyrenet-fast", clip, rng, torch.device("cpu"))
+    masks = [masker(i, rgb, a) for i, rgb, a in clip.frames(rng)]
+    assert masker.cache.startswith(str(tmp_path / "tmp" / "dynasketch-")) and os.path.exists(masker.cache)
+    assert os.listdir(read_only_models) == ["ckpt_fast.pth"]                # nothing written there
+    again = build_masker("inspyrenet-fast", clip, rng, torch.device("cpu"))
+    assert again.name == "inspyrenet (cached)"
+    assert all(np.array_equal(m, again(i, rgb, a)) for m, (i, rgb, a) in zip(masks, clip.frames(rng)))
 
 
 def test_missing_weights_name_the_download_command(tmp_path, monkeypatch):
