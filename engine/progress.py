@@ -33,9 +33,10 @@ class Progress:
             return False
         stamp = datetime.datetime.now().isoformat(timespec="seconds")
         try:
-            with open(self.log_path, "a") as f:
+            # UTF-8 whatever the locale (Windows' is not); a path's undecodable bytes as they were
+            with open(self.log_path, "a", encoding="utf-8", errors="surrogateescape") as f:
                 f.write(f"{stamp} {text.rstrip()}\n")
-        except OSError:                 # a full disk: the run reports on stderr all the same
+        except (OSError, UnicodeError):  # a full disk: the run reports on stderr all the same
             return False
         return True
 

@@ -110,6 +110,20 @@ def test_the_log_says_why_auto_took_an_offline_default(disc_clip, tmp_path):
     assert "ckpt_base.pth is missing" in notes["mask:"] or "not installed" in notes["mask:"]
 
 
+def test_a_name_the_locale_cannot_spell_is_sketched_and_logged(disc_clip, tmp_path):
+    """A clip named in a script the locale's encoding lacks (Windows' cp1252 and Japanese, here
+    an ASCII locale): the run finishes and its log is UTF-8."""
+    clip = tmp_path / "スケッチ-ç.mp4"
+    clip.write_bytes(open(disc_clip["video"], "rb").read())
+    out = tmp_path / "出力"
+    done = dynasketch("sketch", clip, "--out", out, "--preset", "fast", "--frames", "0:2", "--strokes", 3,
+                      "--seeds", 1, "--mask", "none", "--progress", "json",
+                      env={"PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C", "LANG": "C"})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["event"] == "done"
+    assert "start: スケッチ-ç.mp4: 2 frames of 12" in (out / "dynasketch.log").read_text(encoding="utf-8")
+
+
 def test_doctor_finds_a_cotracker_checkout(tmp_path):
     """CoTracker is not on PyPI: a checkout named by DYNASKETCH_COTRACKER_PATH counts as
     installed for `doctor` too, which then only asks for the weights."""
