@@ -120,6 +120,7 @@ class MovieFile(VideoSource):
                 self.ticks = 1 / (rate * stream.time_base)          # time-base ticks per frame
                 count = _timeline_length(container, stream, rate)
                 turns = _quarter_turns(next(container.decode(stream), None))
+                self.alpha_decoder = _alpha_decoder(stream)
         except EngineError:
             raise
         except Exception as exc:  # PyAV raises many kinds; all mean "not a readable video"
@@ -131,8 +132,9 @@ class MovieFile(VideoSource):
         self.turns = turns
         if turns % 2:
             width, height = height, width
-        self.info = VideoInfo(path, width, height, float(rate), int(count),
-                              bool(fmt is not None and fmt.name.startswith(_ALPHA_FORMATS + ("yuva", "gbrap"))))
+        has_alpha = self.alpha_decoder is not None or (
+            fmt is not None and fmt.name.startswith(_ALPHA_FORMATS + ("yuva", "gbrap")))
+        self.info = VideoInfo(path, width, height, float(rate), int(count), has_alpha)
 
     def _time_of(self, index: int) -> int:
         """The timestamp Blender looks for at frame ``index``, in the stream's time base."""
@@ -150,9 +152,7 @@ class MovieFile(VideoSource):
         picture = None                       # (frame, its arrays) of the last frame yielded
         try:
             with av.open(self.path) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for frame in container.decode(stream):
+                for frame in self._decode(container):
                     pts = frame.pts if frame.pts is not None else (
                         self.start if pts is None else pts + _round_half_up(self.ticks))
                     while index is not None and pts > self._time_of(index):
@@ -176,6 +176,23 @@ class MovieFile(VideoSource):
                 picture = held, self._arrays(held, fmt, index)
             yield (index, *picture[1])
             index = next(slots, None)
+
+    def _decode(self, container):
+        """The video stream's frames; a VP8/VP9 clip with alpha through libvpx, whose decoder
+        reads the alpha channel that ffmpeg's own drops (Blender does the same)."""
+        import av
+
+        stream = container.streams.video[0]
+        if self.alpha_decoder is None:
+            stream.thread_type = "AUTO"
+            yield from container.decode(stream)
+            return
+        decoder = av.CodecContext.create(self.alpha_decoder, "r")
+        decoder.extradata = stream.codec_context.extradata
+        decoder.width, decoder.height = stream.codec_context.width, stream.codec_context.height
+        decoder.thread_type = "AUTO"
+        for packet in container.demux(stream):
+            yield from decoder.decode(packet if packet.size else None)
 
     def _arrays(self, frame, fmt: str, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         data = np.rot90(frame.to_ndarray(format=fmt), self.turns)
@@ -238,6 +255,18 @@ def open_video(path: str, fps: float | None = None) -> VideoSource:
     if fps:
         source.info = VideoInfo(**{**source.info.__dict__, "fps": float(fps)})
     return source
+
+
+def _alpha_decoder(stream) -> str | None:
+    """libvpx's decoder for a VP8/VP9 stream marked as carrying alpha (``alpha_mode=1``),
+    where this PyAV has it; None otherwise."""
+    import av
+
+    tags = {key.lower(): value for key, value in stream.metadata.items()}
+    name = {"vp8": "libvpx", "vp9": "libvpx-vp9"}.get(stream.codec_context.name)
+    if name and tags.get("alpha_mode") == "1" and name in av.codecs_available:
+        return name
+    return None
 
 
 def _timeline_length(container, stream, rate: Fraction) -> int:

@@ -86,6 +86,22 @@ def test_alpha_channel_is_read(tmp_path):
     assert rgb.shape == (96, 128, 3) and np.array_equal(alpha, masks[0])
 
 
+@pytest.mark.parametrize("codec,pix_fmt,ext", [("libvpx-vp9", "yuva420p", "webm"),    # Blender's RGBA WebM
+                                               ("qtrle", "argb", "mov")])
+def test_a_movie_with_alpha_masks_itself(tmp_path, codec, pix_fmt, ext):
+    """ffmpeg's own VP9 decoder drops a WebM's alpha; Blender reads it with libvpx, and so
+    must the engine, or a keyed subject is sketched with its background."""
+    frames, masks = moving_disc(t_len=3)
+    path = write_video(str(tmp_path / f"keyed.{ext}"), np.concatenate([frames, masks[..., None]], -1),
+                       codec=codec, pix_fmt=pix_fmt)
+    source = open_video(path)
+    assert source.info.has_alpha
+    decoded = list(source.frames(FrameRange(0, 3)))
+    for (_, rgb, alpha), mask in zip(decoded, masks):
+        assert rgb.shape == (96, 128, 3) and alpha.shape == (96, 128)
+        assert ((alpha > 127) != (mask > 127)).mean() < 0.01
+
+
 def test_frame_range_is_a_slice():
     assert list(parse_frame_range("2:8:3", 10).indices()) == [2, 5]
     assert list(parse_frame_range(":3", 10).indices()) == [0, 1, 2]
