@@ -156,9 +156,7 @@ class MovieFile(VideoSource):
                     pts = frame.pts if frame.pts is not None else (
                         self.start if pts is None else pts + _round_half_up(self.ticks))
                     while index is not None and pts > self._time_of(index):
-                        shown = held if held is not None else frame
-                        if picture is None or picture[0] is not shown:
-                            picture = shown, self._arrays(shown, fmt, index)
+                        picture = self._picture(held if held is not None else frame, picture, fmt, index)
                         yield (index, *picture[1])
                         index = next(slots, None)
                     if index is None:
@@ -172,10 +170,16 @@ class MovieFile(VideoSource):
         if held is None:
             raise EngineError(f"{self.path}: no frame could be decoded; the file may be damaged")
         while index is not None:             # past the last frame Blender shows the last frame
-            if picture is None or picture[0] is not held:
-                picture = held, self._arrays(held, fmt, index)
+            picture = self._picture(held, picture, fmt, index)
             yield (index, *picture[1])
             index = next(slots, None)
+
+    def _picture(self, frame, last, fmt: str, index: int):
+        """``(frame, arrays)`` for ``frame``; a frame shown again (a dropped frame's slot) is
+        converted once and copied, so no two yielded arrays are one."""
+        if last is not None and last[0] is frame:
+            return frame, tuple(None if a is None else a.copy() for a in last[1])
+        return frame, self._arrays(frame, fmt, index)
 
     def _decode(self, container):
         """The video stream's frames; a VP8/VP9 clip with alpha through libvpx, whose decoder

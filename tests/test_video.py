@@ -59,7 +59,9 @@ def test_a_variable_frame_rate_clip_is_read_frame_for_frame_as_blender_shows_it(
     path = write_video(str(tmp_path / "phone.mp4"), numbered_frames(len(times)), fps=30, times=times)
     source = open_video(path)
     assert source.info.frame_count == len(shown)
-    assert [frame_number(rgb) for _, rgb, _ in source.frames(FrameRange(0, len(shown)))] == shown
+    pictures = [rgb for _, rgb, _ in source.frames(FrameRange(0, len(shown)))]
+    assert [frame_number(rgb) for rgb in pictures] == shown
+    assert not any(np.shares_memory(a, b) for a, b in zip(pictures, pictures[1:]))   # a repeat is a copy
     # a range, and a resumed run, see the same frames
     assert [frame_number(rgb) for _, rgb, _ in source.frames(FrameRange(9, 20, 3))] == shown[9:20:3]
 
