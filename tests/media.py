@@ -27,13 +27,14 @@ def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None 
         stream.pix_fmt = pix_fmt
         if rotation:
             stream.set_display_rotation(rotation)
+        tick = Fraction(1, 90000)
         if times is not None:
-            stream.codec_context.time_base = stream.time_base = Fraction(1, 90000)
+            stream.codec_context.time_base = stream.time_base = tick
         src = "rgba" if frames.shape[-1] == 4 else "rgb24"
         for i, f in enumerate(frames):
-            frame = __import__("av").VideoFrame.from_ndarray(f, format=src)
+            frame = av.VideoFrame.from_ndarray(f, format=src)
             if times is not None:
-                frame.pts, frame.time_base = round(times[i] * 90000), Fraction(1, 90000)
+                frame.pts, frame.time_base = round(times[i] / tick), tick
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():

@@ -32,11 +32,16 @@ def model_home(tmp_path_factory):
     return home
 
 
-def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkeypatch, device):
-    monkeypatch.setenv("DYNASKETCH_HOME", str(model_home))
-    md5 = hashlib.md5((model_home / "ckpt_fast.pth").read_bytes()).hexdigest()
+def use_model_folder(monkeypatch, folder):
+    """The engine's model folder is ``folder``, and the table's md5 is its random checkpoint's."""
+    monkeypatch.setenv("DYNASKETCH_HOME", str(folder))
+    md5 = hashlib.md5((folder / "ckpt_fast.pth").read_bytes()).hexdigest()
     monkeypatch.setitem(models.MODELS, "inspyrenet-fast",
                         dataclasses.replace(models.MODELS["inspyrenet-fast"], md5=md5))
+
+
+def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkeypatch, device):
+    use_model_folder(monkeypatch, model_home)
     frames, _ = moving_disc(t_len=3)
     clip = open_video(write_video(str(tmp_path / "disc.mp4"), frames))
     rng = FrameRange(0, 3)
@@ -85,11 +90,8 @@ def read_only_models(model_home, tmp_path):
 
 def test_a_read_only_model_folder_keeps_the_mask_cache_in_the_temporary_folder(read_only_models, tmp_path,
                                                                                 monkeypatch):
-    monkeypatch.setenv("DYNASKETCH_HOME", str(read_only_models))
+    use_model_folder(monkeypatch, read_only_models)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    md5 = hashlib.md5((read_only_models / "ckpt_fast.pth").read_bytes()).hexdigest()
-    monkeypatch.setitem(models.MODELS, "inspyrenet-fast",
-                        dataclasses.replace(models.MODELS["inspyrenet-fast"], md5=md5))
     frames, _ = moving_disc(t_len=2)
     clip = open_video(write_video(str(tmp_path / "disc.mp4"), frames))
     rng = FrameRange(0, 2)
