@@ -46,10 +46,15 @@ def jitter(sketch: dict) -> float:
     return float(np.linalg.norm(p[2:] - 2 * p[1:-1] + p[:-2], axis=-1).mean())
 
 
+def sketch_source(sketch: dict):
+    """The clip a sketch was made from, as the engine read it."""
+    return open_video(sketch["source"]["path"], start_number=sketch["source"].get("start_number"))
+
+
 def flicker(sketch: dict, size: int = 224) -> float:
     """Flow-warped ink difference between consecutive sketch frames (see module docstring)."""
     ink = render(sketch, size)
-    source = open_video(sketch["source"]["path"])
+    source = sketch_source(sketch)
     box = Letterbox(sketch["width"], sketch["height"], size)
     grey = [cv2.cvtColor(box.fit(rgb), cv2.COLOR_RGB2GRAY)
             for _, rgb, _ in source.frames(FrameRange(*sketch["source"]["frames"]))]
@@ -72,7 +77,7 @@ def flicker(sketch: dict, size: int = 224) -> float:
 
 def ink_on_subject(sketch: dict, mask_path: str, size: int = 224) -> float:
     ink = render(sketch, size)
-    info = open_video(sketch["source"]["path"]).info
+    info = sketch_source(sketch).info
     frange = FrameRange(*sketch["source"]["frames"])
     masker = MaskFileMasker(mask_path, info, frange)
     box = Letterbox(sketch["width"], sketch["height"], size)

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--saliency", default="auto", help="auto | edges | clip: where strokes start")
     sk.add_argument("--tracker", default="auto", help="auto | lucas-kanade | cotracker")
     sk.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence (default 24)")
+    sk.add_argument("--start-number", type=int, default=None, metavar="N",
+                    help="with an image pattern: start at image N and stop at the first missing number, "
+                         "as Blender reads a sequence (default: every image the pattern matches)")
     sk.add_argument("--seed", type=int, default=0, help="random seed")
     sk.add_argument("--overwrite", action="store_true", help="replace a different sketch in --out")
     sk.add_argument("--no-preview", action="store_true", help="skip preview.mp4")
@@ -97,7 +100,7 @@ def cmd_sketch(args) -> int:
                                         tracker=args.tracker, seed=args.seed)
         progress.log_path = log
         job = Job(args.input, args.out, settings, args.frames, args.fps, args.overwrite,
-                  preview=not args.no_preview)
+                  preview=not args.no_preview, start_number=args.start_number)
         summary = run_sketch(job, progress, lambda: stop() or progress.reader_gone)
     except EngineError as exc:
         return user_error(progress, log, str(exc))

@@ -40,6 +40,7 @@ class Job:
     fps: float | None = None
     overwrite: bool = False
     preview: bool = True
+    start_number: int | None = None          # an image pattern's first image (see open_video)
 
 
 @dataclass
@@ -280,7 +281,7 @@ def out_of_memory(device: torch.device) -> str:
 def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: False) -> dict:
     """Run (or resume) a sketch job; returns a summary. Raises EngineError / Interrupted."""
     s = job.settings
-    source = open_video(job.input, job.fps)
+    source = open_video(job.input, job.fps, job.start_number)
     info = source.info
     frame_range = parse_frame_range(job.frames, info.frame_count)
     device = pick_device(s.device)
@@ -292,6 +293,8 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     # found since the run started would change what `auto` picks).
     fingerprint = {**s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
                    "clip": source.identity(), "backends": chosen}
+    if job.start_number is not None:      # an image sequence read from its image start_number
+        header["source"]["start_number"] = fingerprint["start_number"] = job.start_number
     if (mask_file := mask_file_identity(s.mask)) is not None:   # an edited mask is other input
         fingerprint["mask_file"] = mask_file
     folder = SketchFolder(job.out, header, fingerprint, job.overwrite)

@@ -243,10 +243,18 @@ class ImageSequence(VideoSource):
                 yield index, data, None
 
 
-def open_video(path: str, fps: float | None = None) -> VideoSource:
-    """Open a video file, an image folder or an image pattern; errors are ``EngineError``."""
-    if "%" in os.path.basename(path):
-        return ImageSequence(_pattern_files(path), fps or 24.0, path)
+def open_video(path: str, fps: float | None = None, start_number: int | None = None) -> VideoSource:
+    """Open a video file, an image folder or an image pattern; errors are ``EngineError``.
+
+    A pattern (``frame_%04d.png``: a number field in the file name, ``%%`` for a literal ``%``)
+    takes every image it matches, in number order; with ``start_number`` it takes the images
+    numbered from there up to the first missing number, as Blender and ffmpeg read a sequence.
+    A file that exists is that file, whatever its name holds."""
+    if start_number is not None and not is_pattern(path):
+        raise EngineError(f"--start-number needs an image pattern such as frame_%04d.png, not {path}")
+    if is_pattern(path):
+        files = _numbered_run(path, start_number) if start_number is not None else _pattern_files(path)
+        return ImageSequence(files, fps or 24.0, path)
     if not os.path.exists(path):
         raise EngineError(f"input not found: {path} (check the path)")
     if os.path.isdir(path):
@@ -259,6 +267,11 @@ def open_video(path: str, fps: float | None = None) -> VideoSource:
     if fps:
         source.info = VideoInfo(**{**source.info.__dict__, "fps": float(fps)})
     return source
+
+
+def is_pattern(path: str) -> bool:
+    """An image pattern: no such file, and a number field (``%d``, ``%04d``) in the file name."""
+    return not os.path.exists(path) and _split_pattern(path) is not None
 
 
 def _alpha_decoder(stream) -> str | None:
@@ -297,21 +310,51 @@ def _quarter_turns(frame) -> int:
     return round(rotation / 90) % 4
 
 
+def _split_pattern(pattern: str) -> tuple[str, str, str] | None:
+    """``folder/head%04dtail`` -> (``folder/head``, ``%04d``, ``tail``) with ``%%`` read as
+    ``%``; None when the file name has no number field, or more than one."""
+    folder, name = os.path.split(pattern)
+    parts = re.split(r"(%%|%0?\d*d)", name)
+    fields = [i for i in range(1, len(parts), 2) if parts[i] != "%%"]
+    if len(fields) != 1:
+        return None
+    field = fields[0]
+
+    def literal(pieces):
+        return "".join("%" if p == "%%" else p for p in pieces)
+    return os.path.join(folder, literal(parts[:field])), parts[field], literal(parts[field + 1:])
+
+
 def _pattern_files(pattern: str) -> list[str]:
-    match = re.search(r"%(0?\d*)d", pattern)
-    if not match:
-        raise EngineError(f"{pattern}: an image pattern needs a %d or %04d number field")
-    head, tail = pattern[:match.start()], pattern[match.end():]
+    """Every image ``pattern`` matches, in number order."""
+    head, _, tail = _split_pattern(pattern)
+    _check_folder(head)
     regex = re.compile(re.escape(os.path.basename(head)) + r"(\d+)" + re.escape(tail) + "$")
-    folder = os.path.dirname(head) or "."
-    if not os.path.isdir(folder):
-        raise EngineError(f"input not found: {folder} (check the path)")
     found = []
     for name in glob.glob(glob.escape(head) + "*" + glob.escape(tail)):
         m = regex.match(os.path.basename(name)) if os.path.dirname(name) == os.path.dirname(head) else None
         if m:
             found.append((int(m.group(1)), name))
     return [name for _, name in sorted(found)]
+
+
+def _numbered_run(pattern: str, start: int) -> list[str]:
+    """The images ``pattern`` names from number ``start`` up to the first missing one."""
+    head, field, tail = _split_pattern(pattern)
+    _check_folder(head)
+    files, number = [], start
+    while os.path.isfile(name := head + field % number + tail):
+        files.append(name)
+        number += 1
+    if not files:
+        raise EngineError(f"{pattern}: no image numbered {start} ({head + field % start + tail} is missing)")
+    return files
+
+
+def _check_folder(head: str) -> None:
+    folder = os.path.dirname(head) or "."
+    if not os.path.isdir(folder):
+        raise EngineError(f"input not found: {folder} (check the path)")
 
 
 def _natural_key(name: str):

@@ -179,6 +179,8 @@ def test_bad_input_gives_one_line_and_keeps_the_folder(disc_clip, tmp_path):
         ([v, "--strokes", "-3"], "at least 1 stroke"),
         ([v, "--mask", small_mask], "same size"),
         ([v, "--mask", short_mask], "one mask frame per clip frame"),
+        ([v, "--start-number", "1"], "needs an image pattern"),
+        ([tmp_path / "frame_%04d.png", "--start-number", "1"], "no image numbered 1"),
         ([v, "--device", "cuda"] if not __import__("torch").cuda.is_available() else [v, "--seeds", "0"],
          "cuda" if not __import__("torch").cuda.is_available() else "seed"),
     ]

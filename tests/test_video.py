@@ -78,6 +78,33 @@ def test_image_folder_and_pattern(tmp_path):
     assert len(got) == 2 and np.array_equal(got[0], frames[1])
 
 
+def test_a_sequence_runs_from_its_start_number_to_the_first_missing_image(tmp_path):
+    """How Blender reads an image sequence chosen by one of its files."""
+    frames = numbered_frames(12)
+    for n in (3, 4, 5, 6, 7, 9, 10):                   # 8 is missing
+        Image.fromarray(frames[n]).save(tmp_path / f"shot_{n:04d}.png")
+    pattern = str(tmp_path / "shot_%04d.png")
+
+    def numbers(source):
+        return [frame_number(rgb) for _, rgb, _ in source.frames(FrameRange(0, source.info.frame_count))]
+    assert numbers(open_video(pattern)) == [3, 4, 5, 6, 7, 9, 10]      # every image it matches
+    assert numbers(open_video(pattern, start_number=4)) == [4, 5, 6, 7]
+    assert numbers(open_video(pattern, start_number=9)) == [9, 10]
+    with pytest.raises(EngineError, match="no image numbered 8"):
+        open_video(pattern, start_number=8)
+
+
+def test_a_percent_sign_in_a_name_is_part_of_the_name(tmp_path):
+    """A movie named ``50%_done.mp4`` is that movie; in a pattern ``%%`` is a literal ``%``."""
+    movie = write_video(str(tmp_path / "50%_done.mp4"), numbered_frames(3))
+    assert [frame_number(rgb) for _, rgb, _ in open_video(movie).frames(FrameRange(0, 3))] == [0, 1, 2]
+    frames = numbered_frames(3)
+    for n in range(3):
+        Image.fromarray(frames[n]).save(tmp_path / f"100%_{n + 1:d}.png")
+    source = open_video(str(tmp_path / "100%%_%d.png"), start_number=2)
+    assert [frame_number(rgb) for _, rgb, _ in source.frames(FrameRange(0, 2))] == [1, 2]
+
+
 def test_alpha_channel_is_read(tmp_path):
     frames, masks = moving_disc(t_len=3)
     for i, (f, m) in enumerate(zip(frames, masks)):
