@@ -38,6 +38,10 @@ def job_options(settings, source, default_device: str = "auto") -> dict:
             "device": default_device if settings.device == "auto" else settings.device}
 
 
+def frames_text(count: int) -> str:
+    return f"{count} frame" if count == 1 else f"{count} frames"
+
+
 def preference_path(context, name: str) -> str:
     """A path preference as an absolute path, or "" when it is empty (or the add-on has none)."""
     prefs = preferences(context)
@@ -212,12 +216,13 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
         try:
             clip = bpy.data.movieclips.get(self._src.movie_clip_name) if self._src.movie_clip_name else None
             obj = build_result(scene, sketch, self._src.key, self._src.label, self._src.scene_frame_of,
-                               settings.background, settings.match_scene, clip, self._src.path, self._target)
+                               settings.background, settings.match_scene, clip, self._src.path, self._target,
+                               self._src.footage_sequence())
         except Exception as exc:  # one line for the user; nothing half-built is left
             self._fail(f"DynaSketch could not build the result: {exc} (sketch: {self._job.sketch_path})")
             return {"CANCELLED"}
         settings.failed = False
-        settings.status = f"Sketched {len(sketch.frames)} frames into {obj.name}"
+        settings.status = f"Sketched {frames_text(len(sketch.frames))} into {obj.name}"
         self.report({"INFO"}, settings.status)
         # Jobs of footage saved again since (this one's earlier versions, say) can never resume.
         job_folders.remove_stale(os.path.dirname(self._job.out))
@@ -261,17 +266,19 @@ class DYNASKETCH_OT_import_sketch(bpy.types.Operator, ImportHelper):
             sketch = load_sketch(self.filepath)
         except SketchFileError as exc:
             return self._fail(scene, str(exc))
-        src = _matching_clip_source(sketch.source_path, scene)
+        src = _matching_clip_source(sketch.source_path, sketch.source_start_number, scene)
         label = src.label if src else os.path.splitext(os.path.basename(sketch.source_path or self.filepath))[0]
         key = src.key if src else f"file:{sketch.source_path or os.path.abspath(self.filepath)}"
         frame_of = src.scene_frame_of if src else (lambda index: 1 + index)
         clip = bpy.data.movieclips.get(src.movie_clip_name) if src else None
         movie = src.path if src else (sketch.source_path if os.path.isfile(sketch.source_path) else "")
+        sequence = src.footage_sequence() if src else None
         try:
-            obj = build_result(scene, sketch, key, label, frame_of, self.background, self.match_scene, clip, movie)
+            obj = build_result(scene, sketch, key, label, frame_of, self.background, self.match_scene, clip, movie,
+                               sequence=sequence)
         except Exception as exc:  # one line for the user, nothing half-built is left
             return self._fail(scene, f"DynaSketch could not build the sketch: {exc}")
-        message = f"Imported {len(sketch.frames)} frames into {obj.name}"
+        message = f"Imported {frames_text(len(sketch.frames))} into {obj.name}"
         if not sketch.complete:
             message += " (the sketch is incomplete: its run was interrupted)"
         scene.dynasketch.status, scene.dynasketch.failed = message, False
@@ -284,27 +291,28 @@ class DYNASKETCH_OT_import_sketch(bpy.types.Operator, ImportHelper):
         return {"CANCELLED"}
 
 
-def _matching_clip_source(path: str, scene):
-    """The loaded movie clip of the same file (or, for a sketch made on another machine, of
-    the same file name), so frames land where the clip plays them."""
+def _matching_clip_source(path: str, start_number: int | None, scene):
+    """The loaded movie clip of the same footage (or, for a sketch made on another machine,
+    of the same file name), so frames land where the clip plays them. ``path`` is the
+    sketch's source: a movie, or an image sequence's pattern (read from ``start_number``)."""
     if not path:
         return None
-    clips = []
+    found = []
     for clip in bpy.data.movieclips:
-        clip_path = os.path.abspath(bpy.path.abspath(clip.filepath))
         try:
-            same = os.path.samefile(clip_path, path)
-        except OSError:
-            same = False
-        clips.append((not same, os.path.basename(clip_path) != os.path.basename(path), clip))
-    for different_file, different_name, clip in sorted(clips, key=lambda c: c[:2]):
-        if different_file and different_name:
-            break
-        try:
-            return sources.from_clip(clip, scene)
+            src = sources.from_clip(clip, scene)
         except sources.SourceError:
             continue
-    return None
+        if start_number is not None and (src.images is None or src.images.start != start_number):
+            continue
+        footage = src.engine_input()[0]
+        try:
+            same = footage == path or os.path.samefile(footage, path)
+        except OSError:
+            same = False
+        if same or os.path.basename(footage) == os.path.basename(path):
+            found.append((not same, src))
+    return min(found, key=lambda f: f[0])[1] if found else None
 
 
 class DYNASKETCH_OT_check_engine(bpy.types.Operator):

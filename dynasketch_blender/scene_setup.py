@@ -27,9 +27,11 @@ def new_camera(placement: Placement, label: str, movie_clip) -> bpy.types.Object
     return obj
 
 
-def new_footage_plane(placement: Placement, label: str, movie_path: str, scene_frame_of) -> bpy.types.Object:
+def new_footage_plane(placement: Placement, label: str, movie_path: str, scene_frame_of,
+                      sequence: tuple[int, int] | None = None) -> bpy.types.Object:
     """The footage on a plane just behind the strokes, for the 'footage' background; the
-    movie frame shown at each scene frame is the one the strokes were drawn on."""
+    movie frame shown at each scene frame is the one the strokes were drawn on. For an image
+    sequence, ``movie_path`` is its first image and ``sequence`` (its number, the count)."""
     mesh = bpy.data.meshes.new(f"DynaSketch Footage {label}")
     w, h = placement.plane_width / 2, placement.plane_height / 2
     mesh.from_pydata([(-w, -h, -0.01), (w, -h, -0.01), (w, h, -0.01), (-w, h, -0.01)], [], [(0, 1, 2, 3)])
@@ -37,17 +39,18 @@ def new_footage_plane(placement: Placement, label: str, movie_path: str, scene_f
     for loop, co in zip(uv.data, [(0, 0), (1, 0), (1, 1), (0, 1)]):
         loop.uv = co
     image = bpy.data.images.load(movie_path, check_existing=True)
-    image.source = "MOVIE"
+    image.source = "MOVIE" if not sequence else "SEQUENCE" if sequence[1] > 1 else "FILE"
     mat = bpy.data.materials.new(f"DynaSketch Footage {label}")
     if mat.node_tree is None:                 # Blender 4.5; 5.0 materials always have nodes
         mat.use_nodes = True
     nodes = mat.node_tree.nodes
     tex = nodes.new("ShaderNodeTexImage")
     tex.image = image
-    # image_user shows movie frame (scene frame - frame_start + frame_offset + 1), 1-based
+    # image_user shows movie frame (scene frame - frame_start + frame_offset + 1), 1-based;
+    # for a sequence, the image numbered so
     tex.image_user.frame_start = scene_frame_of(0)
-    tex.image_user.frame_offset = 0
-    tex.image_user.frame_duration = max(1, image.frame_duration)
+    tex.image_user.frame_offset = sequence[0] - 1 if sequence else 0
+    tex.image_user.frame_duration = max(1, sequence[1] if sequence else image.frame_duration)
     tex.image_user.use_auto_refresh = True
     emission = nodes.new("ShaderNodeEmission")
     mat.node_tree.links.new(tex.outputs["Color"], emission.inputs["Color"])

@@ -37,6 +37,11 @@ class Sketch:
     settings: dict
     complete: bool
     frames: list
+    source_start_number: int | None = None    # an image sequence read from this image on
+
+
+def _whole_or_none(value) -> int | None:
+    return None if value is None else int(value)
 
 
 def load_sketch(path: str) -> Sketch:
@@ -59,7 +64,8 @@ def load_sketch(path: str) -> Sketch:
                   for f in doc["frames"]]
         sketch = Sketch(path, int(doc["width"]), int(doc["height"]), float(doc.get("fps") or 24.0),
                         doc.get("source", {}).get("path", ""), list(doc.get("source", {}).get("frames", [])),
-                        doc.get("settings", {}), bool(doc.get("complete", True)), frames)
+                        doc.get("settings", {}), bool(doc.get("complete", True)), frames,
+                        _whole_or_none(doc.get("source", {}).get("start_number")))
     except (KeyError, TypeError, ValueError) as exc:
         raise SketchFileError(f"{path} breaks the sketch contract ({type(exc).__name__}: {exc})") from None
     if not frames:

@@ -50,15 +50,16 @@ def engine_arguments(options: dict) -> list[str]:
 class SketchJob(EngineJob):
     def __init__(self, engine: EngineCommand, source, options: dict, model_dir: str = "", work_dir: str = ""):
         self.source = source
-        args = engine_arguments(options)
-        self.inputs = job_folders.input_stamps([source.path] + args)
+        footage = source.engine_input()                # the movie, or an image sequence's pattern
+        args = footage[1:] + engine_arguments(options)
+        self.inputs = job_folders.input_stamps(source.files() + args)
         self.out = output_folder(source.path, args, self.inputs, work_dir)
         self.log = os.path.join(self.out, "dynasketch.log")
         self.sketch_path = os.path.join(self.out, "sketch.json")
         # The job folder is the add-on's own: the same job resumes there, and what the engine
         # would refuse as another sketch (e.g. weights found since make `auto` pick another
         # backend) is replaced. The result in the scene is only replaced once a run succeeds.
-        super().__init__(list(engine.prefix) + ["sketch", source.path, "--out", self.out, *args,
+        super().__init__(list(engine.prefix) + ["sketch", footage[0], "--out", self.out, *args,
                                                 "--overwrite", "--progress", "json"],
                          {"DYNASKETCH_HOME": model_dir} if model_dir else {}, engine.cwd)
 
@@ -124,10 +125,11 @@ class SketchJob(EngineJob):
 
 def build_result(scene: bpy.types.Scene, sketch, key: str, label: str, scene_frame_of,
                  background: str = "paper", match: bool = True, movie_clip=None,
-                 movie_path: str = "", target=None) -> bpy.types.Object:
+                 movie_path: str = "", target=None, sequence=None) -> bpy.types.Object:
     """Build the Grease Pencil strokes, camera and background for ``sketch`` beside the scene;
     only when all of it is built does it replace the previous result of ``key`` (or the
-    "Sketch" layer of ``target``). Nothing is left behind if building fails."""
+    "Sketch" layer of ``target``). Nothing is left behind if building fails. ``movie_path``
+    and ``sequence`` are the footage (``Source.footage_sequence``)."""
     placement = Placement(sketch.width, sketch.height)
     built = scene_setup.Building(label)
     try:
@@ -136,7 +138,7 @@ def build_result(scene: bpy.types.Scene, sketch, key: str, label: str, scene_fra
         camera = built.add(scene_setup.new_camera(placement, label, movie_clip))
         frames = sorted(scene_frame_of(f.index) for f in sketch.frames)
         if background == "footage" and movie_path:
-            built.add(scene_setup.new_footage_plane(placement, label, movie_path, scene_frame_of))
+            built.add(scene_setup.new_footage_plane(placement, label, movie_path, scene_frame_of, sequence))
         if target is not None:
             replace_sketch_layer(target, sketch, scene_frame_of)     # the last step: it cannot fail half way
             obj = target

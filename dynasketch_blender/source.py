@@ -1,8 +1,9 @@
-"""What is being sketched: the active movie clip (Clip Editor) or movie strip (Sequencer),
-with the mapping from its source frame indices to scene frames."""
+"""What is being sketched: the active movie clip (Clip Editor) or movie or image strip
+(Sequencer), with the mapping from its source frame indices to scene frames."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import bpy
@@ -12,16 +13,69 @@ class SourceError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class NumberedImages:
+    """Images numbered as Blender numbers a sequence: by the last run of digits before the
+    file's extension (``shot_0004.png``: number 4, four digits)."""
+
+    folder: str
+    head: str
+    digits: int
+    tail: str
+    start: int                # the number of the chosen image, where Blender starts
+
+    @classmethod
+    def of(cls, path: str) -> NumberedImages | None:
+        folder, name = os.path.split(path)
+        stem, ext = os.path.splitext(name)
+        match = re.fullmatch(r"(.*?)(\d+)(\D*)", stem)
+        if match is None:
+            return None
+        return cls(folder, match[1], len(match[2]), match[3] + ext, int(match[2]))
+
+    def file(self, number: int) -> str:
+        return os.path.join(self.folder, f"{self.head}{number:0{self.digits}d}{self.tail}")
+
+    def pattern(self) -> str:
+        """The engine's image pattern (docs/CONTRACT.md): ``%%`` is a ``%`` of the name."""
+        def escape(text):
+            return text.replace("%", "%%")
+        return os.path.join(self.folder, f"{escape(self.head)}%0{self.digits}d{escape(self.tail)}")
+
+
 @dataclass
 class Source:
     key: str                  # identifies the clip or strip; a re-run replaces its old result
     label: str
-    path: str                 # absolute path of the movie file
+    path: str                 # absolute path of the movie file, or of an image sequence's first image
     scene_name: str           # the scene whose timeline the frames are placed on
     offset: int               # scene frame = offset + source index (reversed: offset - index)
     default_range: tuple      # source indices (start, end exclusive) the clip or strip shows
     movie_clip_name: str = ""
     reversed: bool = False
+    images: NumberedImages | None = None    # an image sequence: index 0 is image images.start
+    fps: float = 0.0                        # an image sequence's frame rate: its scene's
+
+    def engine_input(self) -> list[str]:
+        """The engine's INPUT, and the options that say how to read it (docs/CONTRACT.md)."""
+        if self.images is not None:
+            return [self.images.pattern(), "--start-number", str(self.images.start), "--fps", f"{self.fps:g}"]
+        if self.fps:
+            return [self.path, "--fps", f"{self.fps:g}"]
+        return [self.path]
+
+    def files(self) -> list[str]:
+        """The files the frames it shows are read from."""
+        if self.images is None:
+            return [self.path]
+        return [self.images.file(self.images.start + i) for i in range(*self.default_range)]
+
+    def footage_sequence(self) -> tuple[int, int] | None:
+        """For an image sequence (or a still image), the number of its image 0 and how many
+        images it shows (``scene_setup.new_footage_plane``); None for a movie."""
+        if self.images is None and not self.fps:
+            return None
+        return (self.images.start if self.images else 0, self.default_range[1])
 
     def scene_frame_of(self, index: int) -> int:
         return self.offset - index if self.reversed else self.offset + index
@@ -46,56 +100,81 @@ class Source:
         return min(ends), max(ends)
 
 
-def _check_file(path: str, label: str) -> str:
+def _check_file(path: str, label: str, what: str = "movie file") -> str:
     path = os.path.abspath(bpy.path.abspath(path))
     if not os.path.isfile(path):
-        raise SourceError(f"{label}: the movie file is missing ({path})")
+        raise SourceError(f"{label}: the {what} is missing ({path})")
     return path
+
+
+def scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base
 
 
 def from_clip(clip, scene=None) -> Source:
     if clip is None:
         raise SourceError("no movie clip: open one in the Clip Editor")
-    if clip.source != "MOVIE":
-        raise SourceError(f"{clip.name}: only movie files can be sketched, not image sequences")
-    path = _check_file(clip.filepath, clip.name)
+    if clip.source not in ("MOVIE", "SEQUENCE"):
+        raise SourceError(f"{clip.name}: only movie files and image sequences can be sketched")
+    sequence = clip.source == "SEQUENCE"
+    path = _check_file(clip.filepath, clip.name, "image" if sequence else "movie file")
     count = clip.frame_duration
     if count <= 0:
         raise SourceError(f"{clip.name}: Blender cannot read any frame of {path} (is it a video?)")
     # Blender shows movie frame (clip frame - 1 + frame_offset) at scene frame
-    # frame_start + clip frame - 1.
+    # frame_start + clip frame - 1; an image sequence's frame 0 is the chosen image.
     first = max(0, clip.frame_offset)
     if first >= count:
         raise SourceError(f"{clip.name}: its frame offset {clip.frame_offset} skips every frame")
     scene = scene or bpy.context.scene
     return Source(f"clip:{clip.name}", clip.name, path, scene.name, clip.frame_start - clip.frame_offset,
-                  (first, count), clip.name)
+                  (first, count), clip.name, images=NumberedImages.of(path) if sequence else None,
+                  fps=scene_fps(scene) if sequence else 0.0)
+
+
+def _strip_images(strip, scene) -> tuple[str, NumberedImages | None, float]:
+    """An image strip's first image and its numbering; its images must be one numbered run."""
+    folder = bpy.path.abspath(strip.directory)
+    names = [element.filename for element in strip.elements]
+    path = _check_file(os.path.join(folder, names[0]), strip.name, "image")
+    images = NumberedImages.of(path)
+    if len(names) > 1 and (images is None or any(
+            os.path.basename(images.file(images.start + i)) != name for i, name in enumerate(names))):
+        raise SourceError(f"{strip.name}: its images are not one numbered sequence "
+                          "(shot_0001.png, shot_0002.png, ...); sketch a movie of them instead")
+    for name in names[1:]:
+        _check_file(os.path.join(folder, name), strip.name, "image")
+    return path, images, scene_fps(scene)
 
 
 def from_strip(strip, scene) -> Source:
-    if strip is None or getattr(strip, "type", "") != "MOVIE":
-        raise SourceError("no movie strip: select a movie strip in the Sequencer")
-    path = _check_file(strip.filepath, strip.name)
+    if strip is None or getattr(strip, "type", "") not in ("MOVIE", "IMAGE"):
+        raise SourceError("no movie strip: select a movie or image strip in the Sequencer")
+    if strip.type == "IMAGE":
+        path, images, fps = _strip_images(strip, scene)
+    else:
+        path, images, fps = _check_file(strip.filepath, strip.name), None, 0.0
     if len(getattr(strip, "retiming_keys", ())):
         raise SourceError(f"{strip.name}: retimed strips cannot be sketched yet "
                           "(Strip > Retiming > Reset Retiming, or sketch a copy)")
     if getattr(strip, "strobe", 1.0) > 1.0:
         raise SourceError(f"{strip.name}: set its Strobe to 1 to sketch it")
     # The strip's content (source frames animation_offset_start ... after the hold offsets)
-    # starts at frame_start; the trims (frame_offset_start/end) hide its ends.
+    # starts at frame_start; the trims (frame_offset_start/end) hide its ends. A handle
+    # dragged past the content (a negative trim) holds its first or last frame there.
     held = int(getattr(strip, "animation_offset_start", 0))
     duration = int(strip.frame_duration)
-    shown = (held + int(strip.frame_offset_start), held + duration - int(strip.frame_offset_end))
+    start_trim, end_trim = max(0, int(strip.frame_offset_start)), max(0, int(strip.frame_offset_end))
+    shown = (held + start_trim, held + duration - end_trim)
     if shown[1] <= shown[0]:
         raise SourceError(f"{strip.name}: the strip shows no frame")
+    key = f"strip:{scene.name}:{strip.name}"
     if getattr(strip, "use_reverse_frames", False):
         # the timeline shows the content backwards: the start trim hides its last frames
-        shown = (held + int(strip.frame_offset_end), held + duration - int(strip.frame_offset_start))
+        shown = (held + end_trim, held + duration - start_trim)
         offset = int(strip.frame_start) + held + duration - 1
-        return Source(f"strip:{scene.name}:{strip.name}", strip.name, path, scene.name, offset, shown,
-                      reversed=True)
-    return Source(f"strip:{scene.name}:{strip.name}", strip.name, path, scene.name,
-                  int(strip.frame_start) - held, shown)
+        return Source(key, strip.name, path, scene.name, offset, shown, reversed=True, images=images, fps=fps)
+    return Source(key, strip.name, path, scene.name, int(strip.frame_start) - held, shown, images=images, fps=fps)
 
 
 def sequencer_scene(context) -> bpy.types.Scene:

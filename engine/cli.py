@@ -85,7 +85,7 @@ class StopFlag:
 
 def cmd_sketch(args) -> int:
     from .pipeline import Job, run_sketch
-    from .progress import make_progress
+    from .progress import frames_text, make_progress
     from .settings import Settings
 
     kind = args.progress if args.progress != "auto" else ("bar" if sys.stderr.isatty() else "none")
@@ -120,7 +120,7 @@ def cmd_sketch(args) -> int:
         return internal_error(progress, log, exc)
     finally:
         progress.close()
-    progress.log(f"done: {summary['frames']} frames")
+    progress.log(f"done: {frames_text(summary['frames'])}")
     progress.finished(summary)
     return 0
 

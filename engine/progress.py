@@ -53,6 +53,10 @@ class Progress:
         pass
 
 
+def frames_text(count: int) -> str:
+    return f"{count} frame" if count == 1 else f"{count} frames"
+
+
 def tell(text: str, stream=None) -> bool:
     """Print a line for the user; False when nobody reads the stream any more (the program
     reading it, e.g. Blender, has exited), which is then pointed at the null device so that
@@ -96,7 +100,7 @@ class JsonProgress(Progress):
     def finished(self, summary):
         stage, done, total = self.current
         self.current = ("export", summary["frames"], max(total, summary["frames"]))
-        self.emit("done", f"{summary['frames']} frames", **summary)
+        self.emit("done", frames_text(summary["frames"]), **summary)
 
     def failed(self, message, log):
         super().failed(message, log)
@@ -130,7 +134,7 @@ class BarProgress(Progress):
 
     def finished(self, summary):
         self.close()
-        print(f"wrote {summary['sketch']} ({summary['frames']} frames)", file=sys.stderr, flush=True)
+        print(f"wrote {summary['sketch']} ({frames_text(summary['frames'])})", file=sys.stderr, flush=True)
 
     def failed(self, message, log):
         self.close()

@@ -86,3 +86,79 @@ def test_the_engine_sketches_each_frame_blender_shows(tmp_path):
     # the clips do test something: Blender repeats and skips frames of the variable-rate ones
     assert blender[paths[1]]["frames"][9:13] == [9, 9, 9, 9]
     assert blender[paths[0]]["frames"] != list(range(30))
+
+
+SEQUENCE_IN_BLENDER = r"""
+import json, sys, bpy, numpy as np
+from PIL import Image
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+from media import frame_number
+from dynasketch_blender import scene_setup, source
+from dynasketch_blender.grease_pencil_builder import Placement
+
+def render(scene, frame):
+    scene.frame_set(frame)
+    bpy.ops.render.render(write_still=True)
+    return frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB")))
+
+bpy.ops.wm.read_factory_settings(use_empty=True)
+scene = bpy.context.scene
+scene.view_settings.view_transform = "Standard"
+scene.render.resolution_x = scene.render.resolution_y = 64
+scene.render.filepath = {png!r}
+clip = bpy.data.movieclips.load({first!r})
+clip.frame_start = 11
+src = source.from_clip(clip, scene)
+# what the clip shows, frame by frame (a clip strip plays it from its own start)
+strip = scene.sequence_editor_create().strips.new_clip("clip", clip, 1, 1)
+clip_shows = [render(scene, 1 + i) for i in range(*src.default_range)]
+scene.sequence_editor_clear()
+# what the 'footage' background plane shows where the sketch's keyframes go
+plane = scene_setup.new_footage_plane(Placement(64, 64), "x", src.path, src.scene_frame_of, src.footage_sequence())
+camera = scene_setup.new_camera(Placement(64, 64), "x", clip)
+for obj in (plane, camera):
+    scene.collection.objects.link(obj)
+scene.camera = camera
+scene.render.engine = "BLENDER_WORKBENCH"
+scene.display.shading.light, scene.display.shading.color_type = "FLAT", "TEXTURE"
+plane_shows = [render(scene, src.scene_frame_of(i)) for i in range(*src.default_range)]
+print("SHOWN", json.dumps({{"input": src.engine_input(), "range": src.default_range, "clip": clip_shows,
+                           "plane": plane_shows}}))
+import os; os._exit(0)
+"""
+
+SEQUENCE_IN_ENGINE = r"""
+import json, sys
+sys.path.insert(0, {tests!r})
+from media import frame_number
+from engine.cli import build_parser
+from engine.video import FrameRange, open_video
+args = build_parser().parse_args(["sketch", *{paths!r}, "--out", "x"])      # the add-on's input
+source = open_video(args.input, args.fps, args.start_number)
+print("SHOWN", json.dumps({{"fps": source.info.fps,
+                           "frames": [frame_number(rgb) for _, rgb, _ in source.frames(FrameRange(0, source.info.frame_count))]}}))
+"""
+
+
+def test_an_image_sequence_is_sketched_from_the_image_blender_starts_at(tmp_path):
+    """Blender reads a sequence from the image the clip was opened with to the first missing
+    number: so must the engine, and the footage plane must show the same images."""
+    pytest.importorskip("bpy")
+    from PIL import Image
+
+    folder = tmp_path / "shot 100%"
+    folder.mkdir()
+    frames = numbered_frames(12)
+    for n in (3, 4, 5, 6, 7, 9, 10):                                  # 8 is missing
+        Image.fromarray(frames[n]).save(folder / f"take2 50%_{n:03d}.png")
+    script = SEQUENCE_IN_BLENDER.format(tests=os.path.join(ROOT, "tests"), root=ROOT, png=str(tmp_path / "r.png"),
+                                        first=str(folder / "take2 50%_004.png"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("SHOWN ")), None)
+    assert line, (done.stdout + done.stderr)[-3000:]
+    blender = json.loads(line[len("SHOWN "):])
+    assert blender["clip"] == [4, 5, 6, 7]                            # from the chosen image to the gap
+    assert blender["plane"] == blender["clip"]
+    engine = shown_by(ENGINE_PYTHON, SEQUENCE_IN_ENGINE, blender["input"])
+    assert engine["frames"] == blender["clip"]
+    assert engine["fps"] == 24

@@ -124,6 +124,34 @@ def test_footage_and_transparent_backgrounds(blender, tmp_path, disc_movie):
     assert not [m for m in bpy.data.materials if m.name.startswith("DynaSketch Footage")]
 
 
+def test_a_sketch_of_an_image_sequence_lands_where_its_clip_plays(blender, tmp_path):
+    """sketch.json names a sequence by its pattern: the loaded clip of that sequence places
+    the keyframes and is the footage."""
+    bpy = blender
+    from PIL import Image
+
+    for n in range(5, 12):
+        Image.new("RGB", (320, 240), (20 * n, 0, 0)).save(tmp_path / f"plate_{n:03d}.png")
+    other = bpy.data.movieclips.load(str(tmp_path / "plate_005.png"))          # the same images, another clip
+    other.frame_start = 50
+    clip = bpy.data.movieclips.load(str(tmp_path / "plate_007.png"), check_existing=False)
+    clip.frame_start = 30
+    write_sketch(tmp_path / "s.json", frames=(0, 2, 4), source=str(tmp_path / "plate_%03d.png"))
+    assert bpy.ops.dynasketch.import_sketch(filepath=str(tmp_path / "s.json"), background="footage") == {"FINISHED"}
+    (obj,) = sketch_objects(bpy)
+    assert [k.frame_number for k in keyframes(obj)] == [50, 52, 54]
+    (plane,) = [o for o in bpy.data.objects if o.type == "MESH"]
+    texture = plane.data.materials[0].node_tree.nodes["Image Texture"]
+    assert texture.image.source == "SEQUENCE" and texture.image_user.frame_offset == 4
+    assert bpy.context.scene.camera.data.background_images[0].clip == other
+    doc = write_sketch(tmp_path / "s.json", frames=(0, 2, 4), source=str(tmp_path / "plate_%03d.png"))
+    doc["source"]["start_number"] = 7                                 # a sketch of the second clip
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    bpy.ops.dynasketch.import_sketch(filepath=str(tmp_path / "s.json"), background="footage")
+    (obj,) = [o for o in sketch_objects(bpy) if o.name.startswith(clip.name)]
+    assert [k.frame_number for k in keyframes(obj)] == [30, 32, 34]
+
+
 def test_target_object_gets_its_sketch_layer_replaced(blender, tmp_path):
     bpy = blender
     from dynasketch_blender import sketch_job

@@ -174,6 +174,54 @@ def test_a_phone_clip_is_sketched_upright_as_blender_shows_it(blender, engine_cl
     assert np.abs(sketched - shown[::-1, ::-1]).mean() > 20
 
 
+def test_an_image_sequence_clip_is_sketched_where_blender_plays_it(blender, engine_cli, tmp_path):
+    """A render's PNG sequence opened in the Clip Editor from one of its images: the engine
+    reads the images Blender shows (from that one to the first missing number, at the
+    scene's frame rate) and each keyframe lands where its image plays."""
+    bpy = blender
+    from PIL import Image
+
+    frames, _ = moving_disc(t_len=10)
+    for n, frame in zip(range(101, 111), frames):
+        Image.fromarray(frame).save(tmp_path / f"render_{n:04d}.png")
+    scene = bpy.context.scene
+    scene.render.fps = 30
+    clip = bpy.data.movieclips.load(str(tmp_path / "render_0103.png"))
+    clip.frame_start = 20
+    settings = configure_fast(bpy, strokes=3)
+    settings.background = "footage"
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}
+    (obj,) = sketch_objects(bpy)
+    doc = json.load(open(obj["dynasketch_sketch"]))
+    assert doc["source"]["path"] == str(tmp_path / "render_%04d.png") and doc["source"]["start_number"] == 103
+    assert [f["index"] for f in doc["frames"]] == list(range(8)) and doc["fps"] == 30
+    check_against_sketch(obj, doc, lambda i: 20 + i)
+    assert (scene.frame_start, scene.frame_end, scene.render.fps) == (20, 27, 30)
+    (plane,) = [o for o in bpy.data.objects if o.type == "MESH"]
+    texture = plane.data.materials[0].node_tree.nodes["Image Texture"]
+    assert texture.image.source == "SEQUENCE" and texture.image_user.frame_offset == 102
+
+
+def test_a_still_image_strip_is_sketched_once(blender, engine_cli, tmp_path):
+    """An image strip of one picture, stretched over 30 frames: one drawing, held."""
+    bpy = blender
+    from PIL import Image
+
+    frames, _ = moving_disc(t_len=1)
+    Image.fromarray(frames[0]).save(tmp_path / "portrait.png")
+    scene = bpy.context.scene
+    strip = scene.sequence_editor_create().strips.new_image("portrait", str(tmp_path / "portrait.png"), 1, 8)
+    strip.frame_final_duration = 30
+    settings = configure_fast(bpy, strokes=3)
+    settings.background = "footage"
+    assert bpy.ops.dynasketch.sketch(strip=strip.name) == {"FINISHED"}
+    (obj,) = sketch_objects(bpy)
+    assert [k.frame_number for k in keyframes(obj)] == [8]
+    assert settings.status == f"Sketched 1 frame into {obj.name}"
+    (plane,) = [o for o in bpy.data.objects if o.type == "MESH"]
+    assert plane.data.materials[0].node_tree.nodes["Image Texture"].image.source == "FILE"
+
+
 def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_cli, disc_movie):
     """What the modal operator does on each timer tick, driven by hand."""
     bpy = blender

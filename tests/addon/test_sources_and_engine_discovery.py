@@ -43,6 +43,78 @@ def test_strip_frames_honour_trims_hold_offsets_and_reverse(blender, disc_movie)
     assert src.source_range(8, 9) == (5, 7)
 
 
+def test_a_strip_dragged_past_its_footage_sketches_all_of_it(blender, disc_movie):
+    """Handles dragged past the movie's ends hold its first and last frames there; the
+    frames to sketch are the movie's own (the engine has no frame -3 or 12)."""
+    bpy = blender
+    from dynasketch_blender import source
+
+    scene = bpy.context.scene
+    strip = scene.sequence_editor_create().strips.new_movie("disc", disc_movie, channel=1, frame_start=5)
+    strip.frame_final_start, strip.frame_final_end = 2, 20
+    assert (strip.frame_offset_start, strip.frame_offset_end) == (-3, -5)
+    src = source.from_strip(strip, scene)
+    assert src.default_range == (0, 10) and src.scene_range() == (5, 14)
+    strip.use_reverse_frames = True
+    assert source.from_strip(strip, scene).default_range == (0, 10)
+
+
+def save_images(folder, numbers, name="shot_{:04d}.png"):
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    for n in numbers:
+        Image.new("RGB", (32, 24), (10 * n, 0, 0)).save(folder / name.format(n))
+    return [str(folder / name.format(n)) for n in numbers]
+
+
+def test_an_image_sequence_clip_starts_at_its_chosen_image(blender, tmp_path):
+    bpy = blender
+    from dynasketch_blender import source
+
+    files = save_images(tmp_path / "50% done", [1, 2, 3, 4, 5, 6, 8], name="v2 100%_{:03d}.png")
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.001
+    clip = bpy.data.movieclips.load(files[2])                          # number 3
+    clip.frame_start, clip.frame_offset = 10, 1
+    src = source.from_clip(clip, scene)
+    assert src.default_range == (1, 4)                                 # images 4, 5, 6: 7 is missing
+    assert src.scene_frame_of(1) == 10
+    pattern = str(tmp_path / "50% done" / "v2 100%%_%03d.png")         # the name's % doubled, not the folder's
+    assert src.engine_input() == [pattern, "--start-number", "3", "--fps", f"{30 / 1.001:g}"]
+    assert src.files() == files[3:6]
+    assert src.footage_sequence() == (3, 4)
+
+
+def test_image_strips_are_sketched_when_their_images_are_one_numbered_sequence(blender, tmp_path):
+    bpy = blender
+    from dynasketch_blender import source
+
+    files = save_images(tmp_path / "shot", range(7, 13))
+    scene = bpy.context.scene
+    strips = scene.sequence_editor_create().strips
+    strip = strips.new_image("shot", files[1], channel=1, frame_start=20)
+    for path in files[2:5]:
+        strip.elements.append(os.path.basename(path))                 # images 8..11
+    strip.frame_offset_start = 1
+    src = source.from_strip(strip, scene)
+    assert src.engine_input()[:3] == [str(tmp_path / "shot" / "shot_%04d.png"), "--start-number", "8"]
+    assert src.default_range == (1, 4) and src.scene_frame_of(1) == 21
+    assert src.files() == files[2:5]
+    still = strips.new_image("still", files[0], channel=2, frame_start=1)
+    still.frame_final_duration = 30                                    # one image held for 30 frames
+    src = source.from_strip(still, scene)
+    assert src.default_range == (0, 1) and src.engine_input()[:3] == [str(tmp_path / "shot" / "shot_%04d.png"),
+                                                                       "--start-number", "7"]
+    picked = strips.new_image("picked", files[0], channel=3, frame_start=1)
+    picked.elements.append(os.path.basename(files[3]))                 # images 7 and 10
+    with pytest.raises(source.SourceError, match="not one numbered sequence"):
+        source.from_strip(picked, scene)
+    os.remove(files[3])
+    with pytest.raises(source.SourceError, match="the image is missing .*shot_0010.png"):
+        source.from_strip(strip, scene)
+
+
 def test_sequencer_scene_comes_before_the_window_scene(blender):
     from types import SimpleNamespace
 
