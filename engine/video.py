@@ -1,4 +1,5 @@
-"""Decoding: video files through PyAV, image sequences through Pillow, streamed frame by frame.
+"""Decoding: video files through PyAV, image sequences through Pillow (EXR and DPX through
+PyAV), streamed frame by frame.
 
 ``open_video(path)`` returns a ``VideoSource``; ``source.frames(FrameRange)`` yields
 ``(index, rgb, alpha)`` with ``rgb`` ``(H, W, 3) uint8`` and ``alpha`` ``(H, W) uint8`` or
@@ -19,7 +20,8 @@ import numpy as np
 
 from .errors import EngineError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr", ".dpx")
+FFMPEG_IMAGES = (".exr", ".dpx")          # read through ffmpeg (PyAV); the others through Pillow
 _ALPHA_FORMATS = ("rgba", "bgra", "argb", "abgr", "ya8", "ya16", "pal8")
 
 
@@ -211,36 +213,63 @@ class ImageSequence(VideoSource):
     """A folder of images, or a printf pattern such as ``frame_%04d.png``."""
 
     def __init__(self, files: list[str], fps: float, label: str):
-        from PIL import Image
-
         if not files:
             raise EngineError(f"{label}: no images found (expected {', '.join(IMAGE_EXTENSIONS)})")
         self.files = files
-        try:
-            with Image.open(files[0]) as im:
-                width, height = im.size
-                has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-        except Exception as exc:
-            raise EngineError(f"{files[0]}: not a readable image ({_reason(exc)})") from None
-        self.info = VideoInfo(label, width, height, float(fps), len(files), has_alpha)
+        first = _read_image(files[0])
+        height, width, channels = first.shape
+        self.info = VideoInfo(label, width, height, float(fps), len(files), channels == 4)
 
     def frames(self, frame_range: FrameRange):
-        from PIL import Image
-
         for index in frame_range.indices():
             path = self.files[index]
-            try:
-                with Image.open(path) as im:
-                    im = im.convert("RGBA" if self.info.has_alpha else "RGB")
-                    data = np.asarray(im)
-            except Exception as exc:
-                raise EngineError(f"{path}: not a readable image ({_reason(exc)})") from None
+            data = _read_image(path, 4 if self.info.has_alpha else 3)
             if data.shape[:2] != (self.info.height, self.info.width):
                 raise EngineError(f"{path}: image size differs from the first image of the sequence")
             if self.info.has_alpha:
                 yield index, np.ascontiguousarray(data[..., :3]), np.ascontiguousarray(data[..., 3])
             else:
                 yield index, data, None
+
+
+def _read_image(path: str, channels: int | None = None) -> np.ndarray:
+    """An image as ``(H, W, 3 or 4) uint8``: RGB or RGBA as it holds (or ``channels``).
+    Pillow reads the common formats; ffmpeg reads EXR and DPX (``_ffmpeg_image``)."""
+    try:
+        if path.lower().endswith(FFMPEG_IMAGES):
+            data = _ffmpeg_image(path)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                if channels is None:
+                    channels = 4 if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else 3
+                return np.asarray(im.convert("RGBA" if channels == 4 else "RGB"))
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise EngineError(f"{path}: not a readable image ({_reason(exc)})") from None
+    if channels == 4 and data.shape[2] == 3:
+        data = np.dstack([data, np.full(data.shape[:2], 255, np.uint8)])
+    return data if channels in (None, data.shape[2]) else np.ascontiguousarray(data[..., :channels])
+
+
+def _ffmpeg_image(path: str) -> np.ndarray:
+    """An EXR or DPX image. Blender reads both as linear light (its colour space for them is
+    Linear Rec.709) and shows them through the sRGB curve; so does this."""
+    import av
+
+    with av.open(path) as container:
+        frame = next(container.decode(video=0))
+    alpha = len(frame.format.components) in (2, 4)
+    if "f32" in frame.format.name or "f16" in frame.format.name:                   # EXR: float
+        linear = np.nan_to_num(frame.to_ndarray(format="gbrapf32le" if alpha else "gbrpf32le"))
+    else:                                                                         # DPX: 8-16 bit codes
+        linear = frame.to_ndarray(format="rgba64le" if alpha else "rgb48le") / np.float32(65535)
+    linear = np.clip(linear, 0, 1)
+    rgb = linear[..., :3]
+    shown = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * rgb ** (1 / 2.4) - 0.055)
+    return np.round(np.dstack([shown] + ([linear[..., 3:]] if alpha else [])) * 255).astype(np.uint8)
 
 
 def open_video(path: str, fps: float | None = None, start_number: int | None = None) -> VideoSource:

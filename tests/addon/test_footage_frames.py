@@ -162,3 +162,69 @@ def test_an_image_sequence_is_sketched_from_the_image_blender_starts_at(tmp_path
     engine = shown_by(ENGINE_PYTHON, SEQUENCE_IN_ENGINE, blender["input"])
     assert engine["frames"] == blender["clip"]
     assert engine["fps"] == 24
+
+
+PLATES_IN_BLENDER = r"""
+import json, bpy, numpy as np
+from PIL import Image
+shown = {{}}
+for path in {paths!r}:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.view_settings.view_transform = "Standard"
+    scene.sequence_editor_create().strips.new_image("plate", path, 1, 1)
+    scene.render.resolution_x, scene.render.resolution_y = 32, 24
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.filepath = path + ".png"
+    scene.frame_set(1)
+    bpy.ops.render.render(write_still=True)
+    shown[path] = np.asarray(Image.open(scene.render.filepath).convert("RGB")).tolist()
+print("SHOWN", json.dumps(shown))
+import os; os._exit(0)
+"""
+
+PLATES_IN_ENGINE = r"""
+import json
+from engine.video import FrameRange, open_video
+shown = {{}}
+for path in {paths!r}:
+    _, rgb, alpha = next(open_video(path).frames(FrameRange(0, 1)))
+    shown[path] = {{"rgb": rgb.tolist(), "alpha": None if alpha is None else alpha.tolist()}}
+print("SHOWN", json.dumps(shown))
+"""
+
+
+def write_plate(path, codec, pix_fmt, data):
+    import av
+
+    with av.open(path, "w") as out:
+        stream = out.add_stream(codec, rate=24)
+        stream.height, stream.width = data.shape[:2]
+        stream.pix_fmt = pix_fmt
+        for packet in stream.encode(av.VideoFrame.from_ndarray(data, format=pix_fmt)):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_exr_and_dpx_plates_are_read_as_blender_shows_them(tmp_path):
+    """A film plate or a render as EXR or DPX: Blender takes both as linear light and shows
+    them through the sRGB curve (the Standard view); the engine must see the same picture."""
+    pytest.importorskip("bpy")
+    ramp = np.linspace(0, 1, 32, dtype=np.float32)[None, :].repeat(24, 0)
+    linear = np.dstack([ramp, ramp[:, ::-1] ** 2, np.full_like(ramp, 0.02), (ramp > 0.5).astype(np.float32)])
+    linear[:4, :4, 0] = 3.0                                            # over-bright: clipped, as Blender does
+    paths = [write_plate(str(tmp_path / "render_0001.exr"), "exr", "gbrapf32le", linear),
+             write_plate(str(tmp_path / "scan_0001.dpx"), "dpx", "gbrp10le",
+                         np.round(np.clip(linear[..., :3], 0, 1) * 1023).astype(np.uint16)),
+             write_plate(str(tmp_path / "grade_0001.dpx"), "dpx", "rgb48le",
+                         np.round(np.clip(linear[..., :3], 0, 1) * 65535).astype(np.uint16))]
+    blender = shown_by(sys.executable, PLATES_IN_BLENDER, paths)
+    engine = shown_by(ENGINE_PYTHON, PLATES_IN_ENGINE, paths)
+    for path in paths:
+        seen, shown = np.array(engine[path]["rgb"]), np.array(blender[path])
+        assert seen.shape == shown.shape == (24, 32, 3)
+        assert np.abs(seen - shown).max() <= 2, os.path.basename(path)
+    assert np.array_equal(np.array(engine[paths[0]]["alpha"]) > 127, linear[..., 3] > 0.5)   # a render's alpha masks
+    assert engine[paths[1]]["alpha"] is None
