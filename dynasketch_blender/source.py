@@ -54,7 +54,7 @@ class Source:
     movie_clip_name: str = ""
     reversed: bool = False
     images: NumberedImages | None = None    # an image sequence: index 0 is image images.start
-    fps: float = 0.0                        # an image sequence's frame rate: its scene's
+    fps: float = 0.0                        # images (a sequence or a still): the scene's rate; 0: a movie
 
     def engine_input(self) -> list[str]:
         """The engine's INPUT, and the options that say how to read it (docs/CONTRACT.md)."""
@@ -132,7 +132,7 @@ def from_clip(clip, scene=None) -> Source:
                   fps=scene_fps(scene) if sequence else 0.0)
 
 
-def _strip_images(strip, scene) -> tuple[str, NumberedImages | None, float]:
+def _strip_images(strip) -> tuple[str, NumberedImages | None]:
     """An image strip's first image and its numbering; its images must be one numbered run."""
     folder = bpy.path.abspath(strip.directory)
     names = [element.filename for element in strip.elements]
@@ -144,14 +144,14 @@ def _strip_images(strip, scene) -> tuple[str, NumberedImages | None, float]:
                           "(shot_0001.png, shot_0002.png, ...); sketch a movie of them instead")
     for name in names[1:]:
         _check_file(os.path.join(folder, name), strip.name, "image")
-    return path, images, scene_fps(scene)
+    return path, images
 
 
 def from_strip(strip, scene) -> Source:
     if strip is None or getattr(strip, "type", "") not in ("MOVIE", "IMAGE"):
         raise SourceError("no movie strip: select a movie or image strip in the Sequencer")
     if strip.type == "IMAGE":
-        path, images, fps = _strip_images(strip, scene)
+        (path, images), fps = _strip_images(strip), scene_fps(scene)
     else:
         path, images, fps = _check_file(strip.filepath, strip.name), None, 0.0
     if len(getattr(strip, "retiming_keys", ())):

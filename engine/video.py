@@ -236,22 +236,20 @@ def _read_image(path: str, channels: int | None = None) -> np.ndarray:
     """An image as ``(H, W, 3 or 4) uint8``: RGB or RGBA as it holds (or ``channels``).
     Pillow reads the common formats; ffmpeg reads EXR and DPX (``_ffmpeg_image``)."""
     try:
-        if path.lower().endswith(FFMPEG_IMAGES):
-            data = _ffmpeg_image(path)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                if channels is None:
-                    channels = 4 if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else 3
-                return np.asarray(im.convert("RGBA" if channels == 4 else "RGB"))
-    except EngineError:
-        raise
+        data = _ffmpeg_image(path) if path.lower().endswith(FFMPEG_IMAGES) else _pillow_image(path)
     except Exception as exc:
         raise EngineError(f"{path}: not a readable image ({_reason(exc)})") from None
     if channels == 4 and data.shape[2] == 3:
         data = np.dstack([data, np.full(data.shape[:2], 255, np.uint8)])
     return data if channels in (None, data.shape[2]) else np.ascontiguousarray(data[..., :channels])
+
+
+def _pillow_image(path: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+        return np.asarray(im.convert("RGBA" if alpha else "RGB"))
 
 
 def _ffmpeg_image(path: str) -> np.ndarray:
@@ -279,9 +277,10 @@ def open_video(path: str, fps: float | None = None, start_number: int | None = N
     takes every image it matches, in number order; with ``start_number`` it takes the images
     numbered from there up to the first missing number, as Blender and ffmpeg read a sequence.
     A file that exists is that file, whatever its name holds."""
-    if start_number is not None and not is_pattern(path):
+    pattern = is_pattern(path)
+    if start_number is not None and not pattern:
         raise EngineError(f"--start-number needs an image pattern such as frame_%04d.png, not {path}")
-    if is_pattern(path):
+    if pattern:
         files = _numbered_run(path, start_number) if start_number is not None else _pattern_files(path)
         return ImageSequence(files, fps or 24.0, path)
     if not os.path.exists(path):

@@ -12,15 +12,16 @@ SHARED_CLIPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".
 
 def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None = None,
                 pix_fmt: str = "yuv420p", rotation: int = 0, times: list[float] | None = None) -> str:
-    """Encode ``frames`` (T, H, W, 3 or 4) uint8 with PyAV; ``rotation`` (degrees counter-clockwise)
-    goes into the display matrix, as a phone writes a clip filmed upright; ``times`` (seconds)
-    time the frames one by one, as a phone's variable frame rate does."""
+    """Encode ``frames`` (T, H, W, 3 or 4) uint8 with PyAV (frames of another type are already
+    in ``pix_fmt``: an EXR's floats, a DPX's 16-bit codes); ``rotation`` (degrees
+    counter-clockwise) goes into the display matrix, as a phone writes a clip filmed upright;
+    ``times`` (seconds) time the frames one by one, as a phone's variable frame rate does."""
     from fractions import Fraction
 
     import av
 
     codec = codec or {"mp4": "libx264", "mov": "libx264", "mkv": "libx264", "webm": "libvpx-vp9",
-                      "avi": "mpeg4", "gif": "gif"}[path.rsplit(".", 1)[1]]
+                      "avi": "mpeg4", "gif": "gif", "exr": "exr", "dpx": "dpx"}[path.rsplit(".", 1)[1]]
     with av.open(path, "w") as out:
         stream = out.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
@@ -30,7 +31,7 @@ def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None 
         tick = Fraction(1, 90000)
         if times is not None:
             stream.codec_context.time_base = stream.time_base = tick
-        src = "rgba" if frames.shape[-1] == 4 else "rgb24"
+        src = pix_fmt if frames.dtype != np.uint8 else "rgba" if frames.shape[-1] == 4 else "rgb24"
         for i, f in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(f, format=src)
             if times is not None:

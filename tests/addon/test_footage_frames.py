@@ -194,20 +194,6 @@ print("SHOWN", json.dumps(shown))
 """
 
 
-def write_plate(path, codec, pix_fmt, data):
-    import av
-
-    with av.open(path, "w") as out:
-        stream = out.add_stream(codec, rate=24)
-        stream.height, stream.width = data.shape[:2]
-        stream.pix_fmt = pix_fmt
-        for packet in stream.encode(av.VideoFrame.from_ndarray(data, format=pix_fmt)):
-            out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
 def test_exr_and_dpx_plates_are_read_as_blender_shows_them(tmp_path):
     """A film plate or a render as EXR or DPX: Blender takes both as linear light and shows
     them through the sRGB curve (the Standard view); the engine must see the same picture."""
@@ -215,11 +201,11 @@ def test_exr_and_dpx_plates_are_read_as_blender_shows_them(tmp_path):
     ramp = np.linspace(0, 1, 32, dtype=np.float32)[None, :].repeat(24, 0)
     linear = np.dstack([ramp, ramp[:, ::-1] ** 2, np.full_like(ramp, 0.02), (ramp > 0.5).astype(np.float32)])
     linear[:4, :4, 0] = 3.0                                            # over-bright: clipped, as Blender does
-    paths = [write_plate(str(tmp_path / "render_0001.exr"), "exr", "gbrapf32le", linear),
-             write_plate(str(tmp_path / "scan_0001.dpx"), "dpx", "gbrp10le",
-                         np.round(np.clip(linear[..., :3], 0, 1) * 1023).astype(np.uint16)),
-             write_plate(str(tmp_path / "grade_0001.dpx"), "dpx", "rgb48le",
-                         np.round(np.clip(linear[..., :3], 0, 1) * 65535).astype(np.uint16))]
+    paths = [write_video(str(tmp_path / "render_0001.exr"), linear[None], pix_fmt="gbrapf32le"),
+             write_video(str(tmp_path / "scan_0001.dpx"), np.round(np.clip(linear[None, ..., :3], 0, 1) * 1023)
+                         .astype(np.uint16), pix_fmt="gbrp10le"),
+             write_video(str(tmp_path / "grade_0001.dpx"), np.round(np.clip(linear[None, ..., :3], 0, 1) * 65535)
+                         .astype(np.uint16), pix_fmt="rgb48le")]
     blender = shown_by(sys.executable, PLATES_IN_BLENDER, paths)
     engine = shown_by(ENGINE_PYTHON, PLATES_IN_ENGINE, paths)
     for path in paths:
