@@ -258,7 +258,10 @@ def _ffmpeg_image(path: str) -> np.ndarray:
     import av
 
     with av.open(path) as container:
-        frame = next(container.decode(video=0))
+        stream = container.streams.video[0]
+        if path.lower().endswith(".exr"):
+            stream.codec_context.options = {"layer": _exr_layer(path)}
+        frame = next(container.decode(stream))
     alpha = len(frame.format.components) in (2, 4)
     if "f32" in frame.format.name or "f16" in frame.format.name:                   # EXR: float
         linear = np.nan_to_num(frame.to_ndarray(format="gbrapf32le" if alpha else "gbrpf32le"))
@@ -269,6 +272,57 @@ def _ffmpeg_image(path: str) -> np.ndarray:
     shown = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * rgb ** (1 / 2.4) - 0.055)
     return np.round(np.dstack([shown] + ([linear[..., 3:]] if alpha else [])) * 255).astype(np.uint8)
 
+
+
+def _exr_layer(path: str) -> str:
+    """The channel layer to decode from an EXR: "" for a plain image (channels R, G, B, A);
+    for a multilayer render (channels such as ``ViewLayer.Combined.R``) the Combined pass of
+    the file's first layer, else that layer's first colour pass, which is what Blender shows.
+    The layers come in the file's order: Blender 4.x sorts them by name, 5.x keeps the view
+    layers' order; ffmpeg reads the first part of a multi-part file, where 5.x puts it."""
+    names = _exr_channels(path)
+    if not names or any("." not in name for name in names):
+        return ""
+    layers: dict[str, set[str]] = {}
+    for name in names:
+        layer, channel = name.rsplit(".", 1)
+        layers.setdefault(layer, set()).add(channel.upper())
+    colour = [layer for layer, channels in layers.items() if {"R", "G", "B"} <= channels]
+    if not colour:
+        raise EngineError(f"{path}: the EXR has no colour pass (its channels: {', '.join(names[:8])}); "
+                          "render it with the Combined pass")
+    first = names[0].rsplit(".", 2)[0] if names[0].count(".") >= 2 else ""
+    own = [layer for layer in colour if first and layer.startswith(first + ".")]
+    return next((layer for layer in own if layer.endswith(".Combined")), (own or colour)[0])
+
+
+def _exr_channels(path: str) -> list[str]:
+    """The channel names of an EXR's (first part's) header, in the file's order; [] when the
+    header cannot be parsed, so that ffmpeg's own error is the one shown."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    if head[:4] != b"\x76\x2f\x31\x01":
+        return []
+    pos = 8
+    try:
+        while head[pos] != 0:
+            name_end = head.index(b"\0", pos)
+            type_end = head.index(b"\0", name_end + 1)
+            (size,) = struct.unpack_from("<i", head, type_end + 1)
+            value = head[type_end + 5:type_end + 5 + size]
+            pos = type_end + 5 + size
+            if head[name_end + 1:type_end] == b"chlist":
+                names, at = [], 0
+                while value[at] != 0:            # name, then type, linear, reserved, x/y sampling
+                    end = value.index(b"\0", at)
+                    names.append(value[at:end].decode("utf-8", "replace"))
+                    at = end + 17
+                return names
+    except (IndexError, ValueError, struct.error):
+        pass
+    return []
 
 def open_video(path: str, fps: float | None = None, start_number: int | None = None) -> VideoSource:
     """Open a video file, an image folder or an image pattern; errors are ``EngineError``.

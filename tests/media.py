@@ -11,11 +11,14 @@ SHARED_CLIPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".
 
 
 def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None = None,
-                pix_fmt: str = "yuv420p", rotation: int = 0, times: list[float] | None = None) -> str:
+                pix_fmt: str = "yuv420p", rotation: int = 0, times: list[float] | None = None,
+                colour: tuple[str, str] | None = None) -> str:
     """Encode ``frames`` (T, H, W, 3 or 4) uint8 with PyAV (frames of another type are already
     in ``pix_fmt``: an EXR's floats, a DPX's 16-bit codes); ``rotation`` (degrees
     counter-clockwise) goes into the display matrix, as a phone writes a clip filmed upright;
-    ``times`` (seconds) time the frames one by one, as a phone's variable frame rate does."""
+    ``times`` (seconds) time the frames one by one, as a phone's variable frame rate does;
+    ``colour`` = (matrix, range), ("bt709" or "bt601", "tv" or "pc"), converts to YUV with that
+    matrix and range and tags the stream so, as cameras do."""
     from fractions import Fraction
 
     import av
@@ -28,12 +31,20 @@ def write_video(path: str, frames: np.ndarray, fps: int = 24, codec: str | None 
         stream.pix_fmt = pix_fmt
         if rotation:
             stream.set_display_rotation(rotation)
+        if colour:
+            matrix, value_range = colour
+            context = stream.codec_context            # ffmpeg's AVColorSpace / AVColorRange codes
+            context.colorspace = context.color_primaries = context.color_trc = {"bt709": 1, "bt601": 6}[matrix]
+            context.color_range = {"tv": 1, "pc": 2}[value_range]
         tick = Fraction(1, 90000)
         if times is not None:
             stream.codec_context.time_base = stream.time_base = tick
         src = pix_fmt if frames.dtype != np.uint8 else "rgba" if frames.shape[-1] == 4 else "rgb24"
         for i, f in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(f, format=src)
+            if colour:
+                frame = frame.reformat(format=pix_fmt, dst_colorspace={"bt709": "ITU709", "bt601": "ITU601"}[matrix],
+                                       dst_color_range={"tv": "MPEG", "pc": "JPEG"}[value_range])
             if times is not None:
                 frame.pts, frame.time_base = round(times[i] / tick), tick
             for packet in stream.encode(frame):

@@ -172,8 +172,11 @@ for path in {paths!r}:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.view_settings.view_transform = "Standard"
-    scene.sequence_editor_create().strips.new_image("plate", path, 1, 1)
-    scene.render.resolution_x, scene.render.resolution_y = 32, 24
+    strips = scene.sequence_editor_create().strips
+    movie = path.endswith(".mp4")
+    (strips.new_movie if movie else strips.new_image)("plate", path, 1, 1)
+    size = bpy.data.movieclips.load(path).size              # (an image's is 0x0 until shown)
+    scene.render.resolution_x, scene.render.resolution_y = size
     scene.render.image_settings.file_format = "PNG"
     scene.render.filepath = path + ".png"
     scene.frame_set(1)
@@ -214,3 +217,80 @@ def test_exr_and_dpx_plates_are_read_as_blender_shows_them(tmp_path):
         assert np.abs(seen - shown).max() <= 2, os.path.basename(path)
     assert np.array_equal(np.array(engine[paths[0]]["alpha"]) > 127, linear[..., 3] > 0.5)   # a render's alpha masks
     assert engine[paths[1]]["alpha"] is None
+
+
+MULTILAYER_RENDER = r"""
+import bpy
+for path in {paths!r}:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.engine, scene.cycles.samples = "CYCLES", 1
+    scene.render.resolution_x, scene.render.resolution_y = 32, 24
+    scene.render.film_transparent = True
+    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
+    sun.rotation_euler = (0.6, 0.3, 0)
+    scene.collection.objects.link(sun)
+    for name, where in (("cube", (-1.5, 0, 0)), ("ball", (1.5, 0, 0.8))):
+        things = bpy.data.collections.new(name)
+        scene.collection.children.link(things)
+        shape = bpy.data.meshes.new(name)
+        shape.from_pydata([(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], [],
+                          [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)])
+        thing = bpy.data.objects.new(name, shape)
+        thing.location = where
+        things.objects.link(thing)
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    camera.location, camera.rotation_euler = (0, -8, 0), (1.5708, 0, 0)
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    first = scene.view_layers[0]                         # "ViewLayer": the cube
+    first.layer_collection.children["ball"].exclude = True
+    other = scene.view_layers.new("Another")             # the ball; created second, named to sort first
+    other.layer_collection.children["cube"].exclude = True
+    other.use_pass_z = other.use_pass_ambient_occlusion = True   # 4.x sorts "AO" before "Combined"
+    settings = scene.render.image_settings
+    if hasattr(settings, "media_type"):                  # 5.0
+        settings.media_type = "MULTI_LAYER_IMAGE"
+    settings.file_format = "OPEN_EXR_MULTILAYER"
+    scene.render.filepath = path
+    bpy.ops.render.render(write_still=True)
+print("SHOWN {{}}")
+import os; os._exit(0)
+"""
+
+
+def test_a_multilayer_exr_render_is_read_as_blender_shows_it(tmp_path):
+    """Blender's OpenEXR MultiLayer output (every view layer and pass in one file) is what
+    compositing artists render. ffmpeg reads only a named layer of it; Blender shows the
+    Combined pass of the file's first layer (4.x writes the layers sorted by name, 5.x in the
+    view layers' order), so the engine must pick the same one."""
+    pytest.importorskip("bpy")
+    path = str(tmp_path / "render_0001.exr")
+    shown_by(sys.executable, MULTILAYER_RENDER, [path])
+    blender = shown_by(sys.executable, PLATES_IN_BLENDER, [path])
+    engine = shown_by(ENGINE_PYTHON, PLATES_IN_ENGINE, [path])
+    seen, shown, alpha = np.array(engine[path]["rgb"]), np.array(blender[path]), np.array(engine[path]["alpha"])
+    assert seen.shape == shown.shape == (24, 32, 3)
+    assert np.abs(seen - shown).max() <= 2
+    assert 0.05 < (alpha > 127).mean() < 0.6                 # the layer's object, its alpha masking it
+    assert seen[alpha > 127].mean() > 60                     # lit, not black
+
+
+def test_colour_tagged_movies_are_read_in_blenders_colours(tmp_path):
+    """HD cameras record BT.709 YUV, some full range (0-255): the engine must turn it into the
+    RGB Blender shows, not the BT.601 studio-range default, which shifts saturated colours
+    by 10-20 levels."""
+    pytest.importorskip("bpy")
+    colours = np.array([(230, 30, 30), (30, 200, 40), (30, 40, 220), (240, 240, 30),
+                        (20, 20, 20), (250, 250, 250), (200, 120, 60), (60, 200, 200)], np.uint8)
+    bars = np.repeat(colours[None, :], 16, 1).repeat(32, 0)                # 32x128, 16 pixels a bar
+    paths = [write_video(str(tmp_path / f"{matrix}_{value_range}.mp4"), bars[None].repeat(3, 0),
+                         colour=(matrix, value_range))
+             for matrix, value_range in (("bt709", "tv"), ("bt709", "pc"), ("bt601", "pc"), ("bt601", "tv"))]
+    paths.append(write_video(str(tmp_path / "untagged.mp4"), bars[None].repeat(3, 0)))
+    blender = shown_by(sys.executable, PLATES_IN_BLENDER, paths)
+    engine = shown_by(ENGINE_PYTHON, PLATES_IN_ENGINE, paths)
+    for path in paths:
+        seen, shown = np.array(engine[path]["rgb"])[16, 8::16], np.array(blender[path])[16, 8::16]
+        assert np.abs(seen - shown).max() <= 3, os.path.basename(path)
+        assert np.abs(shown - colours).max() <= 8, os.path.basename(path)       # the colours recorded
