@@ -26,15 +26,17 @@ def job_options(settings, source, default_device: str = "auto") -> dict:
         first, last = source.default_range
     else:
         first, last = source.source_range(settings.frame_start, settings.frame_end)
-    mask = settings.mask_mode
-    if mask == "file":
+    mask, mask_files = ["--mask", settings.mask_mode], []
+    if settings.mask_mode == "file":
         if not settings.mask_path:
             raise sources.SourceError("choose a mask file, or set Mask to Auto or None")
-        mask = os.path.abspath(bpy.path.abspath(settings.mask_path))
-        if not os.path.exists(mask):
-            raise sources.SourceError(f"mask file not found: {mask}")
+        path = os.path.abspath(bpy.path.abspath(settings.mask_path))
+        if not os.path.exists(path):
+            raise sources.SourceError(f"mask file not found: {path}")
+        mask, mask_files = sources.mask_input(path)
     return {"strokes": settings.strokes, "width": settings.width, "preset": settings.preset,
-            "frames": (first, last, settings.frame_step), "mask": mask, "seeds": settings.seeds,
+            "frames": (first, last, settings.frame_step), "mask": mask, "mask_files": mask_files,
+            "seeds": settings.seeds,
             "device": default_device if settings.device == "auto" else settings.device}
 
 

@@ -48,7 +48,9 @@ class DynaSketchSettings(bpy.types.PropertyGroup):
     mask_mode: EnumProperty(name="Mask", items=MASKS, default="auto",
                             description="Which part of the frame the strokes draw")
     mask_path: StringProperty(name="Mask File", subtype="FILE_PATH",
-                              description="Mask video or image sequence with the clip's size and length")
+                              description="Mask video or image sequence with the clip's size and length. "
+                                          "A numbered image is read with the images numbered after it, "
+                                          "as a movie clip opened from it; an image on its own masks every frame")
     seeds: IntProperty(name="Seeds", default=3, min=1, max=16, update=_chosen,
                        description="Tries for the first frame; the best is kept")
     device: EnumProperty(name="Device", items=DEVICES, default="auto", update=_chosen,

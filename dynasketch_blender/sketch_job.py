@@ -44,7 +44,7 @@ def engine_arguments(options: dict) -> list[str]:
     first, last, step = options["frames"]
     return ["--strokes", str(options["strokes"]), "--width", f"{options['width']:g}",
             "--frames", f"{first}:{last}:{step}", "--seeds", str(options["seeds"]),
-            "--mask", options["mask"], "--device", options["device"], "--preset", options["preset"]]
+            *options["mask"], "--device", options["device"], "--preset", options["preset"]]
 
 
 class SketchJob(EngineJob):
@@ -52,7 +52,7 @@ class SketchJob(EngineJob):
         self.source = source
         footage = source.engine_input()                # the movie, or an image sequence's pattern
         args = footage[1:] + engine_arguments(options)
-        self.inputs = job_folders.input_stamps(source.files() + args)
+        self.inputs = job_folders.input_stamps(source.files() + options["mask_files"] + args)
         self.out = output_folder(source.path, args, self.inputs, work_dir)
         self.log = os.path.join(self.out, "dynasketch.log")
         self.sketch_path = os.path.join(self.out, "sketch.json")

@@ -107,6 +107,21 @@ def _check_file(path: str, label: str, what: str = "movie file") -> str:
     return path
 
 
+def mask_input(path: str) -> tuple[list[str], list[str]]:
+    """The engine's ``--mask`` arguments for the mask file ``path``, and the files they read.
+    A movie, a folder, or an image with no next number is that file (an image: a still mask
+    for every frame); an image of a numbered run is read as a movie clip opened from it reads
+    it, from its number to the first missing one (``--mask-start-number``)."""
+    is_image = os.path.splitext(path)[1].lower() in bpy.path.extensions_image
+    images = NumberedImages.of(path) if is_image else None
+    if images is None or not os.path.isfile(images.file(images.start + 1)):
+        return ["--mask", path], [path]
+    files = [path]
+    while os.path.isfile(following := images.file(images.start + len(files))):
+        files.append(following)
+    return ["--mask", images.pattern(), "--mask-start-number", str(images.start)], files
+
+
 def scene_fps(scene) -> float:
     return scene.render.fps / scene.render.fps_base
 

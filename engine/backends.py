@@ -58,10 +58,10 @@ def choose_masker(mode: str, has_alpha: bool, notes: list | None = None) -> str:
     return "inspyrenet" if _usable("mask", "inspyrenet-base", "transparent_background", notes) else "none"
 
 
-def build_masker(mode: str, clip, frame_range, device: torch.device):
+def build_masker(mode: str, clip, frame_range, device: torch.device, mask_start_number: int | None = None):
     """The masker for ``clip`` (a ``video.VideoSource``). ``none``; ``alpha``: the clip's
     alpha channel; ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast); or a mask
-    file's path. ``auto``: see ``choose_masker``."""
+    file's path (a pattern read from ``mask_start_number``). ``auto``: see ``choose_masker``."""
     from . import models
 
     mode = choose_masker(mode, clip.info.has_alpha)
@@ -75,7 +75,7 @@ def build_masker(mode: str, clip, frame_range, device: torch.device):
         kind = "fast" if mode == "inspyrenet-fast" else "base"
         return InSPyReNetMasker(models.require(f"inspyrenet-{kind}"), clip, frame_range, device,
                                 models.cache_home(), kind)
-    return MaskFileMasker(mode, clip.info, frame_range)
+    return MaskFileMasker(mode, clip.info, frame_range, mask_start_number)
 
 
 def _choose(stage: str, name: str, offline: str, neural: str, model: str, package: str,

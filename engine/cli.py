@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto | none | alpha | inspyrenet | inspyrenet-fast | PATH of a mask video or "
                          "image sequence (auto: the clip's alpha channel, else InSPyReNet when its "
                          "weights are here, else none)")
+    sk.add_argument("--mask-start-number", type=int, default=None, metavar="N",
+                    help="with a mask image pattern: its image for the clip's first frame, read up to the "
+                         "first missing number as --start-number reads the clip")
     sk.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sk.add_argument("--preset", default="default", choices=["fast", "default", "paper"])
     sk.add_argument("--no-temporal", action="store_true", help="sketch every frame independently")
@@ -95,7 +98,8 @@ def cmd_sketch(args) -> int:
     log = os.path.join(os.path.abspath(args.out), "dynasketch.log")
     try:
         settings = Settings.from_preset(args.preset, strokes=args.strokes, width=args.width,
-                                        seeds=args.seeds, mask=args.mask, device=args.device,
+                                        seeds=args.seeds, mask=args.mask, mask_start_number=args.mask_start_number,
+                                        device=args.device,
                                         temporal=not args.no_temporal, guidance=args.guidance, saliency=args.saliency,
                                         tracker=args.tracker, seed=args.seed)
         progress.log_path = log

@@ -10,20 +10,30 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import EngineError
-from .video import FrameRange, VideoInfo, open_video
+from .video import FrameRange, VideoInfo, is_pattern, open_video
 
 THRESHOLD = 0.5
 MODES = ("auto", "none", "alpha", "inspyrenet", "inspyrenet-fast")    # --mask: these, or a mask file
 
 
-def mask_file_identity(mode: str) -> list | None:
-    """For a mask file (``--mask PATH``), what changes when its files change; else None."""
-    if mode in MODES:
-        return None
+def open_mask(path: str, start_number: int | None = None):
+    """A mask file (``--mask PATH``): a video, an image, a folder or an image pattern, read
+    from image ``start_number`` (``--mask-start-number``) as the clip's pattern is."""
+    if start_number is not None and not is_pattern(path):
+        raise EngineError(f"--mask-start-number needs a mask image pattern such as mask_%04d.png, not {path}")
     try:
-        return open_video(mode).identity()
+        return open_video(path, start_number=start_number)
     except EngineError as exc:
         raise EngineError(f"--mask: {exc}") from None
+
+
+def mask_file_identity(mode: str, start_number: int | None = None) -> list | None:
+    """For a mask file, what changes when its files change; else None."""
+    if mode in MODES:
+        if start_number is not None:
+            raise EngineError("--mask-start-number goes with a mask image pattern such as mask_%04d.png")
+        return None
+    return open_mask(mode, start_number).identity()
 
 
 class NoMasker:
@@ -49,11 +59,8 @@ class MaskFileMasker:
 
     name = "file"
 
-    def __init__(self, path: str, clip: VideoInfo, frame_range: FrameRange):
-        try:
-            self.source = open_video(path)
-        except EngineError as exc:
-            raise EngineError(f"--mask: {exc}") from None
+    def __init__(self, path: str, clip: VideoInfo, frame_range: FrameRange, start_number: int | None = None):
+        self.source = open_mask(path, start_number)
         info = self.source.info
         if (info.width, info.height) != (clip.width, clip.height):
             raise EngineError(f"--mask {path}: the mask is {info.width}x{info.height} but the clip "

@@ -295,7 +295,7 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
                    "clip": source.identity(), "backends": chosen}
     if job.start_number is not None:      # an image sequence read from its image start_number
         header["source"]["start_number"] = fingerprint["start_number"] = job.start_number
-    if (mask_file := mask_file_identity(s.mask)) is not None:   # an edited mask is other input
+    if (mask_file := mask_file_identity(s.mask, s.mask_start_number)) is not None:   # an edited mask is other input
         fingerprint["mask_file"] = mask_file
     folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
     with folder.locked():                 # one run at a time writes a folder
@@ -311,7 +311,7 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
     todo = frame_range
     if state is not None and folder.frames:
         todo = FrameRange(folder.frames[-1]["index"], frame_range.stop, frame_range.step)
-    masker = build_masker(chosen["mask"], source, todo, device)
+    masker = build_masker(chosen["mask"], source, todo, device, s.mask_start_number)
     box = Letterbox(info.width, info.height, s.canvas)
     ahead = s.window if os.environ.get("DYNASKETCH_PREFETCH", "1") != "0" else 0
     decoded = CanvasFrames(source, todo, masker, box, device, should_stop, ahead)

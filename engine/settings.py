@@ -24,6 +24,7 @@ class Settings:
     canvas: int = 224
     segments: int = 1               # cubic segments per stroke
     mask: str = "auto"
+    mask_start_number: int | None = None   # a mask image pattern's first image (--mask-start-number)
     device: str = "auto"
     seed: int = 0
     # optimisation budget (from the preset unless given)

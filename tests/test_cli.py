@@ -180,6 +180,7 @@ def test_bad_input_gives_one_line_and_keeps_the_folder(disc_clip, tmp_path):
         ([v, "--mask", small_mask], "same size"),
         ([v, "--mask", short_mask], "one mask frame per clip frame"),
         ([v, "--start-number", "1"], "needs an image pattern"),
+        ([v, "--mask", short_mask, "--mask-start-number", "1"], "needs a mask image pattern"),
         ([tmp_path / "frame_%04d.png", "--start-number", "1"], "no image numbered 1"),
         ([v, "--device", "cuda"] if not __import__("torch").cuda.is_available() else [v, "--seeds", "0"],
          "cuda" if not __import__("torch").cuda.is_available() else "seed"),
@@ -396,8 +397,8 @@ from engine import cli
 
 real = pipeline.build_masker
 
-def slow(mode, clip, frame_range, device):
-    masker = real(mode, clip, frame_range, device)
+def slow(*args):
+    masker = real(*args)
 
     class Slow:
         name = masker.name

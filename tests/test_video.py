@@ -6,7 +6,8 @@ from PIL import Image
 from media import frame_number, moving_disc, numbered_frames, write_video
 from engine.canvas import Letterbox
 from engine.errors import EngineError
-from engine.video import FrameRange, open_video, parse_frame_range
+from engine.masking import MaskFileMasker, mask_file_identity
+from engine.video import FrameRange, VideoInfo, open_video, parse_frame_range
 
 
 @pytest.mark.parametrize("ext", ["mp4", "mov", "mkv", "webm", "avi", "gif"])
@@ -92,6 +93,25 @@ def test_a_sequence_runs_from_its_start_number_to_the_first_missing_image(tmp_pa
     assert numbers(open_video(pattern, start_number=9)) == [9, 10]
     with pytest.raises(EngineError, match="no image numbered 8"):
         open_video(pattern, start_number=8)
+
+
+def test_a_mask_sequence_is_read_from_its_start_number(tmp_path):
+    """A roto artist's mask renders numbered from 1001 beside older ones: mask image 1001 is
+    the mask of the clip's frame 0 (``--mask-start-number``), frame by frame after it."""
+    _, masks = moving_disc(t_len=6)
+    for n in range(997, 1007):                        # 997..1000: an older matte, all subject
+        mask = masks[n - 1001] if n >= 1001 else np.full_like(masks[0], 255)
+        Image.fromarray(mask).save(tmp_path / f"matte.{n}.png")
+    clip = VideoInfo("clip.mp4", 128, 96, 24.0, 6, False)
+    masker = MaskFileMasker(str(tmp_path / "matte.%d.png"), clip, FrameRange(2, 6), start_number=1001)
+    for index in range(2, 6):
+        assert np.array_equal(masker(index, None, None) > 0.5, masks[index] > 127), index
+    with pytest.raises(EngineError, match="needs a mask image pattern"):
+        MaskFileMasker(str(tmp_path / "matte.1001.png"), clip, FrameRange(0, 6), start_number=1001)
+    with pytest.raises(EngineError, match="no image numbered 990"):
+        MaskFileMasker(str(tmp_path / "matte.%d.png"), clip, FrameRange(0, 6), start_number=990)
+    with pytest.raises(EngineError, match="goes with a mask image pattern"):
+        mask_file_identity("auto", 1001)
 
 
 def test_a_percent_sign_in_a_name_is_part_of_the_name(tmp_path):

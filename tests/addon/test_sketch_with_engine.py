@@ -55,6 +55,36 @@ def test_sketch_movie_clip(blender, engine_cli, disc_movie, tmp_path):
             assert gray[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].min() < 180, (x, y)
 
 
+def test_a_mask_sequence_picked_by_its_first_image_masks_each_frame(blender, engine_cli, tmp_path):
+    """A roto artist's mask renders, numbered from 1001 beside an older matte: picking
+    matte.1001.png has the engine read the masks from 1001 on (tests/test_video.py checks
+    that it lines them up), not the old matte, and a mask image saved again is a new job."""
+    bpy = blender
+    from PIL import Image
+
+    from dynasketch_blender import operators, sketch_job, source
+
+    frames, masks = moving_disc(t_len=6, speed=12)
+    clip = bpy.data.movieclips.load(write_video(str(tmp_path / "disc.mp4"), frames))
+    stale = np.zeros_like(masks[0])
+    stale[:, 110:] = 255                                   # the old matte: the right edge, never the disc
+    for n in range(997, 1007):
+        Image.fromarray(masks[n - 1001] if n >= 1001 else stale).save(tmp_path / f"matte.{n}.png")
+    settings = configure_fast(bpy)
+    settings.mask_mode, settings.mask_path = "file", str(tmp_path / "matte.1001.png")
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}, settings.status
+    (obj,) = sketch_objects(bpy)
+    doc = json.load(open(obj["dynasketch_sketch"]))
+    assert doc["settings"]["mask_start_number"] == 1001 and len(doc["frames"]) == 6
+    for frame in doc["frames"]:                            # the disc, of radius 18, at x = 30 + 12k
+        x, y = np.mean([s["points"] for s in frame["strokes"]], axis=(0, 1))
+        assert abs(x - (30 + 12 * frame["index"])) < 12 and abs(y - 48) < 12, (frame["index"], x, y)
+    src = source.from_clip(clip)
+    job = sketch_job.SketchJob(operators.engine_command(bpy.context), src, operators.job_options(settings, src))
+    assert job.out == os.path.dirname(obj["dynasketch_sketch"])
+    assert {str(tmp_path / f"matte.{n}.png") for n in range(1001, 1007)} <= set(job.inputs)
+
+
 def test_footage_saved_again_is_sketched_afresh(blender, engine_cli, tmp_path):
     """The clip re-exported to the same path (same size and length): Sketch again gives a
     sketch of the new footage, not the engine's refusal of other input in the old job folder;

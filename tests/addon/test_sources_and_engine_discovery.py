@@ -115,6 +115,20 @@ def test_image_strips_are_sketched_when_their_images_are_one_numbered_sequence(b
         source.from_strip(strip, scene)
 
 
+def test_a_mask_image_is_read_as_a_movie_clip_opened_from_it(blender, tmp_path):
+    """Mask File: a numbered image with more after it is a mask sequence from that image on
+    (the engine's --mask-start-number); an image on its own is a still mask; a movie is itself."""
+    bpy = blender
+    from dynasketch_blender import source
+
+    run = save_images(tmp_path / "roto", [997, 998, 1001, 1002, 1003, 1005], name="matte.{}.png")
+    assert source.mask_input(run[2]) == (["--mask", str(tmp_path / "roto" / "matte.%04d.png"),
+                                          "--mask-start-number", "1001"], run[2:5])
+    for still in (run[-1], *save_images(tmp_path, [1], name="garbage matte.png")):
+        assert source.mask_input(still) == (["--mask", still], [still])
+    assert source.mask_input(str(tmp_path / "roto")) == (["--mask", str(tmp_path / "roto")], [str(tmp_path / "roto")])
+
+
 def test_sequencer_scene_comes_before_the_window_scene(blender):
     from types import SimpleNamespace
 
