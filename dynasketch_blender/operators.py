@@ -141,7 +141,7 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
 
     bl_idname = "dynasketch.sketch"
     bl_label = "Sketch"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"UNDO"}          # not REGISTER: a repeat would call the blocking execute
 
     clip: StringProperty(name="Movie Clip", default="", options={"SKIP_SAVE"},
                          description="Name of the movie clip to sketch (default: the active one)")

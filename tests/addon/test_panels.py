@@ -82,3 +82,15 @@ def test_scenes_made_in_the_session_take_the_preferences_defaults(blender, prefs
     prefs.default_strokes = 30
     bpy.context.view_layer.update()
     assert shot.dynasketch.strokes == 8
+
+
+def test_the_engine_runs_are_not_offered_for_repeat_or_redo(blender):
+    """Blender repeats a registered operator (Shift+R, Repeat History, the Adjust Last
+    Operation panel) by calling its ``execute``, which for Sketch and Download Models is the
+    blocking run meant for scripts: the window would freeze for the whole engine run, with
+    no Esc. So they are not registered; Sketch still pushes an undo step (Ctrl+Z removes
+    the result)."""
+    for name in ("DYNASKETCH_OT_sketch", "DYNASKETCH_OT_download_models"):
+        options = getattr(getattr(blender.types, name), "bl_options", set())
+        assert "REGISTER" not in options, name
+    assert "UNDO" in blender.types.DYNASKETCH_OT_sketch.bl_options
