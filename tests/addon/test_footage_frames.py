@@ -209,6 +209,10 @@ def test_exr_and_dpx_plates_are_read_as_blender_shows_them(tmp_path):
                          .astype(np.uint16), pix_fmt="gbrp10le"),
              write_video(str(tmp_path / "grade_0001.dpx"), np.round(np.clip(linear[None, ..., :3], 0, 1) * 65535)
                          .astype(np.uint16), pix_fmt="rgb48le")]
+    scan = bytearray(open(paths[1], "rb").read())
+    scan[801] = 1                                   # transfer: printing density, a film scan's log codes
+    paths.append(str(tmp_path / "log_scan_0001.dpx"))
+    open(paths[-1], "wb").write(scan)               # Blender shows its codes as linear too, not converted
     blender = shown_by(sys.executable, PLATES_IN_BLENDER, paths)
     engine = shown_by(ENGINE_PYTHON, PLATES_IN_ENGINE, paths)
     for path in paths:
