@@ -273,7 +273,6 @@ def _ffmpeg_image(path: str) -> np.ndarray:
     return np.round(np.dstack([shown] + ([linear[..., 3:]] if alpha else [])) * 255).astype(np.uint8)
 
 
-
 def _exr_layer(path: str) -> str:
     """The channel layer to decode from an EXR: "" for a plain image (channels R, G, B, A);
     for a multilayer render (channels such as ``ViewLayer.Combined.R``) the Combined pass of
@@ -289,8 +288,7 @@ def _exr_layer(path: str) -> str:
         layers.setdefault(layer, set()).add(channel.upper())
     colour = [layer for layer, channels in layers.items() if {"R", "G", "B"} <= channels]
     if not colour:
-        raise EngineError(f"{path}: the EXR has no colour pass (its channels: {', '.join(names[:8])}); "
-                          "render it with the Combined pass")
+        raise ValueError(f"no colour pass, only {', '.join(names[:8])}; render it with the Combined pass")
     first = names[0].rsplit(".", 2)[0] if names[0].count(".") >= 2 else ""
     own = [layer for layer in colour if first and layer.startswith(first + ".")]
     return next((layer for layer in own if layer.endswith(".Combined")), (own or colour)[0])
@@ -323,6 +321,7 @@ def _exr_channels(path: str) -> list[str]:
     except (IndexError, ValueError, struct.error):
         pass
     return []
+
 
 def open_video(path: str, fps: float | None = None, start_number: int | None = None) -> VideoSource:
     """Open a video file, an image folder or an image pattern; errors are ``EngineError``.

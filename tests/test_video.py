@@ -114,6 +114,37 @@ def test_a_mask_sequence_is_read_from_its_start_number(tmp_path):
         mask_file_identity("auto", 1001)
 
 
+def write_depth_exr(path, width=4, height=2):
+    """A valid uncompressed scanline EXR holding one channel, ``depth.Z`` (a depth pass
+    rendered on its own): no colour to show."""
+    import struct
+
+    def attribute(name, kind, value):
+        return name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(value)) + value
+    box = struct.pack("<4i", 0, 0, width - 1, height - 1)
+    header = b"".join([
+        b"\x76\x2f\x31\x01", struct.pack("<i", 2),
+        attribute("channels", "chlist", b"depth.Z\0" + struct.pack("<iB3xii", 2, 0, 1, 1) + b"\0"),
+        attribute("compression", "compression", b"\0"), attribute("dataWindow", "box2i", box),
+        attribute("displayWindow", "box2i", box), attribute("lineOrder", "lineOrder", b"\0"),
+        attribute("pixelAspectRatio", "float", struct.pack("<f", 1)),
+        attribute("screenWindowCenter", "v2f", struct.pack("<2f", 0, 0)),
+        attribute("screenWindowWidth", "float", struct.pack("<f", 1)), b"\0"])
+    line = 8 + 4 * width
+    offsets = b"".join(struct.pack("<Q", len(header) + 8 * height + y * line) for y in range(height))
+    lines = b"".join(struct.pack("<ii", y, 4 * width) + struct.pack(f"<{width}f", *[2.5] * width)
+                     for y in range(height))
+    with open(path, "wb") as f:
+        f.write(header + offsets + lines)
+
+
+def test_an_exr_with_no_colour_pass_says_so(tmp_path):
+    path = str(tmp_path / "depth_0001.exr")
+    write_depth_exr(path)
+    with pytest.raises(EngineError, match="depth_0001.exr: not a readable image .no colour pass, only depth.Z"):
+        open_video(path)
+
+
 def test_a_percent_sign_in_a_name_is_part_of_the_name(tmp_path):
     """A movie named ``50%_done.mp4`` is that movie; in a pattern ``%%`` is a literal ``%``."""
     movie = write_video(str(tmp_path / "50%_done.mp4"), numbered_frames(3))
