@@ -1,4 +1,4 @@
-"""What is being sketched: the active movie clip (Clip Editor) or movie or image strip
+"""What is being sketched: the active movie clip (Clip Editor) or movie, image or clip strip
 (Sequencer), with the mapping from its source frame indices to scene frames."""
 from __future__ import annotations
 
@@ -162,11 +162,26 @@ def _strip_images(strip) -> tuple[str, NumberedImages | None]:
     return path, images
 
 
+def _clip_of_strip(strip, scene) -> tuple[Source, int]:
+    """A clip strip's clip, and where the strip starts in it: it plays clip frame (strip
+    frame + the clip's Frame Offset); the clip's Start Frame does not count there."""
+    if strip.clip is None:
+        raise SourceError(f"{strip.name}: the clip strip has no movie clip")
+    if strip.stabilize2d or strip.undistort:
+        raise SourceError(f"{strip.name}: turn off 2D Stabilized and Undistorted to sketch it "
+                          "(the engine sketches the footage as it was filmed)")
+    return from_clip(strip.clip, scene), strip.clip.frame_offset
+
+
 def from_strip(strip, scene) -> Source:
-    if strip is None or getattr(strip, "type", "") not in ("MOVIE", "IMAGE"):
-        raise SourceError("no movie strip: select a movie or image strip in the Sequencer")
+    if strip is None or getattr(strip, "type", "") not in ("MOVIE", "IMAGE", "MOVIECLIP"):
+        raise SourceError("no movie strip: select a movie, image or clip strip in the Sequencer")
+    shift, count = 0, int(strip.frame_duration)
     if strip.type == "IMAGE":
         (path, images), fps = _strip_images(strip), scene_fps(scene)
+    elif strip.type == "MOVIECLIP":
+        clip, shift = _clip_of_strip(strip, scene)
+        path, images, fps, count = clip.path, clip.images, clip.fps, clip.default_range[1]
     else:
         path, images, fps = _check_file(strip.filepath, strip.name), None, 0.0
     if len(getattr(strip, "retiming_keys", ())):
@@ -177,16 +192,16 @@ def from_strip(strip, scene) -> Source:
     # The strip's content (source frames animation_offset_start ... after the hold offsets)
     # starts at frame_start; the trims (frame_offset_start/end) hide its ends. A handle
     # dragged past the content (a negative trim) holds its first or last frame there.
-    held = int(getattr(strip, "animation_offset_start", 0))
+    held = int(getattr(strip, "animation_offset_start", 0)) + shift
     duration = int(strip.frame_duration)
     start_trim, end_trim = max(0, int(strip.frame_offset_start)), max(0, int(strip.frame_offset_end))
-    shown = (held + start_trim, held + duration - end_trim)
+    shown = (max(0, held + start_trim), min(count, held + duration - end_trim))
     if shown[1] <= shown[0]:
         raise SourceError(f"{strip.name}: the strip shows no frame")
     key = f"strip:{scene.name}:{strip.name}"
     if getattr(strip, "use_reverse_frames", False):
         # the timeline shows the content backwards: the start trim hides its last frames
-        shown = (held + end_trim, held + duration - start_trim)
+        shown = (max(0, held + end_trim), min(count, held + duration - start_trim))
         offset = int(strip.frame_start) + held + duration - 1
         return Source(key, strip.name, path, scene.name, offset, shown, reversed=True, images=images, fps=fps)
     return Source(key, strip.name, path, scene.name, int(strip.frame_start) - held, shown, images=images, fps=fps)

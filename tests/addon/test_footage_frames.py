@@ -298,3 +298,65 @@ def test_colour_tagged_movies_are_read_in_blenders_colours(tmp_path):
         seen, shown = np.array(engine[path]["rgb"])[16, 8::16], np.array(blender[path])[16, 8::16]
         assert np.abs(seen - shown).max() <= 3, os.path.basename(path)
         assert np.abs(shown - colours).max() <= 8, os.path.basename(path)       # the colours recorded
+
+
+CLIP_STRIPS_IN_BLENDER = r"""
+import json, os, sys, bpy, numpy as np
+from PIL import Image
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+from media import frame_number
+from dynasketch_blender import source
+
+movie, first_image = {paths!r}
+cases = {{"plain": dict(), "offset and trims": dict(clip_start=5, clip_offset=2, trims=(3, 4)),
+         "hold offsets": dict(clip_offset=1, hold=(2, 3)),
+         "reversed": dict(clip_offset=2, trims=(1, 2), reverse=True),
+         "image sequence": dict(path=first_image, clip_offset=1, trims=(2, 0))}}
+shown = {{}}
+for name, case in cases.items():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.view_settings.view_transform = "Standard"
+    scene.render.resolution_x = scene.render.resolution_y = 64
+    scene.render.filepath = os.path.join(os.path.dirname(movie), "shown.png")
+    clip = bpy.data.movieclips.load(case.get("path", movie))
+    clip.frame_start, clip.frame_offset = case.get("clip_start", 1), case.get("clip_offset", 0)
+    strip = scene.sequence_editor_create().strips.new_clip("clip", clip, 1, 20)
+    strip.animation_offset_start, strip.animation_offset_end = case.get("hold", (0, 0))
+    strip.frame_offset_start, strip.frame_offset_end = case.get("trims", (0, 0))
+    strip.use_reverse_frames = case.get("reverse", False)
+    src = source.from_strip(strip, scene)
+    first, last = src.scene_range()
+    numbers = []                           # over the strip: what Blender shows, what is sketched
+    for frame in range(strip.frame_final_start, strip.frame_final_end):
+        scene.frame_set(frame)
+        bpy.ops.render.render(write_still=True)
+        rgb = np.asarray(Image.open(scene.render.filepath).convert("RGB"))
+        numbers.append([frame_number(rgb) if rgb.max() > 10 else None,
+                        src.index_at(frame) if first <= frame <= last else None])
+    shown[name] = {{"numbers": numbers, "input": src.engine_input()}}
+print("SHOWN", json.dumps(shown))
+import os; os._exit(0)
+"""
+
+
+def test_a_clip_strip_is_sketched_as_the_sequencer_plays_it(tmp_path):
+    """A movie clip strip (a tracked or stabilised clip in the Sequencer) plays clip frame
+    (strip frame + the clip's Frame Offset), ignoring the clip's Start Frame: each scene frame
+    the sketch covers must be the clip frame Blender's Sequencer shows there."""
+    pytest.importorskip("bpy")
+    from PIL import Image
+
+    frames = numbered_frames(30)
+    movie = write_video(str(tmp_path / "take.mp4"), frames)
+    (tmp_path / "seq").mkdir()
+    for n in range(12):
+        Image.fromarray(frames[n]).save(tmp_path / "seq" / f"take_{n + 1:03d}.png")
+    script = CLIP_STRIPS_IN_BLENDER.replace("{root!r}", repr(ROOT))
+    shown = shown_by(sys.executable, script, [movie, str(tmp_path / "seq" / "take_001.png")])
+    for name, case in shown.items():
+        blender, sketched = zip(*case["numbers"])                      # None: no picture, no sketch
+        assert list(blender) == list(sketched), name
+    assert [n for n, _ in shown["offset and trims"]["numbers"]][:2] == [5, 6]
+    assert shown["reversed"]["numbers"][0] == [None, None]           # clip frame 30 is past the movie
+    assert shown["image sequence"]["input"][1:3] == ["--start-number", "1"]

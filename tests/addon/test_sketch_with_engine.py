@@ -252,6 +252,25 @@ def test_a_still_image_strip_is_sketched_once(blender, engine_cli, tmp_path):
     assert plane.data.materials[0].node_tree.nodes["Image Texture"].image.source == "FILE"
 
 
+def test_a_clip_strip_is_sketched_where_the_sequencer_plays_it(blender, engine_cli, disc_movie):
+    """A movie clip placed in the Sequencer with its Frame Offset and a trim: keyframes at the
+    scene frames where the strip shows each clip frame, over the Footage background."""
+    bpy = blender
+    clip = bpy.data.movieclips.load(disc_movie)
+    clip.frame_start, clip.frame_offset = 40, 3                     # Start Frame does not count here
+    scene = bpy.context.scene
+    strip = scene.sequence_editor_create().strips.new_clip("tracked", clip, 1, 5)
+    strip.frame_offset_end = 5                                       # shows clip frames 3..7 at 5..9
+    settings = configure_fast(bpy, strokes=3)
+    settings.background = "footage"
+    assert bpy.ops.dynasketch.sketch(strip=strip.name) == {"FINISHED"}, settings.status
+    (obj,) = sketch_objects(bpy)
+    doc = json.load(open(obj["dynasketch_sketch"]))
+    assert [f["index"] for f in doc["frames"]] == [3, 4, 5, 6, 7]
+    check_against_sketch(obj, doc, lambda i: 2 + i)
+    assert [k.frame_number for k in keyframes(obj)] == list(range(strip.frame_final_start, strip.frame_final_end))
+
+
 def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_cli, disc_movie):
     """What the modal operator does on each timer tick, driven by hand."""
     bpy = blender

@@ -129,6 +129,22 @@ def test_a_mask_image_is_read_as_a_movie_clip_opened_from_it(blender, tmp_path):
     assert source.mask_input(str(tmp_path / "roto")) == (["--mask", str(tmp_path / "roto")], [str(tmp_path / "roto")])
 
 
+def test_a_stabilised_clip_strip_is_refused_with_what_to_do(blender, disc_movie):
+    """The engine sketches the footage as filmed: a clip strip showing the clip 2D-stabilised
+    or undistorted would not match its sketch, so it is refused in one line."""
+    bpy = blender
+    from dynasketch_blender import source
+
+    scene = bpy.context.scene
+    strip = scene.sequence_editor_create().strips.new_clip("tracked", bpy.data.movieclips.load(disc_movie), 1, 1)
+    assert source.from_strip(strip, scene).default_range == (0, 10)
+    for flag in ("stabilize2d", "undistort"):
+        setattr(strip, flag, True)
+        with pytest.raises(source.SourceError, match="tracked: turn off 2D Stabilized and Undistorted"):
+            source.from_strip(strip, scene)
+        setattr(strip, flag, False)
+
+
 def test_sequencer_scene_comes_before_the_window_scene(blender):
     from types import SimpleNamespace
 
