@@ -176,7 +176,8 @@ def _clip_of_strip(strip, scene) -> tuple[Source, int]:
 def from_strip(strip, scene) -> Source:
     if strip is None or getattr(strip, "type", "") not in ("MOVIE", "IMAGE", "MOVIECLIP"):
         raise SourceError("no movie strip: select a movie, image or clip strip in the Sequencer")
-    shift, count = 0, int(strip.frame_duration)
+    duration = int(strip.frame_duration)
+    shift, count = 0, duration                       # count: the footage's frames
     if strip.type == "IMAGE":
         (path, images), fps = _strip_images(strip), scene_fps(scene)
     elif strip.type == "MOVIECLIP":
@@ -193,7 +194,6 @@ def from_strip(strip, scene) -> Source:
     # starts at frame_start; the trims (frame_offset_start/end) hide its ends. A handle
     # dragged past the content (a negative trim) holds its first or last frame there.
     held = int(getattr(strip, "animation_offset_start", 0)) + shift
-    duration = int(strip.frame_duration)
     start_trim, end_trim = max(0, int(strip.frame_offset_start)), max(0, int(strip.frame_offset_end))
     shown = (max(0, held + start_trim), min(count, held + duration - end_trim))
     if shown[1] <= shown[0]:

@@ -57,9 +57,11 @@ print("SHOWN", json.dumps(shown))
 """
 
 
-def shown_by(python, script, paths):
-    done = subprocess.run([python, "-c", script.format(tests=os.path.join(ROOT, "tests"), paths=paths)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+def shown_by(python, script, paths, **fields):
+    """Run ``script`` (formatted with ``tests``, ``root``, ``paths`` and ``fields``) in ``python``;
+    what it printed after "SHOWN "."""
+    script = script.format(tests=os.path.join(ROOT, "tests"), root=ROOT, paths=paths, **fields)
+    done = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
     line = next((l for l in done.stdout.splitlines() if l.startswith("SHOWN ")), None)
     assert line, (done.stdout + done.stderr)[-3000:]
     return json.loads(line[len("SHOWN "):])
@@ -151,12 +153,8 @@ def test_an_image_sequence_is_sketched_from_the_image_blender_starts_at(tmp_path
     frames = numbered_frames(12)
     for n in (3, 4, 5, 6, 7, 9, 10):                                  # 8 is missing
         Image.fromarray(frames[n]).save(folder / f"take2 50%_{n:03d}.png")
-    script = SEQUENCE_IN_BLENDER.format(tests=os.path.join(ROOT, "tests"), root=ROOT, png=str(tmp_path / "r.png"),
-                                        first=str(folder / "take2 50%_004.png"))
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("SHOWN ")), None)
-    assert line, (done.stdout + done.stderr)[-3000:]
-    blender = json.loads(line[len("SHOWN "):])
+    blender = shown_by(sys.executable, SEQUENCE_IN_BLENDER, [], png=str(tmp_path / "r.png"),
+                       first=str(folder / "take2 50%_004.png"))
     assert blender["clip"] == [4, 5, 6, 7]                            # from the chosen image to the gap
     assert blender["plane"] == blender["clip"]
     engine = shown_by(ENGINE_PYTHON, SEQUENCE_IN_ENGINE, blender["input"])
@@ -352,8 +350,7 @@ def test_a_clip_strip_is_sketched_as_the_sequencer_plays_it(tmp_path):
     (tmp_path / "seq").mkdir()
     for n in range(12):
         Image.fromarray(frames[n]).save(tmp_path / "seq" / f"take_{n + 1:03d}.png")
-    script = CLIP_STRIPS_IN_BLENDER.replace("{root!r}", repr(ROOT))
-    shown = shown_by(sys.executable, script, [movie, str(tmp_path / "seq" / "take_001.png")])
+    shown = shown_by(sys.executable, CLIP_STRIPS_IN_BLENDER, [movie, str(tmp_path / "seq" / "take_001.png")])
     for name, case in shown.items():
         blender, sketched = zip(*case["numbers"])                      # None: no picture, no sketch
         assert list(blender) == list(sketched), name
