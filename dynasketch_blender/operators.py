@@ -216,10 +216,7 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
             return {"CANCELLED"}
         scene = bpy.data.scenes[self._scene_name]
         try:
-            clip = bpy.data.movieclips.get(self._src.movie_clip_name) if self._src.movie_clip_name else None
-            obj = build_result(scene, sketch, self._src.key, self._src.label, self._src.scene_frame_of,
-                               settings.background, settings.match_scene, clip, self._src.path, self._target,
-                               self._src.footage_sequence())
+            obj = build_result(scene, sketch, self._src, settings.background, settings.match_scene, self._target)
         except Exception as exc:  # one line for the user; nothing half-built is left
             self._fail(f"DynaSketch could not build the result: {exc} (sketch: {self._job.sketch_path})")
             return {"CANCELLED"}
@@ -269,15 +266,14 @@ class DYNASKETCH_OT_import_sketch(bpy.types.Operator, ImportHelper):
         except SketchFileError as exc:
             return self._fail(scene, str(exc))
         src = _matching_clip_source(sketch.source_path, sketch.source_start_number, scene)
-        label = src.label if src else os.path.splitext(os.path.basename(sketch.source_path or self.filepath))[0]
-        key = src.key if src else f"file:{sketch.source_path or os.path.abspath(self.filepath)}"
-        frame_of = src.scene_frame_of if src else (lambda index: 1 + index)
-        clip = bpy.data.movieclips.get(src.movie_clip_name) if src else None
-        movie = src.path if src else (sketch.source_path if os.path.isfile(sketch.source_path) else "")
-        sequence = src.footage_sequence() if src else None
+        if src is None:            # no clip of its footage: source frame i goes to scene frame 1 + i
+            indices = [frame.index for frame in sketch.frames]
+            src = sources.Source(f"file:{sketch.source_path or os.path.abspath(self.filepath)}",
+                                 os.path.splitext(os.path.basename(sketch.source_path or self.filepath))[0],
+                                 sketch.source_path if os.path.isfile(sketch.source_path) else "", scene.name,
+                                 1, (min(indices), max(indices) + 1))
         try:
-            obj = build_result(scene, sketch, key, label, frame_of, self.background, self.match_scene, clip, movie,
-                               sequence=sequence)
+            obj = build_result(scene, sketch, src, self.background, self.match_scene)
         except Exception as exc:  # one line for the user, nothing half-built is left
             return self._fail(scene, f"DynaSketch could not build the sketch: {exc}")
         message = f"Imported {frames_text(len(sketch.frames))} into {obj.name}"

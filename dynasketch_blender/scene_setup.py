@@ -27,37 +27,50 @@ def new_camera(placement: Placement, label: str, movie_clip) -> bpy.types.Object
     return obj
 
 
-def new_footage_plane(placement: Placement, label: str, movie_path: str, scene_frame_of,
-                      sequence: tuple[int, int] | None = None) -> bpy.types.Object:
-    """The footage on a plane just behind the strokes, for the 'footage' background; the
-    movie frame shown at each scene frame is the one the strokes were drawn on. For an image
-    sequence, ``movie_path`` is its first image and ``sequence`` (its number, the count)."""
+def new_footage_plane(placement: Placement, label: str, path: str, kind: str, first_frame: int,
+                      pictures: list[int]) -> bpy.types.Object:
+    """The footage on a plane just behind the strokes, for the 'footage' background. ``path``
+    is the movie, or an image sequence's first image; ``kind`` its image source ("MOVIE",
+    "SEQUENCE", "FILE"). From scene frame ``first_frame`` on it shows ``pictures`` one a frame
+    (a movie's frame counted from 1, or an image's number; ``Source.footage_pictures``), the
+    pictures the strokes were drawn on, and before and after them the first and the last, as
+    the Sequencer holds a strip's ends."""
     mesh = bpy.data.meshes.new(f"DynaSketch Footage {label}")
     w, h = placement.plane_width / 2, placement.plane_height / 2
     mesh.from_pydata([(-w, -h, -0.01), (w, -h, -0.01), (w, h, -0.01), (-w, h, -0.01)], [], [(0, 1, 2, 3)])
     uv = mesh.uv_layers.new()
     for loop, co in zip(uv.data, [(0, 0), (1, 0), (1, 1), (0, 1)]):
         loop.uv = co
-    image = bpy.data.images.load(movie_path, check_existing=True)
-    image.source = "MOVIE" if not sequence else "SEQUENCE" if sequence[1] > 1 else "FILE"
+    image = bpy.data.images.load(path, check_existing=True)
+    image.source = kind
     mat = bpy.data.materials.new(f"DynaSketch Footage {label}")
     if mat.node_tree is None:                 # Blender 4.5; 5.0 materials always have nodes
         mat.use_nodes = True
     nodes = mat.node_tree.nodes
     tex = nodes.new("ShaderNodeTexImage")
     tex.image = image
-    # image_user shows movie frame (scene frame - frame_start + frame_offset + 1), 1-based;
-    # for a sequence, the image numbered so
-    tex.image_user.frame_start = scene_frame_of(0)
-    tex.image_user.frame_offset = sequence[0] - 1 if sequence else 0
-    tex.image_user.frame_duration = max(1, sequence[1] if sequence else image.frame_duration)
-    tex.image_user.use_auto_refresh = True
+    if kind != "FILE":
+        show_pictures(tex.image_user, first_frame, pictures)
     emission = nodes.new("ShaderNodeEmission")
     mat.node_tree.links.new(tex.outputs["Color"], emission.inputs["Color"])
     out = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
     mat.node_tree.links.new(emission.outputs["Emission"], out.inputs["Surface"])
     mesh.materials.append(mat)
     return bpy.data.objects.new(mesh.name, mesh)
+
+
+def show_pictures(user: bpy.types.ImageUser, first_frame: int, pictures: list[int]) -> None:
+    """Have an image user show ``pictures`` from scene frame ``first_frame`` on, holding the
+    first before and the last after. At scene frame f it shows picture Offset + n, where n is
+    f - Start + 1 held within 0 ... Duration; so Offset is keyed, and keyed only where it
+    changes (a reversed strip: every frame; a strip played forwards: at its start)."""
+    user.frame_start, user.frame_duration = first_frame, len(pictures)
+    user.use_auto_refresh = True
+    offsets = [pictures[0]] + [picture - n for n, picture in enumerate(pictures, 1)]   # from first_frame - 1
+    for k, offset in enumerate(offsets):
+        if offsets[k - 1:k] != [offset] or offsets[k + 1:k + 2] != [offset]:
+            user.frame_offset = offset
+            user.keyframe_insert("frame_offset", frame=first_frame - 1 + k)
 
 
 def remove_data(data) -> None:

@@ -123,30 +123,35 @@ class SketchJob(EngineJob):
         return path
 
 
-def build_result(scene: bpy.types.Scene, sketch, key: str, label: str, scene_frame_of,
-                 background: str = "paper", match: bool = True, movie_clip=None,
-                 movie_path: str = "", target=None, sequence=None) -> bpy.types.Object:
-    """Build the Grease Pencil strokes, camera and background for ``sketch`` beside the scene;
-    only when all of it is built does it replace the previous result of ``key`` (or the
-    "Sketch" layer of ``target``). Nothing is left behind if building fails. ``movie_path``
-    and ``sequence`` are the footage (``Source.footage_sequence``)."""
+def build_result(scene: bpy.types.Scene, sketch, source, background: str = "paper", match: bool = True,
+                 target=None) -> bpy.types.Object:
+    """Build the Grease Pencil strokes, camera and background for ``sketch`` of ``source`` (a
+    ``source.Source``: where its frames play, its movie clip and footage) beside the scene;
+    only when all of it is built does it replace the previous result of the source (or the
+    "Sketch" layer of ``target``). Nothing is left behind if building fails."""
     placement = Placement(sketch.width, sketch.height)
+    label, frame_of, holds = source.label, source.scene_frame_of, (source.held_before, source.held_after)
+    clip = bpy.data.movieclips.get(source.movie_clip_name) if source.movie_clip_name else None
     built = scene_setup.Building(label)
     try:
         if target is None:
-            obj = built.add(build_sketch_object(sketch, f"{label} Sketch", scene_frame_of))
-        camera = built.add(scene_setup.new_camera(placement, label, movie_clip))
-        frames = sorted(scene_frame_of(f.index) for f in sketch.frames)
-        if background == "footage" and movie_path:
-            built.add(scene_setup.new_footage_plane(placement, label, movie_path, scene_frame_of, sequence))
+            obj = built.add(build_sketch_object(sketch, f"{label} Sketch", frame_of, holds[0]))
+        camera = built.add(scene_setup.new_camera(placement, label, clip))
+        frames = sorted(frame_of(f.index) for f in sketch.frames)
+        before, after = holds                                   # a sketch from end to end spans the strip
+        first = before[0] if before and before[1] == frames[0] else frames[0]
+        last = after[0] if after and after[1] == frames[-1] else frames[-1]
+        if background == "footage" and source.path:
+            built.add(scene_setup.new_footage_plane(placement, label, source.path, source.footage_kind(),
+                                                    *source.footage_pictures()))
         if target is not None:
-            replace_sketch_layer(target, sketch, scene_frame_of)     # the last step: it cannot fail half way
+            replace_sketch_layer(target, sketch, frame_of, holds[0])     # the last step: it cannot fail half way
             obj = target
     except Exception:
         built.discard()
         raise
-    built.install(scene, key, camera)
+    built.install(scene, source.key, camera)
     scene_setup.apply_background(scene, background)
     if match:
-        scene_setup.match_scene(scene, sketch, frames[0], frames[-1])
+        scene_setup.match_scene(scene, sketch, first, last)
     return obj

@@ -55,6 +55,10 @@ class Source:
     reversed: bool = False
     images: NumberedImages | None = None    # an image sequence: index 0 is image images.start
     fps: float = 0.0                        # images (a sequence or a still): the scene's rate; 0: a movie
+    # a strip with a handle dragged past its content holds the content's first (last) picture
+    # there: (the strip's first (last) scene frame, the scene frame of the picture it holds)
+    held_before: tuple[int, int] | None = None
+    held_after: tuple[int, int] | None = None
 
     def engine_input(self) -> list[str]:
         """The engine's INPUT, and the options that say how to read it (docs/CONTRACT.md)."""
@@ -70,12 +74,19 @@ class Source:
             return [self.path]
         return [self.images.file(self.images.start + i) for i in range(*self.default_range)]
 
-    def footage_sequence(self) -> tuple[int, int] | None:
-        """For an image sequence (or a still image), the number of its image 0 and how many
-        images it shows (``scene_setup.new_footage_plane``); None for a movie."""
+    def footage_kind(self) -> str:
+        """The footage as a Blender image's source: "MOVIE", "SEQUENCE" or "FILE" (one image)."""
         if self.images is None and not self.fps:
-            return None
-        return (self.images.start if self.images else 0, self.default_range[1])
+            return "MOVIE"
+        return "SEQUENCE" if self.images is not None and self.default_range[1] > 1 else "FILE"
+
+    def footage_pictures(self) -> tuple[int, list[int]]:
+        """What the footage plane shows (``scene_setup.new_footage_plane``): the first scene frame
+        the clip or strip shows, and from there on, frame by frame, its picture there (a movie's
+        frame counted from 1, or an image's number)."""
+        first, last = self.scene_range()
+        base = 1 if self.images is None else self.images.start
+        return first, [base + self.index_at(frame) for frame in range(first, last + 1)]
 
     def scene_frame_of(self, index: int) -> int:
         return self.offset - index if self.reversed else self.offset + index
@@ -176,8 +187,9 @@ def _clip_of_strip(strip, scene) -> tuple[Source, int]:
 def from_strip(strip, scene) -> Source:
     if strip is None or getattr(strip, "type", "") not in ("MOVIE", "IMAGE", "MOVIECLIP"):
         raise SourceError("no movie strip: select a movie, image or clip strip in the Sequencer")
-    duration = int(strip.frame_duration)
-    shift, count = 0, duration                       # count: the footage's frames
+    duration = int(strip.frame_duration)             # the content: the footage less the hold offsets
+    offsets = int(getattr(strip, "animation_offset_start", 0)), int(getattr(strip, "animation_offset_end", 0))
+    shift, count = 0, duration + sum(offsets)        # count: the footage's frames
     if strip.type == "IMAGE":
         (path, images), fps = _strip_images(strip), scene_fps(scene)
     elif strip.type == "MOVIECLIP":
@@ -193,18 +205,21 @@ def from_strip(strip, scene) -> Source:
     # The strip's content (source frames animation_offset_start ... after the hold offsets)
     # starts at frame_start; the trims (frame_offset_start/end) hide its ends. A handle
     # dragged past the content (a negative trim) holds its first or last frame there.
-    held = int(getattr(strip, "animation_offset_start", 0)) + shift
+    held = offsets[0] + shift
     start_trim, end_trim = max(0, int(strip.frame_offset_start)), max(0, int(strip.frame_offset_end))
     shown = (max(0, held + start_trim), min(count, held + duration - end_trim))
     if shown[1] <= shown[0]:
         raise SourceError(f"{strip.name}: the strip shows no frame")
     key = f"strip:{scene.name}:{strip.name}"
+    content = int(strip.frame_start), int(strip.frame_start) + duration - 1      # scene frames
+    holds = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
+                 held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None)
     if getattr(strip, "use_reverse_frames", False):
         # the timeline shows the content backwards: the start trim hides its last frames
         shown = (max(0, held + end_trim), min(count, held + duration - start_trim))
-        offset = int(strip.frame_start) + held + duration - 1
-        return Source(key, strip.name, path, scene.name, offset, shown, reversed=True, images=images, fps=fps)
-    return Source(key, strip.name, path, scene.name, int(strip.frame_start) - held, shown, images=images, fps=fps)
+        return Source(key, strip.name, path, scene.name, content[1] + held, shown, reversed=True, images=images,
+                      fps=fps, **holds)
+    return Source(key, strip.name, path, scene.name, content[0] - held, shown, images=images, fps=fps, **holds)
 
 
 def sequencer_scene(context) -> bpy.types.Scene:

@@ -116,7 +116,7 @@ strip = scene.sequence_editor_create().strips.new_clip("clip", clip, 1, 1)
 clip_shows = [render(scene, 1 + i) for i in range(*src.default_range)]
 scene.sequence_editor_clear()
 # what the 'footage' background plane shows where the sketch's keyframes go
-plane = scene_setup.new_footage_plane(Placement(64, 64), "x", src.path, src.scene_frame_of, src.footage_sequence())
+plane = scene_setup.new_footage_plane(Placement(64, 64), "x", src.path, src.footage_kind(), *src.footage_pictures())
 camera = scene_setup.new_camera(Placement(64, 64), "x", clip)
 for obj in (plane, camera):
     scene.collection.objects.link(obj)
@@ -124,8 +124,10 @@ scene.camera = camera
 scene.render.engine = "BLENDER_WORKBENCH"
 scene.display.shading.light, scene.display.shading.color_type = "FLAT", "TEXTURE"
 plane_shows = [render(scene, src.scene_frame_of(i)) for i in range(*src.default_range)]
+first, last = src.scene_range()
+plane_holds = [render(scene, first - 2), render(scene, first - 1), render(scene, last + 1)]
 print("SHOWN", json.dumps({{"input": src.engine_input(), "range": src.default_range, "clip": clip_shows,
-                           "plane": plane_shows}}))
+                           "plane": plane_shows, "plane_holds": plane_holds}}))
 import os; os._exit(0)
 """
 
@@ -157,6 +159,7 @@ def test_an_image_sequence_is_sketched_from_the_image_blender_starts_at(tmp_path
                        first=str(folder / "take2 50%_004.png"))
     assert blender["clip"] == [4, 5, 6, 7]                            # from the chosen image to the gap
     assert blender["plane"] == blender["clip"]
+    assert blender["plane_holds"] == [4, 4, 7]     # not image 3, numbered before the chosen one
     engine = shown_by(ENGINE_PYTHON, SEQUENCE_IN_ENGINE, blender["input"])
     assert engine["frames"] == blender["clip"]
     assert engine["fps"] == 24
@@ -357,3 +360,81 @@ def test_a_clip_strip_is_sketched_as_the_sequencer_plays_it(tmp_path):
     assert [n for n, _ in shown["offset and trims"]["numbers"]][:2] == [5, 6]
     assert shown["reversed"]["numbers"][0] == [None, None]           # clip frame 30 is past the movie
     assert shown["image sequence"]["input"][1:3] == ["--start-number", "1"]
+
+
+HELD_STRIPS_IN_BLENDER = r"""
+import json, os, sys, bpy, numpy as np
+from PIL import Image
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+from media import frame_number, write_sketch
+from dynasketch_blender import source
+from dynasketch_blender.sketch_file import load_sketch
+from dynasketch_blender.sketch_job import build_result
+
+(movie,) = {paths!r}
+folder = os.path.dirname(movie)
+cases = {{"forward": dict(), "reversed": dict(reverse=True), "hold offsets": dict(hold=(2, 1)),
+         "held, sketched from later": dict(sketch_from=3)}}
+shown = {{}}
+for name, case in cases.items():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.view_settings.view_transform = "Standard"
+    scene.render.resolution_x = scene.render.resolution_y = 64
+    scene.render.filepath = os.path.join(folder, "shown.png")
+    strip = scene.sequence_editor_create().strips.new_movie("take", movie, 1, 5)
+    strip.animation_offset_start, strip.animation_offset_end = case.get("hold", (0, 0))
+    strip.frame_final_start, strip.frame_final_end = 2, 18     # both handles past the footage
+    strip.use_reverse_frames = case.get("reverse", False)
+    src = source.from_strip(strip, scene)
+    first = max(src.default_range[0], case.get("sketch_from", 0))
+    write_sketch(os.path.join(folder, "sketch.json"), list(range(first, src.default_range[1])),
+                 width=64, height=64, strokes=1)
+    sketch = load_sketch(os.path.join(folder, "sketch.json"))
+    obj = build_result(scene, sketch, src, "footage")
+    layer = obj.data.layers["Sketch"]
+    numbers = []                     # over the strip: the picture Blender shows, the drawing shown
+    for frame in range(strip.frame_final_start, strip.frame_final_end):
+        scene.frame_set(frame)
+        bpy.ops.render.render(write_still=True)
+        picture = frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB")))
+        keyframe = layer.get_frame_at(frame)
+        drawn = None
+        if keyframe is not None and len(keyframe.drawing.strokes):
+            x = keyframe.drawing.strokes[0].points[0].position[0]
+            drawn = round(x * 32 + 32 - 40)                       # write_sketch draws frame f at x = 40 + f
+        numbers.append([picture, drawn])
+    scene.render.use_sequencer, obj.hide_render = False, True     # the camera's view: the footage plane
+    scene.render.engine = "BLENDER_WORKBENCH"
+    plane = []
+    for frame in range(strip.frame_final_start, strip.frame_final_end):
+        scene.frame_set(frame)
+        bpy.ops.render.render(write_still=True)
+        plane.append(frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB"))))
+    keyframes = [k.frame_number for k in layer.frames]
+    shown[name] = {{"numbers": numbers, "plane": plane, "range": [scene.frame_start, scene.frame_end], "keyframes": keyframes,
+                   "instanced": len(keyframes) > 1 and layer.frames[0].drawing == layer.frames[1].drawing}}
+print("SHOWN", json.dumps(shown))
+import os; os._exit(0)
+"""
+
+
+def test_a_strip_is_drawn_and_backed_as_the_sequencer_plays_it_holds_and_reverse_included(tmp_path):
+    """A strip's handles dragged past its footage hold its first and last pictures there, and
+    a reversed strip plays them backwards: at every frame of the strip, the drawing shown and
+    the Footage background must be those of the picture the Sequencer shows, and the scene's
+    range, matched to the strip, must span it."""
+    pytest.importorskip("bpy")
+    movie = write_video(str(tmp_path / "take.mp4"), numbered_frames(10))
+    shown = shown_by(sys.executable, HELD_STRIPS_IN_BLENDER, [movie])
+    for name in ("forward", "reversed", "hold offsets"):
+        case = shown[name]
+        assert all(picture == drawn for picture, drawn in case["numbers"]), (name, str(case["numbers"]))
+        assert case["keyframes"][:2] == [2, 5] and case["instanced"], name      # one drawing, shown twice
+        assert case["range"] == [2, 17], name
+    assert [p for p, _ in shown["forward"]["numbers"]][:4] == [0, 0, 0, 0]       # Blender does hold there
+    assert [p for p, _ in shown["reversed"]["numbers"]][:4] == [9, 9, 9, 9]
+    for name, case in shown.items():
+        assert case["plane"] == [picture for picture, _ in case["numbers"]], name    # the Footage background
+    later = shown["held, sketched from later"]                   # a range from frame 3: no hold to draw
+    assert later["keyframes"][0] == 8 and [d for _, d in later["numbers"]][:6] == [None] * 6

@@ -156,6 +156,7 @@ def test_target_object_gets_its_sketch_layer_replaced(blender, tmp_path):
     bpy = blender
     from dynasketch_blender import sketch_job
     from dynasketch_blender.sketch_file import load_sketch
+    from dynasketch_blender.source import Source
 
     data = grease_pencil_datablocks().new("Mine")
     data.layers.new("Lines I drew")
@@ -164,8 +165,8 @@ def test_target_object_gets_its_sketch_layer_replaced(blender, tmp_path):
     target = bpy.data.objects.new("Mine", data)
     bpy.context.scene.collection.objects.link(target)
     doc = write_sketch(tmp_path / "s.json")
-    obj = sketch_job.build_result(bpy.context.scene, load_sketch(str(tmp_path / "s.json")), "file:x", "x",
-                                  lambda i: 1 + i, target=target)
+    src = Source("file:x", "x", "", bpy.context.scene.name, 1, (0, 5))
+    obj = sketch_job.build_result(bpy.context.scene, load_sketch(str(tmp_path / "s.json")), src, target=target)
     assert obj == target and sketch_objects(bpy) == [target]
     assert [layer.name for layer in data.layers] == ["Lines I drew", "Sketch"]
     check_against_sketch(target, doc, lambda i: 1 + i)

@@ -296,7 +296,7 @@ def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_c
     assert progress == sorted(progress) and progress[-1] == 1.0       # the bar never goes back
     assert any(m.startswith(("decode: ", "initialise: ")) for _, m in seen)
     sketch = job.load()
-    obj = sketch_job.build_result(scene, sketch, src.key, src.label, src.scene_frame_of)
+    obj = sketch_job.build_result(scene, sketch, src)
     doc = json.load(open(job.sketch_path))
     assert [f["index"] for f in doc["frames"]] == [2, 3, 4, 5]
     check_against_sketch(obj, doc, lambda i: 5 + i)                 # scene frames 7..10

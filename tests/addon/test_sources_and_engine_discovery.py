@@ -83,7 +83,7 @@ def test_an_image_sequence_clip_starts_at_its_chosen_image(blender, tmp_path):
     pattern = str(tmp_path / "50% done" / "v2 100%%_%03d.png")         # the name's % doubled, not the folder's
     assert src.engine_input() == [pattern, "--start-number", "3", "--fps", f"{30 / 1.001:g}"]
     assert src.files() == files[3:6]
-    assert src.footage_sequence() == (3, 4)
+    assert src.footage_kind() == "SEQUENCE" and src.footage_pictures() == (10, [4, 5, 6])
 
 
 def test_image_strips_are_sketched_when_their_images_are_one_numbered_sequence(blender, tmp_path):
