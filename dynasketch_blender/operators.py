@@ -159,8 +159,8 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
             strip = next((s for s in sources.all_strips(scene) if s.name == self.strip), None)
             if strip is None:
                 raise sources.SourceError(f"no strip named {self.strip!r} in scene {scene.name}")
-            return sources.from_strip(strip, scene)
-        return sources.from_context(context)
+            return sources.from_strip(strip, scene, count_frames=True)
+        return sources.from_context(context, count_frames=True)
 
     def _settings(self):
         return bpy.data.scenes[self._scene_name].dynasketch

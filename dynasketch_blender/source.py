@@ -184,7 +184,31 @@ def _clip_of_strip(strip, scene) -> tuple[Source, int]:
     return from_clip(strip.clip, scene), strip.clip.frame_offset
 
 
-def from_strip(strip, scene) -> Source:
+def _own_rate(strip, scene) -> float:
+    """Movie frames a movie strip plays per scene frame. Blender's Add > Movie (with Adjust
+    Playback Rate, its default) makes a strip play its movie at the movie's own frame rate,
+    skipping or repeating frames in a scene of another rate; strips made otherwise play it
+    frame for frame (1). Only the length tells them apart, so the movie is opened as a clip
+    to count its frames: not from a draw()."""
+    rate = strip.fps / scene_fps(scene) if strip.type == "MOVIE" and strip.fps else 1.0
+    if abs(rate - 1.0) < 1e-4:
+        return 1.0
+    known = {clip.as_pointer() for clip in bpy.data.movieclips}
+    try:
+        clip = bpy.data.movieclips.load(_check_file(strip.filepath, strip.name), check_existing=True)
+    except RuntimeError:                      # unreadable: the engine says so
+        return 1.0
+    count = clip.frame_duration
+    if clip.as_pointer() not in known:
+        bpy.data.movieclips.remove(clip)
+    content = count - strip.animation_offset_start - strip.animation_offset_end
+    return rate if count > 0 and strip.frame_duration != content else 1.0
+
+
+def from_strip(strip, scene, count_frames: bool = False) -> Source:
+    """What ``strip`` shows. ``count_frames``: also refuse a movie strip played at its movie's
+    own frame rate (``_own_rate``), which opens the movie: the Sketch operator asks for it, a
+    panel's draw() cannot."""
     if strip is None or getattr(strip, "type", "") not in ("MOVIE", "IMAGE", "MOVIECLIP"):
         raise SourceError("no movie strip: select a movie, image or clip strip in the Sequencer")
     duration = int(strip.frame_duration)             # the content: the footage less the hold offsets
@@ -202,6 +226,10 @@ def from_strip(strip, scene) -> Source:
                           "(Strip > Retiming > Reset Retiming, or sketch a copy)")
     if getattr(strip, "strobe", 1.0) > 1.0:
         raise SourceError(f"{strip.name}: set its Strobe to 1 to sketch it")
+    if count_frames and _own_rate(strip, scene) != 1.0:
+        raise SourceError(f"{strip.name}: it plays its {strip.fps:g} fps movie at that speed in this "
+                          f"{scene_fps(scene):g} fps scene, skipping or repeating frames, which cannot be "
+                          f"sketched yet: set the scene to {strip.fps:g} fps, or sketch the movie in the Clip Editor")
     # The strip's content (source frames animation_offset_start ... after the hold offsets)
     # starts at frame_start; the trims (frame_offset_start/end) hide its ends. A handle
     # dragged past the content (a negative trim) holds its first or last frame there.
@@ -249,18 +277,18 @@ def active_strip(context):
     return editor.active_strip if editor else None
 
 
-def from_context(context) -> Source:
+def from_context(context, count_frames: bool = False) -> Source:
     space = getattr(context, "space_data", None)
     if space is not None and space.type == "CLIP_EDITOR":
         return from_clip(space.clip, context.scene)
     if space is not None and space.type == "SEQUENCE_EDITOR":
-        return from_strip(active_strip(context), sequencer_scene(context))
+        return from_strip(active_strip(context), sequencer_scene(context), count_frames)
     clip = getattr(context, "edit_movieclip", None)
     if clip is not None:
         return from_clip(clip, context.scene)
     strip = active_strip(context)
     if strip is not None:
-        return from_strip(strip, sequencer_scene(context))
+        return from_strip(strip, sequencer_scene(context), count_frames)
     raise SourceError("nothing to sketch: open a movie clip in the Clip Editor or select a movie strip")
 
 

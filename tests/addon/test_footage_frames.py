@@ -438,3 +438,69 @@ def test_a_strip_is_drawn_and_backed_as_the_sequencer_plays_it_holds_and_reverse
         assert case["plane"] == [picture for picture, _ in case["numbers"]], name    # the Footage background
     later = shown["held, sketched from later"]                   # a range from frame 3: no hold to draw
     assert later["keyframes"][0] == 8 and [d for _, d in later["numbers"]][:6] == [None] * 6
+
+
+OWN_RATE_STRIPS = r"""
+import json, os, sys, bpy, numpy as np
+from PIL import Image
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+from media import frame_number
+from dynasketch_blender import source
+
+movie = {paths[0]!r}
+scene = bpy.context.scene                   # the factory startup: a window, as the UI has
+scene.render.fps, scene.render.fps_base = 24, 1.0
+scene.view_settings.view_transform = "Standard"
+scene.render.resolution_x = scene.render.resolution_y = 64
+scene.render.filepath = os.path.join(os.path.dirname(movie), "shown.png")
+window = bpy.context.window_manager.windows[0]
+if hasattr(window.workspace, "sequencer_scene"):           # 5.0
+    window.workspace.sequencer_scene = scene
+area = window.screen.areas[0]
+area.ui_type = "SEQUENCE_EDITOR"
+region = next(r for r in area.regions if r.type == "WINDOW")
+add = bpy.ops.sequencer.movie_strip_add
+still = {{"move_strips": False}} if "move_strips" in add.get_rna_type().properties else {{}}     # 5.0 moves it
+with bpy.context.temp_override(window=window, area=area, region=region, scene=scene):
+    # Add > Movie as the UI does it (Adjust Playback Rate on), keeping the scene's 24 fps
+    add(filepath=movie, frame_start=1, channel=1, sound=False, use_framerate=False, **still)
+strips = scene.sequence_editor.strips if hasattr(scene.sequence_editor, "strips") else scene.sequence_editor.sequences
+added = strips[0]
+plain = strips.new_movie("plain", movie, 2, 1)              # through the API: frame for frame
+shown = []
+for frame in (5, 9):
+    scene.frame_set(frame)
+    plain.mute = True
+    bpy.ops.render.render(write_still=True)
+    shown.append(frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB"))))
+    plain.mute = False
+result = {{"shown": shown, "durations": [added.frame_duration, plain.frame_duration], "clips": len(bpy.data.movieclips)}}
+for name, strip in (("added", added), ("plain", plain)):
+    try:
+        source.from_strip(strip, scene, count_frames=True)
+        result[name] = "sketched"
+    except source.SourceError as exc:
+        result[name] = str(exc)
+result["added, in the panel"] = source.from_strip(added, scene).label     # draw() does not count
+result["clips after"] = len(bpy.data.movieclips)
+scene.render.fps = 30                                       # the movie's rate: frame for frame again
+result["added, 30 fps scene"] = source.from_strip(added, scene, count_frames=True).default_range
+print("SHOWN", json.dumps(result))
+import os; os._exit(0)
+"""
+
+
+def test_a_strip_playing_its_movie_at_another_rate_is_refused_in_one_line(tmp_path):
+    """Blender's Add > Movie makes a 30 fps phone clip in a 24 fps scene play at its own speed,
+    dropping every fifth frame: sketching it frame for frame would drift from the picture, so
+    it is refused with what to do; the same movie played frame for frame is sketched."""
+    pytest.importorskip("bpy")
+    movie = write_video(str(tmp_path / "phone.mp4"), numbered_frames(30), fps=30)
+    result = shown_by(sys.executable, OWN_RATE_STRIPS, [movie])
+    assert result["shown"] == [5, 10]                        # frame 9 shows movie frame 10: 8 x 30/24
+    assert result["durations"] == [24, 30]
+    assert result["added"].startswith("phone.mp4: it plays its 30 fps movie at that speed in this 24 fps scene")
+    assert "set the scene to 30 fps" in result["added"]
+    assert result["plain"] == "sketched" and result["added, in the panel"] == "phone.mp4"
+    assert result["clips after"] == result["clips"] == 0     # counting left no movie clip behind
+    assert result["added, 30 fps scene"] == [0, 30]
