@@ -80,6 +80,17 @@ def numbered_frames(count: int, size: int = 64) -> np.ndarray:
     return frames
 
 
+def fresh_scene(bpy, png: str, size: int = 64):
+    """Blender emptied, its scene rendering ``size`` x ``size`` PNGs to ``png`` in the Standard
+    view, where ``frame_number`` reads the pictures' numbers back."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.view_settings.view_transform = "Standard"
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.filepath = png
+    return scene
+
+
 def frame_number(rgb: np.ndarray) -> int:
     h, w = rgb.shape[:2]
     low, high = (int(round((float(rgb[h // 2, x].mean()) - 20) / 10)) for x in (w // 6, w - w // 6))

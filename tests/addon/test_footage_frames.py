@@ -94,7 +94,7 @@ SEQUENCE_IN_BLENDER = r"""
 import json, sys, bpy, numpy as np
 from PIL import Image
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from media import frame_number
+from media import frame_number, fresh_scene
 from dynasketch_blender import scene_setup, source
 from dynasketch_blender.grease_pencil_builder import Placement
 
@@ -103,11 +103,7 @@ def render(scene, frame):
     bpy.ops.render.render(write_still=True)
     return frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB")))
 
-bpy.ops.wm.read_factory_settings(use_empty=True)
-scene = bpy.context.scene
-scene.view_settings.view_transform = "Standard"
-scene.render.resolution_x = scene.render.resolution_y = 64
-scene.render.filepath = {png!r}
+scene = fresh_scene(bpy, {png!r})
 clip = bpy.data.movieclips.load({first!r})
 clip.frame_start = 11
 src = source.from_clip(clip, scene)
@@ -305,7 +301,7 @@ CLIP_STRIPS_IN_BLENDER = r"""
 import json, os, sys, bpy, numpy as np
 from PIL import Image
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from media import frame_number
+from media import frame_number, fresh_scene
 from dynasketch_blender import source
 
 movie, first_image = {paths!r}
@@ -315,11 +311,7 @@ cases = {{"plain": dict(), "offset and trims": dict(clip_start=5, clip_offset=2,
          "image sequence": dict(path=first_image, clip_offset=1, trims=(2, 0))}}
 shown = {{}}
 for name, case in cases.items():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.view_settings.view_transform = "Standard"
-    scene.render.resolution_x = scene.render.resolution_y = 64
-    scene.render.filepath = os.path.join(os.path.dirname(movie), "shown.png")
+    scene = fresh_scene(bpy, os.path.join(os.path.dirname(movie), "shown.png"))
     clip = bpy.data.movieclips.load(case.get("path", movie))
     clip.frame_start, clip.frame_offset = case.get("clip_start", 1), case.get("clip_offset", 0)
     strip = scene.sequence_editor_create().strips.new_clip("clip", clip, 1, 20)
@@ -366,7 +358,7 @@ HELD_STRIPS_IN_BLENDER = r"""
 import json, os, sys, bpy, numpy as np
 from PIL import Image
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from media import frame_number, write_sketch
+from media import frame_number, fresh_scene, write_sketch
 from dynasketch_blender import source
 from dynasketch_blender.sketch_file import load_sketch
 from dynasketch_blender.sketch_job import build_result
@@ -377,11 +369,7 @@ cases = {{"forward": dict(), "reversed": dict(reverse=True), "hold offsets": dic
          "held, sketched from later": dict(sketch_from=3)}}
 shown = {{}}
 for name, case in cases.items():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.view_settings.view_transform = "Standard"
-    scene.render.resolution_x = scene.render.resolution_y = 64
-    scene.render.filepath = os.path.join(folder, "shown.png")
+    scene = fresh_scene(bpy, os.path.join(folder, "shown.png"))
     strip = scene.sequence_editor_create().strips.new_movie("take", movie, 1, 5)
     strip.animation_offset_start, strip.animation_offset_end = case.get("hold", (0, 0))
     strip.frame_final_start, strip.frame_final_end = 2, 18     # both handles past the footage
