@@ -98,17 +98,17 @@ def fill_drawing(drawing, strokes: list, placement: Placement, material_index: i
         mats.data.foreach_set("value", [material_index] * len(strokes))
 
 
-def fill_layer(layer, sketch, scene_frame_of, material_index: int = 0, held_before=None) -> None:
-    """One keyframe per sketched frame. ``held_before`` (``Source.held_before``): where a strip
-    holds its first picture before its content, that keyframe's drawing is shown from there
-    too, as an instance (an edit of one is an edit of both)."""
+def fill_layer(layer, sketch, scene_frame_of, material_index: int = 0, shown_from=None) -> None:
+    """One keyframe per sketched frame. ``shown_from``: an earlier scene frame from which the
+    first keyframe's drawing is shown too (where a strip holds its picture), as an instance:
+    an edit of one is an edit of both."""
     placement = Placement(sketch.width, sketch.height)
     numbers = [int(scene_frame_of(frame.index)) for frame in sketch.frames]
     for number, frame in zip(numbers, sketch.frames):
         keyframe = layer.frames.new(number)
         fill_drawing(keyframe.drawing, frame.strokes, placement, material_index)
-    if held_before is not None and numbers and min(numbers) == held_before[1]:
-        layer.frames.copy(held_before[1], held_before[0], instance_drawing=True)
+    if shown_from is not None:
+        layer.frames.copy(min(numbers), shown_from, instance_drawing=True)
 
 
 def _tag(owner, sketch) -> None:
@@ -117,7 +117,7 @@ def _tag(owner, sketch) -> None:
     owner["dynasketch_size"] = [sketch.width, sketch.height]
 
 
-def build_sketch_object(sketch, name: str, scene_frame_of, held_before=None) -> bpy.types.Object:
+def build_sketch_object(sketch, name: str, scene_frame_of, shown_from=None) -> bpy.types.Object:
     """A new (unlinked) Grease Pencil object for ``sketch``.
 
     ``scene_frame_of(index)`` gives the scene frame where source frame ``index`` plays.
@@ -125,7 +125,7 @@ def build_sketch_object(sketch, name: str, scene_frame_of, held_before=None) -> 
     data = grease_pencil_datablocks().new(name)
     try:
         data.materials.append(ink_material())
-        fill_layer(data.layers.new(LAYER_NAME), sketch, scene_frame_of, held_before=held_before)
+        fill_layer(data.layers.new(LAYER_NAME), sketch, scene_frame_of, shown_from=shown_from)
         obj = bpy.data.objects.new(name, data)
     except Exception:
         grease_pencil_datablocks().remove(data)
@@ -134,7 +134,7 @@ def build_sketch_object(sketch, name: str, scene_frame_of, held_before=None) -> 
     return obj
 
 
-def replace_sketch_layer(obj: bpy.types.Object, sketch, scene_frame_of, held_before=None) -> None:
+def replace_sketch_layer(obj: bpy.types.Object, sketch, scene_frame_of, shown_from=None) -> None:
     """Write ``sketch`` into the "Sketch" layer of an existing Grease Pencil object, leaving
     its other layers alone. The new layer is built beside the old one and swapped in at the
     end, so a failure leaves the object as it was."""
@@ -147,7 +147,7 @@ def replace_sketch_layer(obj: bpy.types.Object, sketch, scene_frame_of, held_bef
         slot = len(data.materials) - 1
     layer = data.layers.new(LAYER_NAME + " (building)")
     try:
-        fill_layer(layer, sketch, scene_frame_of, slot, held_before)
+        fill_layer(layer, sketch, scene_frame_of, slot, shown_from)
     except Exception:
         data.layers.remove(layer)
         if added_material:

@@ -130,22 +130,21 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
     only when all of it is built does it replace the previous result of the source (or the
     "Sketch" layer of ``target``). Nothing is left behind if building fails."""
     placement = Placement(sketch.width, sketch.height)
-    label, frame_of, holds = source.label, source.scene_frame_of, (source.held_before, source.held_after)
+    label, frame_of = source.label, source.scene_frame_of
     clip = bpy.data.movieclips.get(source.movie_clip_name) if source.movie_clip_name else None
+    keyed = sorted(frame_of(f.index) for f in sketch.frames)
+    first, last = source.drawn_span(keyed[0], keyed[-1])
+    shown_from = first if first < keyed[0] else None
     built = scene_setup.Building(label)
     try:
         if target is None:
-            obj = built.add(build_sketch_object(sketch, f"{label} Sketch", frame_of, holds[0]))
+            obj = built.add(build_sketch_object(sketch, f"{label} Sketch", frame_of, shown_from))
         camera = built.add(scene_setup.new_camera(placement, label, clip))
-        frames = sorted(frame_of(f.index) for f in sketch.frames)
-        before, after = holds                                   # a sketch from end to end spans the strip
-        first = before[0] if before and before[1] == frames[0] else frames[0]
-        last = after[0] if after and after[1] == frames[-1] else frames[-1]
         if background == "footage" and source.path:
             built.add(scene_setup.new_footage_plane(placement, label, source.path, source.footage_kind(),
                                                     *source.footage_pictures()))
         if target is not None:
-            replace_sketch_layer(target, sketch, frame_of, holds[0])     # the last step: it cannot fail half way
+            replace_sketch_layer(target, sketch, frame_of, shown_from)     # the last step: it cannot fail half way
             obj = target
     except Exception:
         built.discard()

@@ -88,6 +88,13 @@ class Source:
         base = 1 if self.images is None else self.images.start
         return first, [base + self.index_at(frame) for frame in range(first, last + 1)]
 
+    def drawn_span(self, first: int, last: int) -> tuple[int, int]:
+        """The scene frames a drawing keyed from ``first`` to ``last`` is seen over: where the
+        strip holds the picture of its first (last) keyframe past its content, there too."""
+        before, after = self.held_before, self.held_after
+        return (before[0] if before and before[1] == first else first,
+                after[0] if after and after[1] == last else last)
+
     def scene_frame_of(self, index: int) -> int:
         return self.offset - index if self.reversed else self.offset + index
 
