@@ -98,17 +98,17 @@ def fill_drawing(drawing, strokes: list, placement: Placement, material_index: i
         mats.data.foreach_set("value", [material_index] * len(strokes))
 
 
-def fill_layer(layer, sketch, scene_frame_of, material_index: int = 0, shown_from=None) -> None:
-    """One keyframe per sketched frame. ``shown_from``: an earlier scene frame from which the
-    first keyframe's drawing is shown too (where a strip holds its picture), as an instance:
-    an edit of one is an edit of both."""
+def fill_layer(layer, sketch, keyframes: dict[int, int], material_index: int = 0, shown_from=None) -> None:
+    """A keyframe at each scene frame of ``keyframes`` ({scene frame: sketched frame index}).
+    ``shown_from``: an earlier scene frame from which the first keyframe's drawing is shown too
+    (where a strip holds its picture), as an instance: an edit of one is an edit of both."""
     placement = Placement(sketch.width, sketch.height)
-    numbers = [int(scene_frame_of(frame.index)) for frame in sketch.frames]
-    for number, frame in zip(numbers, sketch.frames):
+    frames = {frame.index: frame for frame in sketch.frames}
+    for number, index in sorted(keyframes.items()):
         keyframe = layer.frames.new(number)
-        fill_drawing(keyframe.drawing, frame.strokes, placement, material_index)
+        fill_drawing(keyframe.drawing, frames[index].strokes, placement, material_index)
     if shown_from is not None:
-        layer.frames.copy(min(numbers), shown_from, instance_drawing=True)
+        layer.frames.copy(min(keyframes), shown_from, instance_drawing=True)
 
 
 def _tag(owner, sketch) -> None:
@@ -117,15 +117,12 @@ def _tag(owner, sketch) -> None:
     owner["dynasketch_size"] = [sketch.width, sketch.height]
 
 
-def build_sketch_object(sketch, name: str, scene_frame_of, shown_from=None) -> bpy.types.Object:
-    """A new (unlinked) Grease Pencil object for ``sketch``.
-
-    ``scene_frame_of(index)`` gives the scene frame where source frame ``index`` plays.
-    """
+def build_sketch_object(sketch, name: str, keyframes: dict[int, int], shown_from=None) -> bpy.types.Object:
+    """A new (unlinked) Grease Pencil object for ``sketch``, its frames keyed as ``fill_layer`` does."""
     data = grease_pencil_datablocks().new(name)
     try:
         data.materials.append(ink_material())
-        fill_layer(data.layers.new(LAYER_NAME), sketch, scene_frame_of, shown_from=shown_from)
+        fill_layer(data.layers.new(LAYER_NAME), sketch, keyframes, shown_from=shown_from)
         obj = bpy.data.objects.new(name, data)
     except Exception:
         grease_pencil_datablocks().remove(data)
@@ -134,7 +131,7 @@ def build_sketch_object(sketch, name: str, scene_frame_of, shown_from=None) -> b
     return obj
 
 
-def replace_sketch_layer(obj: bpy.types.Object, sketch, scene_frame_of, shown_from=None) -> None:
+def replace_sketch_layer(obj: bpy.types.Object, sketch, keyframes: dict[int, int], shown_from=None) -> None:
     """Write ``sketch`` into the "Sketch" layer of an existing Grease Pencil object, leaving
     its other layers alone. The new layer is built beside the old one and swapped in at the
     end, so a failure leaves the object as it was."""
@@ -147,7 +144,7 @@ def replace_sketch_layer(obj: bpy.types.Object, sketch, scene_frame_of, shown_fr
         slot = len(data.materials) - 1
     layer = data.layers.new(LAYER_NAME + " (building)")
     try:
-        fill_layer(layer, sketch, scene_frame_of, slot, shown_from)
+        fill_layer(layer, sketch, keyframes, slot, shown_from)
     except Exception:
         data.layers.remove(layer)
         if added_material:

@@ -150,11 +150,12 @@ def apply_background(scene: bpy.types.Scene, background: str) -> None:
         scene.display.shading.light = "FLAT"
 
 
-def match_scene(scene: bpy.types.Scene, sketch, first_frame: int, last_frame: int) -> None:
-    """Frame rate, resolution and frame range of the scene follow the clip."""
+def match_scene(scene: bpy.types.Scene, sketch, first_frame: int, last_frame: int, frame_rate: bool = True) -> None:
+    """Frame rate (unless not ``frame_rate``), resolution and frame range of the scene follow the clip."""
     fps = sketch.fps
-    scene.render.fps = max(1, round(fps))
-    scene.render.fps_base = scene.render.fps / fps if fps else 1.0
+    if frame_rate:
+        scene.render.fps = max(1, round(fps))
+        scene.render.fps_base = scene.render.fps / fps if fps else 1.0
     scene.render.resolution_x, scene.render.resolution_y = sketch.width, sketch.height
     scene.render.resolution_percentage = 100
     scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0

@@ -130,21 +130,21 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
     only when all of it is built does it replace the previous result of the source (or the
     "Sketch" layer of ``target``). Nothing is left behind if building fails."""
     placement = Placement(sketch.width, sketch.height)
-    label, frame_of = source.label, source.scene_frame_of
+    label, indices = source.label, [f.index for f in sketch.frames]
     clip = bpy.data.movieclips.get(source.movie_clip_name) if source.movie_clip_name else None
-    keyed = sorted(frame_of(f.index) for f in sketch.frames)
-    first, last = source.drawn_span(keyed[0], keyed[-1])
-    shown_from = first if first < keyed[0] else None
+    keyframes = source.keyframes(indices)
+    first, last = source.drawn_span(indices)
+    shown_from = first if first < min(keyframes) else None
     built = scene_setup.Building(label)
     try:
         if target is None:
-            obj = built.add(build_sketch_object(sketch, f"{label} Sketch", frame_of, shown_from))
+            obj = built.add(build_sketch_object(sketch, f"{label} Sketch", keyframes, shown_from))
         camera = built.add(scene_setup.new_camera(placement, label, clip))
         if background == "footage" and source.path:
             built.add(scene_setup.new_footage_plane(placement, label, source.path, source.footage_kind(),
                                                     *source.footage_pictures()))
         if target is not None:
-            replace_sketch_layer(target, sketch, frame_of, shown_from)     # the last step: it cannot fail half way
+            replace_sketch_layer(target, sketch, keyframes, shown_from)     # the last step: it cannot fail half way
             obj = target
     except Exception:
         built.discard()
@@ -152,5 +152,6 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
     built.install(scene, source.key, camera)
     scene_setup.apply_background(scene, background)
     if match:
-        scene_setup.match_scene(scene, sketch, first, last)
+        # a strip playing its movie at the movie's own rate is drawn in the scene's frames: keep them
+        scene_setup.match_scene(scene, sketch, first, last, frame_rate=not source.playback)
     return obj

@@ -2,8 +2,12 @@
 (Sequencer), with the mapping from its source frame indices to scene frames."""
 from __future__ import annotations
 
+import bisect
+import math
+import operator
 import os
 import re
+import struct
 from dataclasses import dataclass
 
 import bpy
@@ -59,6 +63,9 @@ class Source:
     # there: (the strip's first (last) scene frame, the scene frame of the picture it holds)
     held_before: tuple[int, int] | None = None
     held_after: tuple[int, int] | None = None
+    # a movie strip playing its movie at the movie's own frame rate skips or repeats pictures:
+    # the source index it shows at each scene frame it shows, from scene frame ``offset`` on
+    playback: tuple[int, ...] = ()
 
     def engine_input(self) -> list[str]:
         """The engine's INPUT, and the options that say how to read it (docs/CONTRACT.md)."""
@@ -88,20 +95,48 @@ class Source:
         base = 1 if self.images is None else self.images.start
         return first, [base + self.index_at(frame) for frame in range(first, last + 1)]
 
-    def drawn_span(self, first: int, last: int) -> tuple[int, int]:
-        """The scene frames a drawing keyed from ``first`` to ``last`` is seen over: where the
-        strip holds the picture of its first (last) keyframe past its content, there too."""
+    def drawn_span(self, indices) -> tuple[int, int]:
+        """The scene frames the drawings of the source frames ``indices`` are seen over: from
+        the first one's keyframe to the last frame that shows the last one's picture, and where
+        the strip holds the picture of its first (last) one past its content, there too."""
+        first_index, last_index = (max(indices), min(indices)) if self.reversed else (min(indices), max(indices))
+        first, last = self.scene_frame_of(first_index), self._last_showing(last_index)
         before, after = self.held_before, self.held_after
         return (before[0] if before and before[1] == first else first,
                 after[0] if after and after[1] == last else last)
 
+    def keyframes(self, indices) -> dict[int, int]:
+        """Where the drawings of the source frames ``indices`` go: {scene frame: index}. A frame
+        the strip skips goes where the next picture it shows is, unless that one is drawn too."""
+        placed = {}
+        for index in sorted(indices, reverse=self.reversed):        # in the order they play
+            placed[self.scene_frame_of(index)] = index
+        return placed
+
     def scene_frame_of(self, index: int) -> int:
+        """The first scene frame that shows source frame ``index`` (or, for one the strip
+        skips, the next picture it shows)."""
+        if self.playback:
+            return self.offset + self._played_before(index)
         return self.offset - index if self.reversed else self.offset + index
+
+    def _last_showing(self, index: int) -> int:
+        if self.playback:
+            return self.offset + self._played_before(index, also=True) - 1
+        return self.scene_frame_of(index)
+
+    def _played_before(self, index: int, also: bool = False) -> int:
+        """How many scene frames of ``playback`` show pictures played before ``index`` (also:
+        or ``index`` itself)."""
+        find = bisect.bisect_right if also else bisect.bisect_left
+        if self.reversed:
+            return find(self.playback, -index, key=operator.neg)
+        return find(self.playback, index)
 
     def source_range(self, scene_start: int, scene_end: int) -> tuple:
         """Scene frames (inclusive) -> source indices (start, end exclusive), within what
         the clip or strip shows."""
-        a, b = sorted((self.scene_frame_of(self.default_range[0]), self.scene_frame_of(self.default_range[1] - 1)))
+        a, b = self.scene_range()
         lo, hi = max(a, scene_start), min(b, scene_end)
         if hi < lo:
             raise SourceError(f"frames {scene_start}-{scene_end} lie outside {self.label} "
@@ -110,10 +145,14 @@ class Source:
         return first, last + 1
 
     def index_at(self, scene_frame: int) -> int:
+        if self.playback:
+            return self.playback[min(max(scene_frame - self.offset, 0), len(self.playback) - 1)]
         return self.offset - scene_frame if self.reversed else scene_frame - self.offset
 
     def scene_range(self) -> tuple:
         """The scene frames (first, last) where the default range plays."""
+        if self.playback:
+            return self.offset, self.offset + len(self.playback) - 1
         ends = (self.scene_frame_of(self.default_range[0]), self.scene_frame_of(self.default_range[1] - 1))
         return min(ends), max(ends)
 
@@ -191,34 +230,56 @@ def _clip_of_strip(strip, scene) -> tuple[Source, int]:
     return from_clip(strip.clip, scene), strip.clip.frame_offset
 
 
-def _own_rate(strip, scene) -> float:
-    """Movie frames a movie strip plays per scene frame. Blender's Add > Movie (with Adjust
-    Playback Rate, its default) makes a strip play its movie at the movie's own frame rate,
-    skipping or repeating frames in a scene of another rate; strips made otherwise play it
-    frame for frame (1). Only the length tells them apart, so the movie is opened as a clip
-    to count its frames: not from a draw()."""
-    rate = strip.fps / scene_fps(scene) if strip.type == "MOVIE" and strip.fps else 1.0
-    if abs(rate - 1.0) < 1e-4:
-        return 1.0
+def _f32(value: float) -> float:
+    """``value`` as a 32-bit float, as Blender's C code holds it."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def _own_rate(strip, scene) -> tuple[float, int]:
+    """Movie frames a movie strip plays per scene frame, and its movie's frame count. Blender's
+    Add > Movie (with Adjust Playback Rate, its default) makes a strip play its movie at the
+    movie's own frame rate, skipping or repeating frames in a scene of another rate; strips
+    made otherwise play it frame for frame (1.0, 0). Only the length tells them apart, so the
+    movie is opened as a clip to count its frames: not from a draw()."""
+    scene_rate = _f32(_f32(scene.render.fps) / _f32(scene.render.fps_base))
+    rate = _f32(_f32(strip.fps) / scene_rate) if strip.type == "MOVIE" and strip.fps else 1.0
+    if rate == 1.0:
+        return 1.0, 0
     known = {clip.as_pointer() for clip in bpy.data.movieclips}
     try:
         clip = bpy.data.movieclips.load(_check_file(strip.filepath, strip.name), check_existing=True)
     except RuntimeError:                      # unreadable: the engine says so
-        return 1.0
+        return 1.0, 0
     count = clip.frame_duration
     if clip.as_pointer() not in known:
         bpy.data.movieclips.remove(clip)
     content = count - strip.animation_offset_start - strip.animation_offset_end
-    return rate if count > 0 and strip.frame_duration != content else 1.0
+    if count <= 0 or content <= 0 or strip.frame_duration == content:
+        return 1.0, 0
+    return rate, count
+
+
+def _pictures_at_rate(strip, rate: float, content: int, held: int) -> list[int]:
+    """The source index a movie strip playing ``rate`` movie frames a scene frame shows at each
+    scene frame of its content, as Blender's Sequencer picks it: the scene frames from the
+    content's start (reversed: to its end) times the rate, in 32-bit floats, within the
+    content's ``content`` frames (the first is ``held``), rounded half up."""
+    frames = int(strip.frame_duration)
+    reverse = getattr(strip, "use_reverse_frames", False)
+    pictures = []
+    for k in range(frames):
+        index = min(_f32((frames - 1 - k if reverse else k) * rate), float(content - 1))
+        pictures.append(held + math.floor(_f32(index + 0.5)))
+    return pictures
 
 
 def from_strip(strip, scene, count_frames: bool = False) -> Source:
-    """What ``strip`` shows. ``count_frames``: also refuse a movie strip played at its movie's
-    own frame rate (``_own_rate``), which opens the movie: the Sketch operator asks for it, a
-    panel's draw() cannot."""
+    """What ``strip`` shows. ``count_frames``: also find whether a movie strip plays its movie at
+    the movie's own frame rate (``_own_rate``), which opens the movie: the Sketch operator asks
+    for it, a panel's draw() cannot (there the scene frames are right, the indices may not be)."""
     if strip is None or getattr(strip, "type", "") not in ("MOVIE", "IMAGE", "MOVIECLIP"):
         raise SourceError("no movie strip: select a movie, image or clip strip in the Sequencer")
-    duration = int(strip.frame_duration)             # the content: the footage less the hold offsets
+    duration = int(strip.frame_duration)             # the content's scene frames: the footage less the hold offsets
     offsets = int(getattr(strip, "animation_offset_start", 0)), int(getattr(strip, "animation_offset_end", 0))
     shift, count = 0, duration + sum(offsets)        # count: the footage's frames
     if strip.type == "IMAGE":
@@ -233,10 +294,21 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
                           "(Strip > Retiming > Reset Retiming, or sketch a copy)")
     if getattr(strip, "strobe", 1.0) > 1.0:
         raise SourceError(f"{strip.name}: set its Strobe to 1 to sketch it")
-    if count_frames and _own_rate(strip, scene) != 1.0:
-        raise SourceError(f"{strip.name}: it plays its {strip.fps:g} fps movie at that speed in this "
-                          f"{scene_fps(scene):g} fps scene, skipping or repeating frames, which cannot be "
-                          f"sketched yet: set the scene to {strip.fps:g} fps, or sketch the movie in the Clip Editor")
+    rate, counted = _own_rate(strip, scene) if count_frames else (1.0, 0)
+    key = f"strip:{scene.name}:{strip.name}"
+    content = int(strip.frame_start), int(strip.frame_start) + duration - 1      # scene frames
+    holds = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
+                 held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None)
+    if rate != 1.0:
+        # each scene frame shows the picture Blender picks at this rate; the handles hide some
+        pictures = _pictures_at_rate(strip, rate, counted - sum(offsets), offsets[0])
+        first = max(int(strip.frame_final_start), content[0])
+        pictures = pictures[first - content[0]:int(strip.frame_final_end) - content[0]]
+        if not pictures:
+            raise SourceError(f"{strip.name}: the strip shows no frame")
+        return Source(key, strip.name, path, scene.name, first, (min(pictures), max(pictures) + 1),
+                      reversed=getattr(strip, "use_reverse_frames", False), images=images, fps=fps,
+                      playback=tuple(pictures), **holds)
     # The strip's content (source frames animation_offset_start ... after the hold offsets)
     # starts at frame_start; the trims (frame_offset_start/end) hide its ends. A handle
     # dragged past the content (a negative trim) holds its first or last frame there.
@@ -245,10 +317,6 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
     shown = (max(0, held + start_trim), min(count, held + duration - end_trim))
     if shown[1] <= shown[0]:
         raise SourceError(f"{strip.name}: the strip shows no frame")
-    key = f"strip:{scene.name}:{strip.name}"
-    content = int(strip.frame_start), int(strip.frame_start) + duration - 1      # scene frames
-    holds = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
-                 held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None)
     if getattr(strip, "use_reverse_frames", False):
         # the timeline shows the content backwards: the start trim hides its last frames
         shown = (max(0, held + end_trim), min(count, held + duration - start_trim))

@@ -97,6 +97,55 @@ def frame_number(rgb: np.ndarray) -> int:
     return low + 20 * high
 
 
+def add_movie_as_the_ui_does(bpy, scene, path: str, frame_start: int = 1):
+    """The strip Blender's Add > Movie makes with its defaults, keeping the scene's frame rate:
+    Adjust Playback Rate on (not in the Python API), so it plays the movie at the movie's own
+    rate. Needs a window (the factory startup has one), whose first area becomes a Sequencer."""
+    window = bpy.context.window_manager.windows[0]
+    if hasattr(window.workspace, "sequencer_scene"):       # 5.0 edits this scene's strips
+        window.workspace.sequencer_scene = scene
+    area = window.screen.areas[0]
+    area.ui_type = "SEQUENCE_EDITOR"
+    region = next(r for r in area.regions if r.type == "WINDOW")
+    add = bpy.ops.sequencer.movie_strip_add
+    still = {"move_strips": False} if "move_strips" in add.get_rna_type().properties else {}   # 5.0 moves it
+    with bpy.context.temp_override(window=window, area=area, region=region, scene=scene):
+        add(filepath=path, frame_start=frame_start, channel=1, sound=False, use_framerate=False, **still)
+    editor = scene.sequence_editor
+    return next(s for s in (editor.strips if hasattr(editor, "strips") else editor.sequences)
+                if s.type == "MOVIE" and bpy.path.abspath(s.filepath) == path)
+
+
+def rendered_number(bpy, scene, frame: int) -> int | None:
+    """The number of the picture ``scene`` renders at ``frame`` (None: a black frame)."""
+    from PIL import Image
+    scene.frame_set(frame)
+    bpy.ops.render.render(write_still=True)
+    rgb = np.asarray(Image.open(bpy.path.abspath(scene.render.filepath)).convert("RGB"))
+    return frame_number(rgb) if rgb.max() > 10 else None
+
+
+def shown_and_drawn(bpy, scene, sketch_object, frames) -> tuple[list, list]:
+    """Over the scene ``frames`` of a scene built from a strip and a ``write_sketch`` sketch
+    64 pixels wide (frame f drawn at x = 40 + f): [the picture the Sequencer shows, the frame
+    whose drawing the "Sketch" layer shows (None: none)] at each, and the pictures the camera
+    sees there (the Footage background), rendered with Workbench."""
+    layer = sketch_object.data.layers["Sketch"]
+    numbers = []
+    for frame in frames:
+        picture = rendered_number(bpy, scene, frame)
+        keyframe = layer.get_frame_at(frame)
+        drawn = None
+        if keyframe is not None and len(keyframe.drawing.strokes):
+            drawn = round(keyframe.drawing.strokes[0].points[0].position[0] * 32 + 32 - 40)
+        numbers.append([picture, drawn])
+    scene.render.use_sequencer, sketch_object.hide_render = False, True
+    scene.render.engine = "BLENDER_WORKBENCH"               # EEVEE hangs without a display
+    plane = [rendered_number(bpy, scene, frame) for frame in frames]
+    scene.render.use_sequencer, sketch_object.hide_render = True, False
+    return numbers, plane
+
+
 def write_sketch(path, frames=(0, 2, 4), width=320, height=240, strokes=3, source=""):
     """A hand-made sketch.json: stroke k of frame f is a curve shifted by f pixels."""
     doc = {"format": "dynasketch.sketch", "version": 1, "width": width, "height": height, "fps": 24.0,

@@ -355,10 +355,9 @@ def test_a_clip_strip_is_sketched_as_the_sequencer_plays_it(tmp_path):
 
 
 HELD_STRIPS_IN_BLENDER = r"""
-import json, os, sys, bpy, numpy as np
-from PIL import Image
+import json, os, sys, bpy
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from media import frame_number, fresh_scene, write_sketch
+from media import fresh_scene, shown_and_drawn, write_sketch
 from dynasketch_blender import source
 from dynasketch_blender.sketch_file import load_sketch
 from dynasketch_blender.sketch_job import build_result
@@ -381,24 +380,7 @@ for name, case in cases.items():
     sketch = load_sketch(os.path.join(folder, "sketch.json"))
     obj = build_result(scene, sketch, src, "footage")
     layer = obj.data.layers["Sketch"]
-    numbers = []                     # over the strip: the picture Blender shows, the drawing shown
-    for frame in range(strip.frame_final_start, strip.frame_final_end):
-        scene.frame_set(frame)
-        bpy.ops.render.render(write_still=True)
-        picture = frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB")))
-        keyframe = layer.get_frame_at(frame)
-        drawn = None
-        if keyframe is not None and len(keyframe.drawing.strokes):
-            x = keyframe.drawing.strokes[0].points[0].position[0]
-            drawn = round(x * 32 + 32 - 40)                       # write_sketch draws frame f at x = 40 + f
-        numbers.append([picture, drawn])
-    scene.render.use_sequencer, obj.hide_render = False, True     # the camera's view: the footage plane
-    scene.render.engine = "BLENDER_WORKBENCH"
-    plane = []
-    for frame in range(strip.frame_final_start, strip.frame_final_end):
-        scene.frame_set(frame)
-        bpy.ops.render.render(write_still=True)
-        plane.append(frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB"))))
+    numbers, plane = shown_and_drawn(bpy, scene, obj, range(strip.frame_final_start, strip.frame_final_end))
     keyframes = [k.frame_number for k in layer.frames]
     shown[name] = {{"numbers": numbers, "plane": plane, "range": [scene.frame_start, scene.frame_end], "keyframes": keyframes,
                    "instanced": len(keyframes) > 1 and layer.frames[0].drawing == layer.frames[1].drawing}}
@@ -429,66 +411,77 @@ def test_a_strip_is_drawn_and_backed_as_the_sequencer_plays_it_holds_and_reverse
 
 
 OWN_RATE_STRIPS = r"""
-import json, os, sys, bpy, numpy as np
-from PIL import Image
+import json, os, sys, bpy
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from media import frame_number
+from media import add_movie_as_the_ui_does, shown_and_drawn, write_sketch
 from dynasketch_blender import source
+from dynasketch_blender.sketch_file import load_sketch
+from dynasketch_blender.sketch_job import build_result
 
-movie = {paths[0]!r}
-scene = bpy.context.scene                   # the factory startup: a window, as the UI has
-scene.render.fps, scene.render.fps_base = 24, 1.0
-scene.view_settings.view_transform = "Standard"
-scene.render.resolution_x = scene.render.resolution_y = 64
-scene.render.filepath = os.path.join(os.path.dirname(movie), "shown.png")
-window = bpy.context.window_manager.windows[0]
-if hasattr(window.workspace, "sequencer_scene"):           # 5.0
-    window.workspace.sequencer_scene = scene
-area = window.screen.areas[0]
-area.ui_type = "SEQUENCE_EDITOR"
-region = next(r for r in area.regions if r.type == "WINDOW")
-add = bpy.ops.sequencer.movie_strip_add
-still = {{"move_strips": False}} if "move_strips" in add.get_rna_type().properties else {{}}     # 5.0 moves it
-with bpy.context.temp_override(window=window, area=area, region=region, scene=scene):
-    # Add > Movie as the UI does it (Adjust Playback Rate on), keeping the scene's 24 fps
-    add(filepath=movie, frame_start=1, channel=1, sound=False, use_framerate=False, **still)
-strips = scene.sequence_editor.strips if hasattr(scene.sequence_editor, "strips") else scene.sequence_editor.sequences
-added = strips[0]
-plain = strips.new_movie("plain", movie, 2, 1)              # through the API: frame for frame
-shown = []
-for frame in (5, 9):
-    scene.frame_set(frame)
-    plain.mute = True
-    bpy.ops.render.render(write_still=True)
-    shown.append(frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB"))))
-    plain.mute = False
-result = {{"shown": shown, "durations": [added.frame_duration, plain.frame_duration], "clips": len(bpy.data.movieclips)}}
-for name, strip in (("added", added), ("plain", plain)):
-    try:
-        source.from_strip(strip, scene, count_frames=True)
-        result[name] = "sketched"
-    except source.SourceError as exc:
-        result[name] = str(exc)
-result["added, in the panel"] = source.from_strip(added, scene).label     # draw() does not count
-result["clips after"] = len(bpy.data.movieclips)
-scene.render.fps = 30                                       # the movie's rate: frame for frame again
-result["added, 30 fps scene"] = source.from_strip(added, scene, count_frames=True).default_range
-print("SHOWN", json.dumps(result))
+movies = dict(zip((30, 24, 25), {paths!r}))
+folder = os.path.dirname(movies[30])
+cases = {{"30 in 24, held": dict(fps=(30, 24), handles=(3, 31)),
+         "30 in 24, reversed": dict(fps=(30, 24), reverse=True, hold=(2, 1), trims=(1, 2)),
+         "30 in 24, every other frame": dict(fps=(30, 24), step=2),
+         "24 in 30, held": dict(fps=(24, 30), hold=(1, 2), handles=(5, 40)),
+         "24 in 30, reversed": dict(fps=(24, 30), reverse=True, handles=(2, 30)),
+         "25 in 24": dict(fps=(25, 24))}}
+shown = {{}}
+for name, case in cases.items():
+    bpy.ops.wm.read_homefile(use_empty=False)                 # a window, as the UI has
+    scene = bpy.context.scene
+    for obj in list(scene.objects):                           # the startup cube would hide the plane
+        bpy.data.objects.remove(obj)
+    (movie_fps, scene.render.fps), scene.render.fps_base = case["fps"], 1.0
+    scene.view_settings.view_transform = "Standard"
+    scene.render.resolution_x = scene.render.resolution_y = 64
+    scene.render.filepath = os.path.join(folder, "shown.png")
+    strip = add_movie_as_the_ui_does(bpy, scene, movies[movie_fps], frame_start=5)
+    scene.sequence_editor.use_cache_raw = False     # Blender's raw cache can repeat a picture at rates below 1
+    strip.animation_offset_start, strip.animation_offset_end = case.get("hold", (0, 0))
+    strip.frame_offset_start, strip.frame_offset_end = case.get("trims", (0, 0))
+    if "handles" in case:
+        strip.frame_final_start, strip.frame_final_end = case["handles"]
+    strip.use_reverse_frames = case.get("reverse", False)
+    src = source.from_strip(strip, scene, count_frames=True)
+    in_panel = source.from_strip(strip, scene)                  # a draw() does not count
+    write_sketch(os.path.join(folder, "sketch.json"), list(range(*src.default_range, case.get("step", 1))),
+                 width=64, height=64, strokes=1)
+    obj = build_result(scene, load_sketch(os.path.join(folder, "sketch.json")), src, "footage")
+    frames = range(strip.frame_final_start, strip.frame_final_end)
+    numbers, plane = shown_and_drawn(bpy, scene, obj, frames)
+    shown[name] = {{"numbers": numbers, "plane": plane, "range": [scene.frame_start, scene.frame_end],
+                   "strip": [frames[0], frames[-1]], "scene range": [src.scene_range(), in_panel.scene_range()],
+                   "keyframes": len(obj.data.layers["Sketch"].frames), "clips": len(bpy.data.movieclips),
+                   "fps": scene.render.fps}}
+print("SHOWN", json.dumps(shown))
 import os; os._exit(0)
 """
 
 
-def test_a_strip_playing_its_movie_at_another_rate_is_refused_in_one_line(tmp_path):
+def test_a_strip_playing_its_movie_at_the_movies_own_rate_is_drawn_picture_for_picture(tmp_path):
     """Blender's Add > Movie makes a 30 fps phone clip in a 24 fps scene play at its own speed,
-    dropping every fifth frame: sketching it frame for frame would drift from the picture, so
-    it is refused with what to do; the same movie played frame for frame is sketched."""
+    skipping every fifth frame (and a 24 fps clip in a 30 fps scene repeat frames): at every
+    frame of the strip, held, reversed and trimmed ones included, the drawing shown and the
+    Footage background must be those of the picture the Sequencer shows."""
     pytest.importorskip("bpy")
-    movie = write_video(str(tmp_path / "phone.mp4"), numbered_frames(30), fps=30)
-    result = shown_by(sys.executable, OWN_RATE_STRIPS, [movie])
-    assert result["shown"] == [5, 10]                        # frame 9 shows movie frame 10: 8 x 30/24
-    assert result["durations"] == [24, 30]
-    assert result["added"].startswith("phone.mp4: it plays its 30 fps movie at that speed in this 24 fps scene")
-    assert "set the scene to 30 fps" in result["added"]
-    assert result["plain"] == "sketched" and result["added, in the panel"] == "phone.mp4"
-    assert result["clips after"] == result["clips"] == 0     # counting left no movie clip behind
-    assert result["added, 30 fps scene"] == [0, 30]
+    paths = [write_video(str(tmp_path / f"take{fps}.mp4"), numbered_frames(fps), fps=fps) for fps in (30, 24, 25)]
+    shown = shown_by(sys.executable, OWN_RATE_STRIPS, paths)
+    for name, case in shown.items():
+        pictures = [picture for picture, _ in case["numbers"]]
+        assert None not in pictures and case["plane"] == pictures, name      # the Footage background
+        if "every other" in name:                 # the last drawing sketched up to that picture
+            assert all(drawn == picture - picture % 2 for picture, drawn in case["numbers"]), str(case["numbers"])
+            assert case["range"] == [5, 27]       # to the last frame showing the last one drawn, 28
+        else:
+            assert all(picture == drawn for picture, drawn in case["numbers"]), (name, str(case["numbers"]))
+            assert case["range"] == case["strip"], name      # Match Scene spans the strip, holds too
+        assert case["scene range"][0] == case["scene range"][1], name     # the panel's frames are right
+        assert case["clips"] == 0, name                      # counting the movie's frames left no clip
+    forward = [picture for picture, _ in shown["30 in 24, held"]["numbers"]]
+    assert forward[:4] == [0, 0, 0, 1] and 2 not in forward and forward[-3:] == [29, 29, 29]   # held; 2 skipped
+    assert shown["30 in 24, held"]["keyframes"] == 24 + 1            # one a picture shown, and the held one
+    slower = [picture for picture, _ in shown["24 in 30, held"]["numbers"]]
+    assert slower[:4] == [1, 2, 3, 3] and len(slower) > len(set(slower))         # pictures repeat
+    assert [case["fps"] for case in shown.values()] == [24, 24, 24, 30, 30, 24]   # the edit's rate is kept
+    assert [picture for picture, _ in shown["25 in 24"]["numbers"]][11:14] == [11, 13, 14]   # 12 x 25/24 = 12.5

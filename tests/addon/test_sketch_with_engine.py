@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ENGINE_PYTHON
 from helpers import check_against_sketch, keyframes, sketch_objects
-from media import moving_disc, write_sketch, write_video
+from media import add_movie_as_the_ui_does, moving_disc, write_sketch, write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -269,6 +269,29 @@ def test_a_clip_strip_is_sketched_where_the_sequencer_plays_it(blender, engine_c
     assert [f["index"] for f in doc["frames"]] == [3, 4, 5, 6, 7]
     check_against_sketch(obj, doc, lambda i: 2 + i)
     assert [k.frame_number for k in keyframes(obj)] == list(range(strip.frame_final_start, strip.frame_final_end))
+
+
+def test_a_phone_clip_added_to_a_24_fps_edit_is_drawn_where_each_picture_plays(blender, engine_cli, tmp_path):
+    """Add > Movie of a 30 fps clip into a 24 fps edit plays it at its own speed, skipping every
+    fifth frame: Sketch keys each scene frame with the drawing of the picture shown there, and
+    keeps the edit's frame rate."""
+    bpy = blender
+    frames, _ = moving_disc(t_len=10)
+    movie = write_video(str(tmp_path / "phone.mp4"), frames, fps=30)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    strip = add_movie_as_the_ui_does(bpy, scene, movie, frame_start=1)
+    assert strip.frame_duration == 8                                 # 10 frames at 30 fps: 8 at 24
+    settings = configure_fast(bpy, strokes=3)
+    assert bpy.ops.dynasketch.sketch(strip=strip.name) == {"FINISHED"}, settings.status
+    (obj,) = sketch_objects(bpy)
+    doc = json.load(open(obj["dynasketch_sketch"]))
+    assert [f["index"] for f in doc["frames"]] == list(range(10))   # every movie frame is sketched
+    plays = {0: 1, 1: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 7, 9: 8}          # Blender skips frames 2 and 7
+    shown = dict(doc, frames=[f for f in doc["frames"] if f["index"] in plays])
+    check_against_sketch(obj, shown, plays.get)
+    assert scene.render.fps == 24 and (scene.frame_start, scene.frame_end) == (1, 8)
+    assert settings.status == f"Sketched 10 frames into {obj.name}"
 
 
 def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_cli, disc_movie):
