@@ -43,6 +43,22 @@ def test_strip_frames_honour_trims_hold_offsets_and_reverse(blender, disc_movie)
     assert src.source_range(8, 9) == (5, 7)
 
 
+def test_a_strip_skipping_pictures_keys_each_sketched_frame_where_its_picture_or_the_next_plays(blender):
+    """A strip playing at its movie's own rate shows some source frames for two scene frames
+    and none for others: with every other frame sketched, each drawing is keyed where its
+    picture (or, skipped, the next one) first plays, and is seen up to where its picture last does."""
+    from dynasketch_blender.source import Source
+
+    forward = Source("k", "take", "", "Scene", 10, (0, 8), playback=(0, 0, 1, 3, 3, 4, 6, 7))
+    assert forward.keyframes([0, 2, 4, 6]) == {10: 0, 13: 2, 15: 4, 16: 6}
+    assert forward.drawn_span([0, 2, 4, 6]) == (10, 16) and forward.drawn_span([0, 3]) == (10, 14)
+    assert forward.source_range(12, 14) == (1, 4) and forward.scene_range() == (10, 17)
+    backward = Source("k", "take", "", "Scene", 10, (0, 8), reversed=True, playback=(7, 6, 6, 4, 3, 1, 0))
+    assert backward.keyframes([7, 5, 3, 1]) == {10: 7, 13: 5, 14: 3, 15: 1}
+    assert backward.keyframes([6, 5, 4]) == {11: 6, 13: 4}           # 5 is never shown, 4 is
+    assert backward.drawn_span([6, 4]) == (11, 13) and backward.scene_frame_of(0) == 16
+
+
 def test_a_strip_dragged_past_its_footage_sketches_all_of_it(blender, disc_movie):
     """Handles dragged past the movie's ends hold its first and last frames there; the
     frames to sketch are the movie's own (the engine has no frame -3 or 12)."""
