@@ -98,10 +98,12 @@ def fill_drawing(drawing, strokes: list, placement: Placement, material_index: i
         mats.data.foreach_set("value", [material_index] * len(strokes))
 
 
-def fill_layer(layer, sketch, keyframes: dict[int, int], material_index: int = 0, shown_from=None) -> None:
+def fill_layer(layer, sketch, keyframes: dict[int, int], material_index: int = 0, shown_from=None,
+               ended_at=None) -> None:
     """A keyframe at each scene frame of ``keyframes`` ({scene frame: sketched frame index}).
     ``shown_from``: an earlier scene frame from which the first keyframe's drawing is shown too
-    (where a strip holds its picture), as an instance: an edit of one is an edit of both."""
+    (where a strip holds its picture), as an instance: an edit of one is an edit of both.
+    ``ended_at``: a later scene frame from which nothing is drawn (an empty keyframe)."""
     placement = Placement(sketch.width, sketch.height)
     frames = {frame.index: frame for frame in sketch.frames}
     for number, index in sorted(keyframes.items()):
@@ -109,6 +111,8 @@ def fill_layer(layer, sketch, keyframes: dict[int, int], material_index: int = 0
         fill_drawing(keyframe.drawing, frames[index].strokes, placement, material_index)
     if shown_from is not None:
         layer.frames.copy(min(keyframes), shown_from, instance_drawing=True)
+    if ended_at is not None:
+        layer.frames.new(ended_at)
 
 
 def _tag(owner, sketch) -> None:
@@ -117,12 +121,13 @@ def _tag(owner, sketch) -> None:
     owner["dynasketch_size"] = [sketch.width, sketch.height]
 
 
-def build_sketch_object(sketch, name: str, keyframes: dict[int, int], shown_from=None) -> bpy.types.Object:
+def build_sketch_object(sketch, name: str, keyframes: dict[int, int], shown_from=None,
+                        ended_at=None) -> bpy.types.Object:
     """A new (unlinked) Grease Pencil object for ``sketch``, its frames keyed as ``fill_layer`` does."""
     data = grease_pencil_datablocks().new(name)
     try:
         data.materials.append(ink_material())
-        fill_layer(data.layers.new(LAYER_NAME), sketch, keyframes, shown_from=shown_from)
+        fill_layer(data.layers.new(LAYER_NAME), sketch, keyframes, shown_from=shown_from, ended_at=ended_at)
         obj = bpy.data.objects.new(name, data)
     except Exception:
         grease_pencil_datablocks().remove(data)
@@ -131,7 +136,8 @@ def build_sketch_object(sketch, name: str, keyframes: dict[int, int], shown_from
     return obj
 
 
-def replace_sketch_layer(obj: bpy.types.Object, sketch, keyframes: dict[int, int], shown_from=None) -> None:
+def replace_sketch_layer(obj: bpy.types.Object, sketch, keyframes: dict[int, int], shown_from=None,
+                         ended_at=None) -> None:
     """Write ``sketch`` into the "Sketch" layer of an existing Grease Pencil object, leaving
     its other layers alone. The new layer is built beside the old one and swapped in at the
     end, so a failure leaves the object as it was."""
@@ -144,7 +150,7 @@ def replace_sketch_layer(obj: bpy.types.Object, sketch, keyframes: dict[int, int
         slot = len(data.materials) - 1
     layer = data.layers.new(LAYER_NAME + " (building)")
     try:
-        fill_layer(layer, sketch, keyframes, slot, shown_from)
+        fill_layer(layer, sketch, keyframes, slot, shown_from, ended_at)
     except Exception:
         data.layers.remove(layer)
         if added_material:

@@ -28,13 +28,14 @@ def new_camera(placement: Placement, label: str, movie_clip) -> bpy.types.Object
 
 
 def new_footage_plane(placement: Placement, label: str, path: str, kind: str, first_frame: int,
-                      pictures: list[int]) -> bpy.types.Object:
+                      pictures: list[int], shown: tuple[int, int] | None = None) -> bpy.types.Object:
     """The footage on a plane just behind the strokes, for the 'footage' background. ``path``
     is the movie, or an image sequence's first image; ``kind`` its image source ("MOVIE",
     "SEQUENCE", "FILE"). From scene frame ``first_frame`` on it shows ``pictures`` one a frame
     (a movie's frame counted from 1, or an image's number; ``Source.footage_pictures``), the
     pictures the strokes were drawn on, and before and after them the first and the last, as
-    the Sequencer holds a strip's ends."""
+    the Sequencer holds a strip's ends. ``shown``: the scene frames (first, last) it is seen
+    over, as a strip's handles bound it; hidden outside them."""
     mesh = bpy.data.meshes.new(f"DynaSketch Footage {label}")
     w, h = placement.plane_width / 2, placement.plane_height / 2
     mesh.from_pydata([(-w, -h, -0.01), (w, -h, -0.01), (w, h, -0.01), (-w, h, -0.01)], [], [(0, 1, 2, 3)])
@@ -56,7 +57,14 @@ def new_footage_plane(placement: Placement, label: str, path: str, kind: str, fi
     out = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
     mat.node_tree.links.new(emission.outputs["Emission"], out.inputs["Surface"])
     mesh.materials.append(mat)
-    return bpy.data.objects.new(mesh.name, mesh)
+    obj = bpy.data.objects.new(mesh.name, mesh)
+    if shown is not None:
+        for frame, hidden in ((shown[0] - 1, True), (shown[0], False), (shown[1] + 1, True)):
+            obj.hide_render = obj.hide_viewport = hidden
+            obj.keyframe_insert("hide_render", frame=frame)
+            obj.keyframe_insert("hide_viewport", frame=frame)
+        obj.hide_render = obj.hide_viewport = False
+    return obj
 
 
 def show_pictures(user: bpy.types.ImageUser, first_frame: int, pictures: list[int]) -> None:

@@ -135,16 +135,17 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
     keyframes = source.keyframes(indices)
     first, last = source.drawn_span(indices)
     shown_from = first if first < min(keyframes) else None
+    ended_at = source.span[1] + 1 if source.span else None        # past a strip the Sequencer shows nothing
     built = scene_setup.Building(label)
     try:
         if target is None:
-            obj = built.add(build_sketch_object(sketch, f"{label} Sketch", keyframes, shown_from))
+            obj = built.add(build_sketch_object(sketch, f"{label} Sketch", keyframes, shown_from, ended_at))
         camera = built.add(scene_setup.new_camera(placement, label, clip))
         if background == "footage" and source.path:
             built.add(scene_setup.new_footage_plane(placement, label, source.path, source.footage_kind(),
-                                                    *source.footage_pictures()))
+                                                    *source.footage_pictures(), shown=source.span))
         if target is not None:
-            replace_sketch_layer(target, sketch, keyframes, shown_from)     # the last step: it cannot fail half way
+            replace_sketch_layer(target, sketch, keyframes, shown_from, ended_at)     # the last step: it cannot fail half way
             obj = target
     except Exception:
         built.discard()

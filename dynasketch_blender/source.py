@@ -66,6 +66,8 @@ class Source:
     # a movie strip playing its movie at the movie's own frame rate skips or repeats pictures:
     # the source index it shows at each scene frame it shows, from scene frame ``offset`` on
     playback: tuple[int, ...] = ()
+    # a strip: the scene frames between its handles; the Sequencer shows nothing of it outside
+    span: tuple[int, int] | None = None
 
     def engine_input(self) -> list[str]:
         """The engine's INPUT, and the options that say how to read it (docs/CONTRACT.md)."""
@@ -298,7 +300,8 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
     key = f"strip:{scene.name}:{strip.name}"
     content = int(strip.frame_start), int(strip.frame_start) + duration - 1      # scene frames
     holds = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
-                 held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None)
+                 held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None,
+                 span=(int(strip.frame_final_start), int(strip.frame_final_end) - 1))
     if rate != 1.0:
         # each scene frame shows the picture Blender picks at this rate; the handles hide some
         pictures = _pictures_at_rate(strip, rate, counted - sum(offsets), offsets[0])

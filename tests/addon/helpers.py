@@ -7,8 +7,11 @@ def sketch_objects(bpy):
     return [o for o in bpy.data.objects if o.type == "GREASEPENCIL"]
 
 
-def keyframes(obj, layer="Sketch"):
-    return sorted(obj.data.layers[layer].frames, key=lambda f: f.frame_number)
+def keyframes(obj, layer="Sketch", drawn=False):
+    """The layer's keyframes in frame order; ``drawn``: only those with strokes (not the empty
+    one that ends a strip's drawing)."""
+    frames = sorted(obj.data.layers[layer].frames, key=lambda f: f.frame_number)
+    return [f for f in frames if len(f.drawing.strokes)] if drawn else frames
 
 
 def check_against_sketch(obj, doc, frame_of):
@@ -17,7 +20,7 @@ def check_against_sketch(obj, doc, frame_of):
     from dynasketch_blender.grease_pencil_builder import STROKE_ID, Placement
 
     place = Placement(doc["width"], doc["height"])
-    frames = keyframes(obj)
+    frames = keyframes(obj, drawn=True)
     assert [f.frame_number for f in frames] == sorted(frame_of(f["index"]) for f in doc["frames"])
     by_scene_frame = {frame_of(f["index"]): f for f in doc["frames"]}
     counts = set()

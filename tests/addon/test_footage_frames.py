@@ -380,7 +380,7 @@ for name, case in cases.items():
     sketch = load_sketch(os.path.join(folder, "sketch.json"))
     obj = build_result(scene, sketch, src, "footage")
     layer = obj.data.layers["Sketch"]
-    numbers, plane = shown_and_drawn(bpy, scene, obj, range(strip.frame_final_start, strip.frame_final_end))
+    numbers, plane = shown_and_drawn(bpy, scene, obj, range(strip.frame_final_start - 1, strip.frame_final_end + 1))
     keyframes = [k.frame_number for k in layer.frames]
     shown[name] = {{"numbers": numbers, "plane": plane, "range": [scene.frame_start, scene.frame_end], "keyframes": keyframes,
                    "instanced": len(keyframes) > 1 and layer.frames[0].drawing == layer.frames[1].drawing}}
@@ -402,12 +402,14 @@ def test_a_strip_is_drawn_and_backed_as_the_sequencer_plays_it_holds_and_reverse
         assert all(picture == drawn for picture, drawn in case["numbers"]), (name, str(case["numbers"]))
         assert case["keyframes"][:2] == [2, 5] and case["instanced"], name      # one drawing, shown twice
         assert case["range"] == [2, 17], name
-    assert [p for p, _ in shown["forward"]["numbers"]][:4] == [0, 0, 0, 0]       # Blender does hold there
-    assert [p for p, _ in shown["reversed"]["numbers"]][:4] == [9, 9, 9, 9]
+    assert [p for p, _ in shown["forward"]["numbers"]][:5] == [None, 0, 0, 0, 0]  # Blender does hold there
+    assert [p for p, _ in shown["reversed"]["numbers"]][:5] == [None, 9, 9, 9, 9]
     for name, case in shown.items():
+        assert case["numbers"][0] == case["numbers"][-1] == [None, None], name   # nothing outside the strip
+        assert case["keyframes"][-1] == 18, name                                 # where the drawing ends
         assert case["plane"] == [picture for picture, _ in case["numbers"]], name    # the Footage background
     later = shown["held, sketched from later"]                   # a range from frame 3: no hold to draw
-    assert later["keyframes"][0] == 8 and [d for _, d in later["numbers"]][:6] == [None] * 6
+    assert later["keyframes"][0] == 8 and [d for _, d in later["numbers"]][:7] == [None] * 7
 
 
 OWN_RATE_STRIPS = r"""
@@ -432,6 +434,7 @@ for name, case in cases.items():
     scene = bpy.context.scene
     for obj in list(scene.objects):                           # the startup cube would hide the plane
         bpy.data.objects.remove(obj)
+    scene.world = None                                        # black where nothing is shown
     (movie_fps, scene.render.fps), scene.render.fps_base = case["fps"], 1.0
     scene.view_settings.view_transform = "Standard"
     scene.render.resolution_x = scene.render.resolution_y = 64
@@ -448,10 +451,10 @@ for name, case in cases.items():
     write_sketch(os.path.join(folder, "sketch.json"), list(range(*src.default_range, case.get("step", 1))),
                  width=64, height=64, strokes=1)
     obj = build_result(scene, load_sketch(os.path.join(folder, "sketch.json")), src, "footage")
-    frames = range(strip.frame_final_start, strip.frame_final_end)
+    frames = range(strip.frame_final_start - 1, strip.frame_final_end + 1)     # and a frame on each side
     numbers, plane = shown_and_drawn(bpy, scene, obj, frames)
     shown[name] = {{"numbers": numbers, "plane": plane, "range": [scene.frame_start, scene.frame_end],
-                   "strip": [frames[0], frames[-1]], "scene range": [src.scene_range(), in_panel.scene_range()],
+                   "strip": [frames[1], frames[-2]], "scene range": [src.scene_range(), in_panel.scene_range()],
                    "keyframes": len(obj.data.layers["Sketch"].frames), "clips": len(bpy.data.movieclips),
                    "fps": scene.render.fps}}
 print("SHOWN", json.dumps(shown))
@@ -468,6 +471,9 @@ def test_a_strip_playing_its_movie_at_the_movies_own_rate_is_drawn_picture_for_p
     paths = [write_video(str(tmp_path / f"take{fps}.mp4"), numbered_frames(fps), fps=fps) for fps in (30, 24, 25)]
     shown = shown_by(sys.executable, OWN_RATE_STRIPS, paths)
     for name, case in shown.items():
+        assert case["numbers"][0] == case["numbers"][-1] == [None, None], name   # nothing outside the strip
+        assert case["plane"][0] is None and case["plane"][-1] is None, name
+        case["numbers"], case["plane"] = case["numbers"][1:-1], case["plane"][1:-1]
         pictures = [picture for picture, _ in case["numbers"]]
         assert None not in pictures and case["plane"] == pictures, name      # the Footage background
         if "every other" in name:                 # the last drawing sketched up to that picture
@@ -480,7 +486,7 @@ def test_a_strip_playing_its_movie_at_the_movies_own_rate_is_drawn_picture_for_p
         assert case["clips"] == 0, name                      # counting the movie's frames left no clip
     forward = [picture for picture, _ in shown["30 in 24, held"]["numbers"]]
     assert forward[:4] == [0, 0, 0, 1] and 2 not in forward and forward[-3:] == [29, 29, 29]   # held; 2 skipped
-    assert shown["30 in 24, held"]["keyframes"] == 24 + 1            # one a picture shown, and the held one
+    assert shown["30 in 24, held"]["keyframes"] == 24 + 2    # one a picture shown, the held one, the end
     slower = [picture for picture, _ in shown["24 in 30, held"]["numbers"]]
     assert slower[:4] == [1, 2, 3, 3] and len(slower) > len(set(slower))         # pictures repeat
     assert [case["fps"] for case in shown.values()] == [24, 24, 24, 30, 30, 24]   # the edit's rate is kept

@@ -246,7 +246,8 @@ def test_a_still_image_strip_is_sketched_once(blender, engine_cli, tmp_path):
     settings.background = "footage"
     assert bpy.ops.dynasketch.sketch(strip=strip.name) == {"FINISHED"}
     (obj,) = sketch_objects(bpy)
-    assert [k.frame_number for k in keyframes(obj)] == [8]
+    assert [k.frame_number for k in keyframes(obj)] == [8, 38]       # the drawing ends with the strip
+    assert len(keyframes(obj)[1].drawing.strokes) == 0
     assert settings.status == f"Sketched 1 frame into {obj.name}"
     (plane,) = [o for o in bpy.data.objects if o.type == "MESH"]
     assert plane.data.materials[0].node_tree.nodes["Image Texture"].image.source == "FILE"
@@ -268,7 +269,9 @@ def test_a_clip_strip_is_sketched_where_the_sequencer_plays_it(blender, engine_c
     doc = json.load(open(obj["dynasketch_sketch"]))
     assert [f["index"] for f in doc["frames"]] == [3, 4, 5, 6, 7]
     check_against_sketch(obj, doc, lambda i: 2 + i)
-    assert [k.frame_number for k in keyframes(obj)] == list(range(strip.frame_final_start, strip.frame_final_end))
+    assert [k.frame_number for k in keyframes(obj, drawn=True)] == list(range(strip.frame_final_start,
+                                                                            strip.frame_final_end))
+    assert keyframes(obj)[-1].frame_number == strip.frame_final_end                # drawn no further
 
 
 def test_a_phone_clip_added_to_a_24_fps_edit_is_drawn_where_each_picture_plays(blender, engine_cli, tmp_path):
@@ -323,7 +326,9 @@ def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_c
     doc = json.load(open(job.sketch_path))
     assert [f["index"] for f in doc["frames"]] == [2, 3, 4, 5]
     check_against_sketch(obj, doc, lambda i: 5 + i)                 # scene frames 7..10
-    assert [k.frame_number for k in keyframes(obj)] == list(range(strip.frame_final_start, strip.frame_final_end))
+    assert [k.frame_number for k in keyframes(obj, drawn=True)] == list(range(strip.frame_final_start,
+                                                                            strip.frame_final_end))
+    assert keyframes(obj)[-1].frame_number == strip.frame_final_end                # drawn no further
 
 
 def test_failing_engine_is_one_clear_line_with_the_log(blender, engine_cli, tmp_path):
