@@ -299,7 +299,7 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
     rate, counted = _own_rate(strip, scene) if count_frames else (1.0, 0)
     key = f"strip:{scene.name}:{strip.name}"
     content = int(strip.frame_start), int(strip.frame_start) + duration - 1      # scene frames
-    holds = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
+    edges = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
                  held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None,
                  span=(int(strip.frame_final_start), int(strip.frame_final_end) - 1))
     if rate != 1.0:
@@ -311,7 +311,7 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
             raise SourceError(f"{strip.name}: the strip shows no frame")
         return Source(key, strip.name, path, scene.name, first, (min(pictures), max(pictures) + 1),
                       reversed=getattr(strip, "use_reverse_frames", False), images=images, fps=fps,
-                      playback=tuple(pictures), **holds)
+                      playback=tuple(pictures), **edges)
     # The strip's content (source frames animation_offset_start ... after the hold offsets)
     # starts at frame_start; the trims (frame_offset_start/end) hide its ends. A handle
     # dragged past the content (a negative trim) holds its first or last frame there.
@@ -324,8 +324,8 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
         # the timeline shows the content backwards: the start trim hides its last frames
         shown = (max(0, held + end_trim), min(count, held + duration - start_trim))
         return Source(key, strip.name, path, scene.name, content[1] + held, shown, reversed=True, images=images,
-                      fps=fps, **holds)
-    return Source(key, strip.name, path, scene.name, content[0] - held, shown, images=images, fps=fps, **holds)
+                      fps=fps, **edges)
+    return Source(key, strip.name, path, scene.name, content[0] - held, shown, images=images, fps=fps, **edges)
 
 
 def sequencer_scene(context) -> bpy.types.Scene:
