@@ -133,7 +133,9 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
     label, indices = source.label, [f.index for f in sketch.frames]
     clip = bpy.data.movieclips.get(source.movie_clip_name) if source.movie_clip_name else None
     keyframes = source.keyframes(indices)
-    first, last = source.drawn_span(indices)
+    # a complete sketch made every few frames covers its range to the end, not to its last sample
+    through = sketch.source_frames[1] - 1 if sketch.complete and len(sketch.source_frames) == 3 else None
+    first, last = source.drawn_span(indices, through)
     shown_from = first if first < min(keyframes) else None
     ended_at = source.span[1] + 1 if source.span else None        # past a strip the Sequencer shows nothing
     built = scene_setup.Building(label)

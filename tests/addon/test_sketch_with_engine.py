@@ -38,7 +38,7 @@ def test_sketch_movie_clip(blender, engine_cli, disc_movie, tmp_path):
     assert [k.frame_number for k in keyframes(obj)] == [12, 14, 16]
     assert len(keyframes(obj)[0].drawing.strokes) == 4
     scene = bpy.context.scene
-    assert (scene.frame_start, scene.frame_end) == (12, 16)
+    assert (scene.frame_start, scene.frame_end) == (12, 17)     # the range asked for, to its end
     assert (scene.render.resolution_x, scene.render.resolution_y) == (128, 96)
     assert scene.camera.data.background_images[0].clip == clip
     assert settings.status == f"Sketched 3 frames into {obj.name}" and not settings.failed
