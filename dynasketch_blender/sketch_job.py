@@ -133,7 +133,8 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
     label, indices = source.label, [f.index for f in sketch.frames]
     clip = bpy.data.movieclips.get(source.movie_clip_name) if source.movie_clip_name else None
     keyframes = source.keyframes(indices)
-    # a complete sketch made every few frames covers its range to the end, not to its last sample
+    # a complete sketch made every few frames covers its range to the end, not to its last
+    # sample; played backwards, its first drawing is shown from the range's end on (an instance)
     through = sketch.source_frames[1] - 1 if sketch.complete and len(sketch.source_frames) == 3 else None
     first, last = source.drawn_span(indices, through)
     shown_from = first if first < min(keyframes) else None

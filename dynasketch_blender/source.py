@@ -99,12 +99,15 @@ class Source:
 
     def drawn_span(self, indices, through: int | None = None) -> tuple[int, int]:
         """The scene frames the drawings of the source frames ``indices`` are seen over: from
-        the first one's keyframe to the last frame that shows the last one's picture (or, played
-        forwards, source frame ``through``'s: the end of a range sketched every few frames), and
-        where the strip holds the picture of its first (last) one past its content, there too."""
+        the first one's keyframe to the last frame that shows the last one's picture, and where
+        the strip holds the picture of its first (last) one past its content, there too.
+        ``through``: the last source frame of a range sketched every few frames, also covered
+        (its picture plays last, or, reversed, first)."""
         first_index, last_index = (max(indices), min(indices)) if self.reversed else (min(indices), max(indices))
-        if through is not None and not self.reversed:
-            last_index = max(last_index, min(through, self.default_range[1] - 1))
+        if through is not None:
+            through = min(through, self.default_range[1] - 1)
+            first_index, last_index = ((max(first_index, through), last_index) if self.reversed
+                                       else (first_index, max(last_index, through)))
         first, last = self.scene_frame_of(first_index), self._last_showing(last_index)
         before, after = self.held_before, self.held_after
         return (before[0] if before and before[1] == first else first,

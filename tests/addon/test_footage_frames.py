@@ -365,7 +365,7 @@ from dynasketch_blender.sketch_job import build_result
 (movie,) = {paths!r}
 folder = os.path.dirname(movie)
 cases = {{"forward": dict(), "reversed": dict(reverse=True), "hold offsets": dict(hold=(2, 1)),
-         "held, sketched from later": dict(sketch_from=3)}}
+         "held, sketched from later": dict(sketch_from=3), "reversed, on twos": dict(reverse=True, step=2)}}
 shown = {{}}
 for name, case in cases.items():
     scene = fresh_scene(bpy, os.path.join(folder, "shown.png"))
@@ -375,8 +375,11 @@ for name, case in cases.items():
     strip.use_reverse_frames = case.get("reverse", False)
     src = source.from_strip(strip, scene)
     first = max(src.default_range[0], case.get("sketch_from", 0))
-    write_sketch(os.path.join(folder, "sketch.json"), list(range(first, src.default_range[1])),
-                 width=64, height=64, strokes=1)
+    doc = write_sketch(os.path.join(folder, "sketch.json"), list(range(first, src.default_range[1], case.get("step", 1))),
+                       width=64, height=64, strokes=1)
+    doc["source"]["frames"] = [first, src.default_range[1], case.get("step", 1)]     # the range asked for
+    with open(os.path.join(folder, "sketch.json"), "w") as f:
+        json.dump(doc, f)
     sketch = load_sketch(os.path.join(folder, "sketch.json"))
     obj = build_result(scene, sketch, src, "footage")
     layer = obj.data.layers["Sketch"]
@@ -408,6 +411,9 @@ def test_a_strip_is_drawn_and_backed_as_the_sequencer_plays_it_holds_and_reverse
         assert case["numbers"][0] == case["numbers"][-1] == [None, None], name   # nothing outside the strip
         assert case["keyframes"][-1] == 18, name                                 # where the drawing ends
         assert case["plane"] == [picture for picture, _ in case["numbers"]], name    # the Footage background
+    twos = shown["reversed, on twos"]               # 8, 6, ... 0 drawn; 9 plays first, with 8's drawing
+    assert all(drawn == min(picture + picture % 2, 8) for picture, drawn in twos["numbers"][1:-1]), str(twos)
+    assert twos["range"] == [2, 17] and twos["instanced"]
     later = shown["held, sketched from later"]                   # a range from frame 3: no hold to draw
     assert later["keyframes"][0] == 8 and [d for _, d in later["numbers"]][:7] == [None] * 7
 

@@ -57,6 +57,10 @@ def test_a_strip_skipping_pictures_keys_each_sketched_frame_where_its_picture_or
     assert backward.keyframes([7, 5, 3, 1]) == {10: 7, 13: 5, 14: 3, 15: 1}
     assert backward.keyframes([6, 5, 4]) == {11: 6, 13: 4}           # 5 is never shown, 4 is
     assert backward.drawn_span([6, 4]) == (11, 13) and backward.scene_frame_of(0) == 16
+    # frames 0-7 sketched every other frame (0, 2, 4, 6): the range is seen to its end, 7
+    assert forward.drawn_span([0, 2, 4, 6], through=7) == (10, 17)
+    assert backward.drawn_span([0, 2, 4, 6], through=7) == (10, 16)          # 7 plays first here
+    assert Source("k", "t", "", "S", 20, (0, 8), reversed=True).drawn_span([0, 2, 4, 6], through=7) == (13, 20)
 
 
 def test_a_strip_dragged_past_its_footage_sketches_all_of_it(blender, disc_movie):
