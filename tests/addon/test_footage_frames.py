@@ -15,10 +15,9 @@ from media import numbered_frames, write_video
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 BLENDER_SHOWS = r"""
-import json, sys, bpy, numpy as np
-from PIL import Image
+import json, sys, bpy
 sys.path.insert(0, {tests!r})
-from media import frame_number
+from media import rendered_number
 shown = {{}}
 for path in {paths!r}:
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -32,11 +31,7 @@ for path in {paths!r}:
     scene.render.resolution_percentage = 100
     scene.render.image_settings.file_format = "PNG"
     scene.render.filepath = path + ".png"
-    numbers = []
-    for frame in range(1, clip.frame_duration + 1):
-        scene.frame_set(frame)
-        bpy.ops.render.render(write_still=True)
-        numbers.append(frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB"))))
+    numbers = [rendered_number(bpy, scene, frame) for frame in range(1, clip.frame_duration + 1)]
     shown[path] = {{"count": clip.frame_duration, "strip": strip.frame_final_duration, "frames": numbers}}
 print("SHOWN", json.dumps(shown))
 import os; os._exit(0)     # bpy 4.5 can hang in its EGL teardown
@@ -91,17 +86,11 @@ def test_the_engine_sketches_each_frame_blender_shows(tmp_path):
 
 
 SEQUENCE_IN_BLENDER = r"""
-import json, sys, bpy, numpy as np
-from PIL import Image
+import json, sys, bpy
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from media import frame_number, fresh_scene
+from media import fresh_scene, rendered_number
 from dynasketch_blender import scene_setup, source
 from dynasketch_blender.grease_pencil_builder import Placement
-
-def render(scene, frame):
-    scene.frame_set(frame)
-    bpy.ops.render.render(write_still=True)
-    return frame_number(np.asarray(Image.open(scene.render.filepath).convert("RGB")))
 
 scene = fresh_scene(bpy, {png!r})
 clip = bpy.data.movieclips.load({first!r})
@@ -109,7 +98,7 @@ clip.frame_start = 11
 src = source.from_clip(clip, scene)
 # what the clip shows, frame by frame (a clip strip plays it from its own start)
 strip = scene.sequence_editor_create().strips.new_clip("clip", clip, 1, 1)
-clip_shows = [render(scene, 1 + i) for i in range(*src.default_range)]
+clip_shows = [rendered_number(bpy, scene, 1 + i) for i in range(*src.default_range)]
 scene.sequence_editor_clear()
 # what the 'footage' background plane shows where the sketch's keyframes go
 plane = scene_setup.new_footage_plane(Placement(64, 64), "x", src.path, src.footage_kind(), *src.footage_pictures())
@@ -119,9 +108,9 @@ for obj in (plane, camera):
 scene.camera = camera
 scene.render.engine = "BLENDER_WORKBENCH"
 scene.display.shading.light, scene.display.shading.color_type = "FLAT", "TEXTURE"
-plane_shows = [render(scene, src.scene_frame_of(i)) for i in range(*src.default_range)]
+plane_shows = [rendered_number(bpy, scene, src.scene_frame_of(i)) for i in range(*src.default_range)]
 first, last = src.scene_range()
-plane_holds = [render(scene, first - 2), render(scene, first - 1), render(scene, last + 1)]
+plane_holds = [rendered_number(bpy, scene, frame) for frame in (first - 2, first - 1, last + 1)]
 print("SHOWN", json.dumps({{"input": src.engine_input(), "range": src.default_range, "clip": clip_shows,
                            "plane": plane_shows, "plane_holds": plane_holds}}))
 import os; os._exit(0)
@@ -298,10 +287,9 @@ def test_colour_tagged_movies_are_read_in_blenders_colours(tmp_path):
 
 
 CLIP_STRIPS_IN_BLENDER = r"""
-import json, os, sys, bpy, numpy as np
-from PIL import Image
+import json, os, sys, bpy
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from media import frame_number, fresh_scene
+from media import fresh_scene, rendered_number
 from dynasketch_blender import source
 
 movie, first_image = {paths!r}
@@ -322,11 +310,7 @@ for name, case in cases.items():
     first, last = src.scene_range()
     numbers = []                           # over the strip: what Blender shows, what is sketched
     for frame in range(strip.frame_final_start, strip.frame_final_end):
-        scene.frame_set(frame)
-        bpy.ops.render.render(write_still=True)
-        rgb = np.asarray(Image.open(scene.render.filepath).convert("RGB"))
-        numbers.append([frame_number(rgb) if rgb.max() > 10 else None,
-                        src.index_at(frame) if first <= frame <= last else None])
+        numbers.append([rendered_number(bpy, scene, frame), src.index_at(frame) if first <= frame <= last else None])
     shown[name] = {{"numbers": numbers, "input": src.engine_input()}}
 print("SHOWN", json.dumps(shown))
 import os; os._exit(0)
