@@ -99,11 +99,13 @@ def remove_object(obj: bpy.types.Object) -> None:
             bpy.data.materials.remove(mat)
 
 
-def remove_result(key: str) -> None:
-    """Remove an earlier result (its collection, objects and their data) of ``key``."""
+def remove_result(key: str, keep=()) -> None:
+    """Remove an earlier result (its collection, objects and their data) of ``key``, but not
+    the objects in ``keep`` (a Target that is the earlier result's sketch)."""
     for coll in [c for c in bpy.data.collections if c.get(KEY) == key]:
         for obj in list(coll.objects):
-            remove_object(obj)
+            if obj not in keep:
+                remove_object(obj)
         bpy.data.collections.remove(coll)
 
 
@@ -123,14 +125,17 @@ class Building:
             remove_object(obj)
         self.objects.clear()
 
-    def install(self, scene: bpy.types.Scene, key: str, camera: bpy.types.Object) -> bpy.types.Collection:
+    def install(self, scene: bpy.types.Scene, key: str, camera: bpy.types.Object,
+                target: bpy.types.Object | None = None) -> bpy.types.Collection:
         """Swap the new result in: the old one of the same key goes only now, and the new
-        one takes its names."""
+        one takes its names. A ``target`` that was the old result's sketch moves into the new."""
         wanted = {obj: obj.name.rsplit(".", 1)[0] if obj.name[-4:-3] == "." and obj.name[-3:].isdigit()
                   else obj.name for obj in self.objects}
-        remove_result(key)
         coll = bpy.data.collections.new(f"DynaSketch {self.label}")
-        coll[KEY] = key
+        if target is not None and any(c.get(KEY) == key for c in target.users_collection):
+            coll.objects.link(target)                # linked before its old collection goes
+        remove_result(key, keep=[target])
+        coll.name, coll[KEY] = f"DynaSketch {self.label}", key
         for obj, name in wanted.items():
             coll.objects.link(obj)
             obj.name = name

@@ -153,7 +153,7 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
     except Exception:
         built.discard()
         raise
-    built.install(scene, source.key, camera)
+    built.install(scene, source.key, camera, target)
     scene_setup.apply_background(scene, background)
     if match:
         # a strip playing its movie at the movie's own rate is drawn in the scene's frames: keep them

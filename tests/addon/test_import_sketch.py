@@ -172,6 +172,27 @@ def test_target_object_gets_its_sketch_layer_replaced(blender, tmp_path):
     check_against_sketch(target, doc, lambda i: 1 + i)
 
 
+def test_sketching_again_into_the_last_result_keeps_it_and_what_was_drawn_on_it(blender, tmp_path):
+    """An animator draws on the result, then sketches again with it as the Target: the object,
+    with the layers drawn on it, stays in the scene; only its "Sketch" layer is new."""
+    bpy = blender
+    from dynasketch_blender import sketch_job
+    from dynasketch_blender.sketch_file import load_sketch
+    from dynasketch_blender.source import Source
+
+    src = Source("file:x", "x", "", bpy.context.scene.name, 1, (0, 5))
+    write_sketch(tmp_path / "s.json")
+    first = sketch_job.build_result(bpy.context.scene, load_sketch(str(tmp_path / "s.json")), src)
+    first.data.layers.new("Lines I drew").frames.new(1)
+    doc = write_sketch(tmp_path / "s.json", frames=(0, 1, 2, 3))
+    obj = sketch_job.build_result(bpy.context.scene, load_sketch(str(tmp_path / "s.json")), src, target=first)
+    assert obj == first and sketch_objects(bpy) == [first]
+    assert [layer.name for layer in obj.data.layers] == ["Lines I drew", "Sketch"]
+    assert obj.name in bpy.context.scene.objects and obj.users_collection[0].name == "DynaSketch x"
+    check_against_sketch(obj, doc, lambda i: 1 + i)
+    assert [o.name for o in bpy.data.objects if o.type == "CAMERA"] == ["DynaSketch Camera x"]
+
+
 def test_undo_returns_to_the_scene_before_the_sketch(blender, tmp_path):
     bpy = blender
     write_sketch(tmp_path / "s.json")
