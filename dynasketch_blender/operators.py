@@ -221,7 +221,9 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
             self._fail(f"DynaSketch could not build the result: {exc} (sketch: {self._job.sketch_path})")
             return {"CANCELLED"}
         settings.failed = False
-        settings.status = f"Sketched {frames_text(len(sketch.frames))} into {obj.name}"
+        where = f" (scene {obj.users_scene[0].name}, shown in the edit by a scene strip)" if (
+            self._src.strip_name and obj.users_scene) else ""
+        settings.status = f"Sketched {frames_text(len(sketch.frames))} into {obj.name}{where}"
         self.report({"INFO"}, settings.status)
         # Jobs of footage saved again since (this one's earlier versions, say) can never resume.
         job_folders.remove_stale(os.path.dirname(self._job.out))

@@ -66,6 +66,8 @@ class DynaSketchOutputPanel(DynaSketchPanel):
 
     bl_label = "Result"
     bl_options = {"DEFAULT_CLOSED"}
+    # a strip's sketch gets a scene of its own, fitted to the footage; the edit is not matched
+    matches_scene = True
 
     def draw(self, context):
         layout = self.layout
@@ -75,7 +77,8 @@ class DynaSketchOutputPanel(DynaSketchPanel):
         layout.enabled = not settings.running
         layout.prop(settings, "target_object")
         layout.prop(settings, "background")
-        layout.prop(settings, "match_scene")
+        if self.matches_scene:
+            layout.prop(settings, "match_scene")
 
 
 class DYNASKETCH_PT_clip(DynaSketchMainPanel, bpy.types.Panel):
@@ -98,6 +101,7 @@ class DYNASKETCH_PT_sequencer_result(DynaSketchOutputPanel, bpy.types.Panel):
     bl_idname = "DYNASKETCH_PT_sequencer_result"
     bl_space_type = "SEQUENCE_EDITOR"
     bl_parent_id = "DYNASKETCH_PT_sequencer"
+    matches_scene = False
 
 
 CLASSES = (DYNASKETCH_PT_clip, DYNASKETCH_PT_clip_result, DYNASKETCH_PT_sequencer,

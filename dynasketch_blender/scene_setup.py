@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from . import source as sources
 from .grease_pencil_builder import Placement, grease_pencil_datablocks
 
 KEY = "dynasketch_key"          # custom property: which clip or strip a result belongs to
@@ -173,3 +174,62 @@ def match_scene(scene: bpy.types.Scene, sketch, first_frame: int, last_frame: in
     scene.render.resolution_percentage = 100
     scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
     scene.frame_start, scene.frame_end = first_frame, last_frame
+
+
+def sketch_scene(edit: bpy.types.Scene, key: str, label: str) -> bpy.types.Scene:
+    """The scene a strip's sketch is built in, so that the edit shows it through a scene strip
+    (``show_in_edit``): the earlier sketch's of the strip, else a new one. It plays at the
+    edit's frame rate, in the edit's frame numbers."""
+    scene = next((s for s in bpy.data.scenes if s.get(KEY) == key and s != edit), None)
+    if scene is None:
+        scene = bpy.data.scenes.new(f"DynaSketch {label}")
+        scene[KEY] = key
+    scene.render.fps, scene.render.fps_base = edit.render.fps, edit.render.fps_base
+    return scene
+
+
+# what a sketch strip keeps of the one it replaces (an editor's choices) and copies of the
+# strip it sketches (where that strip's picture lies in the edit's frame)
+KEPT_SETTINGS = ("blend_type", "blend_alpha", "mute", "lock")
+PLACEMENT_SETTINGS = ("use_flip_x", "use_flip_y")
+
+
+def _copy(source, target, names) -> None:
+    for name in names:
+        setattr(target, name, getattr(source, name))
+
+
+def _settable(struct) -> list[str]:
+    return [p.identifier for p in struct.bl_rna.properties if not p.is_readonly and p.identifier != "rna_type"]
+
+
+def show_in_edit(edit: bpy.types.Scene, scene: bpy.types.Scene, strip_name: str, name: str) -> bpy.types.Strip:
+    """Show ``scene`` (a strip's sketch, over its frame range) in the edit: a scene strip over
+    the frames it covers, in the first channel above the strip ``strip_name`` free there,
+    placed as that strip is (position, scale, rotation, crop, flips: the sketch scene renders
+    at the footage's size, so it lines up with the footage), blended over it. Replaces the
+    scene strip of an earlier sketch, keeping its channel, blend, opacity, mute and lock."""
+    everything = list(sources.all_strips(edit))
+    sketched = next((s for s in everything if s.name == strip_name), None)
+    earlier = next((s for s in everything if s.type == "SCENE" and s.scene == scene), None)
+    meta = (sketched or earlier).parent_meta() if (sketched or earlier) else None
+    container = meta or edit.sequence_editor
+    strips = container.strips if hasattr(container, "strips") else container.sequences     # 5.0 / 4.5
+    first, last = scene.frame_start, scene.frame_end
+    kept = {setting: getattr(earlier, setting) for setting in KEPT_SETTINGS} if earlier else {"blend_type": "ALPHA_OVER"}
+    channel = earlier.channel if earlier else (sketched.channel + 1 if sketched else 2)
+    if earlier is not None:
+        strips.remove(earlier)
+
+    def taken(c):
+        return any(s.channel == c and s.frame_final_start <= last and s.frame_final_end > first for s in strips)
+    while taken(channel) and channel < 128:
+        channel += 1
+    strip = strips.new_scene(name, scene, channel, first)
+    if sketched is not None:
+        _copy(sketched, strip, PLACEMENT_SETTINGS)
+        _copy(sketched.transform, strip.transform, _settable(sketched.transform))
+        _copy(sketched.crop, strip.crop, _settable(sketched.crop))
+    for setting, value in kept.items():
+        setattr(strip, setting, value)
+    return strip

@@ -128,7 +128,8 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
     """Build the Grease Pencil strokes, camera and background for ``sketch`` of ``source`` (a
     ``source.Source``: where its frames play, its movie clip and footage) beside the scene;
     only when all of it is built does it replace the previous result of the source (or the
-    "Sketch" layer of ``target``). Nothing is left behind if building fails."""
+    "Sketch" layer of ``target``). Nothing is left behind if building fails. A strip's sketch
+    goes into a scene of its own, shown in the edit ``scene`` by a scene strip."""
     placement = Placement(sketch.width, sketch.height)
     label, indices = source.label, [f.index for f in sketch.frames]
     clip = bpy.data.movieclips.get(source.movie_clip_name) if source.movie_clip_name else None
@@ -153,9 +154,17 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
     except Exception:
         built.discard()
         raise
+    edit = None
+    if source.strip_name:
+        # A strip's sketch gets a scene of its own, timed in the edit's frames, which a scene
+        # strip over the strip shows in the edit (F12 renders the edit, not a camera): the
+        # edit's own settings stay as they are, and the sketch scene always fits the footage.
+        edit, scene = scene, scene_setup.sketch_scene(scene, source.key, label)
     built.install(scene, source.key, camera, target)
     scene_setup.apply_background(scene, background)
-    if match:
-        # a strip playing its movie at the movie's own rate is drawn in the scene's frames: keep them
-        scene_setup.match_scene(scene, sketch, first, last, frame_rate=not source.playback)
+    if match or edit is not None:
+        # a strip's scene plays at the edit's rate (a strip may play its movie at another)
+        scene_setup.match_scene(scene, sketch, first, last, frame_rate=edit is None)
+    if edit is not None:
+        scene_setup.show_in_edit(edit, scene, source.strip_name, f"{label} Sketch")
     return obj

@@ -68,6 +68,7 @@ class Source:
     playback: tuple[int, ...] = ()
     # a strip: the scene frames between its handles; the Sequencer shows nothing of it outside
     span: tuple[int, int] | None = None
+    strip_name: str = ""                    # a strip: its name in the scene ``scene_name`` (the edit)
 
     def engine_input(self) -> list[str]:
         """The engine's INPUT, and the options that say how to read it (docs/CONTRACT.md)."""
@@ -305,9 +306,9 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
     rate, counted = _own_rate(strip, scene) if count_frames else (1.0, 0)
     key = f"strip:{scene.name}:{strip.name}"
     content = int(strip.frame_start), int(strip.frame_start) + duration - 1      # scene frames
-    edges = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
+    of_strip = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
                  held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None,
-                 span=(int(strip.frame_final_start), int(strip.frame_final_end) - 1))
+                 span=(int(strip.frame_final_start), int(strip.frame_final_end) - 1), strip_name=strip.name)
     if rate != 1.0:
         # each scene frame shows the picture Blender picks at this rate; the handles hide some
         pictures = _pictures_at_rate(strip, rate, counted - sum(offsets), offsets[0])
@@ -317,7 +318,7 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
             raise SourceError(f"{strip.name}: the strip shows no frame")
         return Source(key, strip.name, path, scene.name, first, (min(pictures), max(pictures) + 1),
                       reversed=getattr(strip, "use_reverse_frames", False), images=images, fps=fps,
-                      playback=tuple(pictures), **edges)
+                      playback=tuple(pictures), **of_strip)
     # The strip's content (source frames animation_offset_start ... after the hold offsets)
     # starts at frame_start; the trims (frame_offset_start/end) hide its ends. A handle
     # dragged past the content (a negative trim) holds its first or last frame there.
@@ -330,8 +331,8 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
         # the timeline shows the content backwards: the start trim hides its last frames
         shown = (max(0, held + end_trim), min(count, held + duration - start_trim))
         return Source(key, strip.name, path, scene.name, content[1] + held, shown, reversed=True, images=images,
-                      fps=fps, **edges)
-    return Source(key, strip.name, path, scene.name, content[0] - held, shown, images=images, fps=fps, **edges)
+                      fps=fps, **of_strip)
+    return Source(key, strip.name, path, scene.name, content[0] - held, shown, images=images, fps=fps, **of_strip)
 
 
 def sequencer_scene(context) -> bpy.types.Scene:

@@ -120,17 +120,24 @@ def rendered_number(bpy, scene, frame: int) -> int | None:
     """The number of the picture ``scene`` renders at ``frame`` (None: a black frame)."""
     from PIL import Image
     scene.frame_set(frame)
-    bpy.ops.render.render(write_still=True)
+    with bpy.context.temp_override(scene=scene):
+        bpy.ops.render.render(write_still=True)
     rgb = np.asarray(Image.open(bpy.path.abspath(scene.render.filepath)).convert("RGB"))
     return frame_number(rgb) if rgb.max() > 10 else None
 
 
 def shown_and_drawn(bpy, scene, sketch_object, frames) -> tuple[list, list]:
-    """Over the scene ``frames`` of a scene built from a strip and a ``write_sketch`` sketch
-    64 pixels wide (frame f drawn at x = 40 + f): [the picture the Sequencer shows, the frame
-    whose drawing the "Sketch" layer shows (None: none)] at each, and the pictures the camera
-    sees there (the Footage background), rendered with Workbench."""
+    """Over the scene ``frames`` of an edit ``scene`` with a strip sketched from a ``write_sketch``
+    sketch 64 pixels wide (frame f drawn at x = 40 + f): [the picture the Sequencer shows of the
+    strip (the sketch's scene strip muted), the frame whose drawing the "Sketch" layer shows
+    (None: none)] at each, and the pictures the sketch scene's camera sees there (the Footage
+    background), rendered with Workbench."""
     layer = sketch_object.data.layers["Sketch"]
+    editor = scene.sequence_editor
+    everything = editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all     # 5.0 / 4.5
+    sketches = [s for s in everything if s.type == "SCENE"]
+    for strip in sketches:
+        strip.mute = True
     numbers = []
     for frame in frames:
         picture = rendered_number(bpy, scene, frame)
@@ -139,10 +146,14 @@ def shown_and_drawn(bpy, scene, sketch_object, frames) -> tuple[list, list]:
         if keyframe is not None and len(keyframe.drawing.strokes):
             drawn = round(keyframe.drawing.strokes[0].points[0].position[0] * 32 + 32 - 40)
         numbers.append([picture, drawn])
-    scene.render.use_sequencer, sketch_object.hide_render = False, True
-    scene.render.engine = "BLENDER_WORKBENCH"               # EEVEE hangs without a display
-    plane = [rendered_number(bpy, scene, frame) for frame in frames]
-    scene.render.use_sequencer, sketch_object.hide_render = True, False
+    for strip in sketches:
+        strip.mute = False
+    (sketch_scene,) = sketch_object.users_scene
+    sketch_scene.render.filepath = scene.render.filepath
+    sketch_scene.render.engine = "BLENDER_WORKBENCH"        # EEVEE hangs without a display
+    sketch_object.hide_render = True
+    plane = [rendered_number(bpy, sketch_scene, frame) for frame in frames]
+    sketch_object.hide_render = False
     return numbers, plane
 
 

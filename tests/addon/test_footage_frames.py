@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ENGINE_PYTHON
-from media import numbered_frames, write_video
+from media import moving_disc, numbered_frames, write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -369,7 +369,9 @@ for name, case in cases.items():
     layer = obj.data.layers["Sketch"]
     numbers, plane = shown_and_drawn(bpy, scene, obj, range(strip.frame_final_start - 1, strip.frame_final_end + 1))
     keyframes = [k.frame_number for k in layer.frames]
-    shown[name] = {{"numbers": numbers, "plane": plane, "range": [scene.frame_start, scene.frame_end], "keyframes": keyframes,
+    (sketch_scene,) = obj.users_scene
+    shown[name] = {{"numbers": numbers, "plane": plane, "range": [sketch_scene.frame_start, sketch_scene.frame_end],
+                   "keyframes": keyframes, "edit": [scene.frame_start, scene.frame_end],
                    "instanced": len(keyframes) > 1 and layer.frames[0].drawing == layer.frames[1].drawing}}
 print("SHOWN", json.dumps(shown))
 import os; os._exit(0)
@@ -388,7 +390,7 @@ def test_a_strip_is_drawn_and_backed_as_the_sequencer_plays_it_holds_and_reverse
         case = shown[name]
         assert all(picture == drawn for picture, drawn in case["numbers"]), (name, str(case["numbers"]))
         assert case["keyframes"][:2] == [2, 5] and case["instanced"], name      # one drawing, shown twice
-        assert case["range"] == [2, 17], name
+        assert case["range"] == [2, 17] and case["edit"] == [1, 250], name      # the sketch scene's, not the edit's
     assert [p for p, _ in shown["forward"]["numbers"]][:5] == [None, 0, 0, 0, 0]  # Blender does hold there
     assert [p for p, _ in shown["reversed"]["numbers"]][:5] == [None, 9, 9, 9, 9]
     for name, case in shown.items():
@@ -400,6 +402,93 @@ def test_a_strip_is_drawn_and_backed_as_the_sequencer_plays_it_holds_and_reverse
     assert twos["range"] == [2, 17] and twos["instanced"]
     later = shown["held, sketched from later"]                   # a range from frame 3: no hold to draw
     assert later["keyframes"][0] == 8 and [d for _, d in later["numbers"]][:7] == [None] * 7
+
+
+SKETCH_IN_THE_EDIT = r"""
+import json, os, sys, bpy
+import numpy as np
+from PIL import Image
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+from media import fresh_scene, write_sketch
+from dynasketch_blender import source
+from dynasketch_blender.sketch_file import load_sketch
+from dynasketch_blender.sketch_job import build_result
+
+(movie,) = {paths!r}
+folder = os.path.dirname(movie)
+edit = fresh_scene(bpy, os.path.join(folder, "edit.png"), size=96)
+edit.render.resolution_x, edit.frame_start, edit.frame_end = 160, 1, 40
+strips = edit.sequence_editor_create().strips
+strip = strips.new_movie("take", movie, 3, 5)                              # frames 5-16
+strip.transform.offset_x, strip.transform.scale_x, strip.transform.scale_y = 20, 0.8, 0.8
+strip.crop.min_x = 6
+strips.new_movie("next shot", movie, 4, 14)                                 # over the take's last frames
+src = source.from_strip(strip, edit)
+
+
+def sketch(background):
+    write_sketch(os.path.join(folder, "sketch.json"), list(range(12)), width=96, height=64, strokes=1)
+    obj = build_result(edit, load_sketch(os.path.join(folder, "sketch.json")), src, background)
+    (scene,) = obj.users_scene
+    scene.render.engine = "BLENDER_WORKBENCH"                  # EEVEE hangs without a display
+    return [s for s in strips if s.type == "SCENE"]
+
+
+def rendered(frame, muted):
+    for s in strips:
+        s.mute = s.type == "SCENE" and muted
+    edit.frame_set(frame)
+    with bpy.context.temp_override(scene=edit):
+        bpy.ops.render.render(write_still=True)
+    return np.asarray(Image.open(edit.render.filepath).convert("L")).astype(int)
+
+
+def compare(frames):
+    # per frame: pixels the sketch strip changes, and of those how many it darkens (ink)
+    out = []
+    for frame in frames:
+        footage, with_sketch = rendered(frame, True), rendered(frame, False)
+        changed = np.abs(with_sketch - footage) > 24
+        out.append([int(changed.sum()), int((changed & (with_sketch < footage)).sum()), int(footage.size)])
+    return out
+
+
+shown = {{}}
+(first,) = sketch("footage")
+shown["footage"] = compare([4, 9, 17])
+shown["placed"] = [first.channel, first.frame_final_start, first.frame_final_end, first.blend_type]
+first.blend_alpha = 0.5                                         # the editor's choice, kept by a new sketch
+again = sketch("transparent")
+shown["transparent"] = compare([9])
+shown["again"] = [[s.channel, s.frame_final_start, s.frame_final_end, s.blend_alpha] for s in again]
+shown["scenes"] = len(bpy.data.scenes)
+shown["edit"] = [edit.render.resolution_x, edit.render.resolution_y, edit.frame_start, edit.frame_end,
+                 edit.render.fps, edit.camera is None, edit.render.film_transparent]
+print("SHOWN", json.dumps(shown))
+import os; os._exit(0)
+"""
+
+
+def test_a_strip_sketch_shows_in_the_edit_over_the_strip_lined_up_with_its_footage(tmp_path):
+    """F12 renders an edit's strips, not a camera: a strip's sketch gets a scene of its own and
+    a scene strip above the strip, over its frames and placed as it is (moved, scaled,
+    cropped), so the edit shows the drawing on the footage; the edit's own settings stay, and
+    sketching again replaces that scene strip, keeping the editor's blend."""
+    pytest.importorskip("bpy")
+    frames, _ = moving_disc(12, size=(64, 96))
+    movie = write_video(str(tmp_path / "take.mp4"), frames)
+    shown = shown_by(sys.executable, SKETCH_IN_THE_EDIT, [movie])
+    before, during, after = shown["footage"]
+    assert before[0] == after[0] == 0                        # outside the strip the edit is as it was
+    changed, darker, size = during
+    # the ink darkens; the footage behind it, drawn on a plane by the sketch's camera, lines up:
+    # resampling brightens a few edge pixels, where a shift of one pixel would change 245-352
+    assert darker > 20 and changed < 0.05 * size and changed - darker < 100, during
+    assert shown["placed"] == [5, 5, 17, "ALPHA_OVER"]        # channel 4 is taken there
+    ((changed, darker, _),) = shown["transparent"]
+    assert changed > 20 and darker == changed                 # ink over the footage
+    assert shown["again"] == [[5, 5, 17, 0.5]] and shown["scenes"] == 2
+    assert shown["edit"] == [160, 96, 1, 40, 24, True, False]
 
 
 OWN_RATE_STRIPS = r"""
@@ -443,10 +532,11 @@ for name, case in cases.items():
     obj = build_result(scene, load_sketch(os.path.join(folder, "sketch.json")), src, "footage")
     frames = range(strip.frame_final_start - 1, strip.frame_final_end + 1)     # and a frame on each side
     numbers, plane = shown_and_drawn(bpy, scene, obj, frames)
-    shown[name] = {{"numbers": numbers, "plane": plane, "range": [scene.frame_start, scene.frame_end],
+    (sketch_scene,) = obj.users_scene
+    shown[name] = {{"numbers": numbers, "plane": plane, "range": [sketch_scene.frame_start, sketch_scene.frame_end],
                    "strip": [frames[1], frames[-2]], "scene range": [src.scene_range(), in_panel.scene_range()],
                    "keyframes": len(obj.data.layers["Sketch"].frames), "clips": len(bpy.data.movieclips),
-                   "fps": scene.render.fps}}
+                   "fps": [scene.render.fps, sketch_scene.render.fps]}}
 print("SHOWN", json.dumps(shown))
 import os; os._exit(0)
 """
@@ -471,7 +561,7 @@ def test_a_strip_playing_its_movie_at_the_movies_own_rate_is_drawn_picture_for_p
             assert case["range"] == [5, 27]       # to the last frame showing the last one drawn, 28
         else:
             assert all(picture == drawn for picture, drawn in case["numbers"]), (name, str(case["numbers"]))
-            assert case["range"] == case["strip"], name      # Match Scene spans the strip, holds too
+            assert case["range"] == case["strip"], name      # the sketch scene spans the strip, holds too
         assert case["scene range"][0] == case["scene range"][1], name     # the panel's frames are right
         assert case["clips"] == 0, name                      # counting the movie's frames left no clip
     forward = [picture for picture, _ in shown["30 in 24, held"]["numbers"]]
@@ -479,5 +569,5 @@ def test_a_strip_playing_its_movie_at_the_movies_own_rate_is_drawn_picture_for_p
     assert shown["30 in 24, held"]["keyframes"] == 24 + 2    # one a picture shown, the held one, the end
     slower = [picture for picture, _ in shown["24 in 30, held"]["numbers"]]
     assert slower[:4] == [1, 2, 3, 3] and len(slower) > len(set(slower))         # pictures repeat
-    assert [case["fps"] for case in shown.values()] == [24, 24, 24, 30, 30, 24]   # the edit's rate is kept
+    assert [case["fps"] for case in shown.values()] == [[24, 24]] * 3 + [[30, 30]] * 2 + [[24, 24]]   # the edit's rate
     assert [picture for picture, _ in shown["25 in 24"]["numbers"]][11:14] == [11, 13, 14]   # 12 x 25/24 = 12.5

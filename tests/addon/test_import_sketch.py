@@ -209,6 +209,24 @@ def test_undo_returns_to_the_scene_before_the_sketch(blender, tmp_path):
     assert bpy.context.scene.camera is None
 
 
+def test_undo_removes_a_strips_sketch_scene_and_its_scene_strip(blender, tmp_path, disc_movie):
+    bpy = blender
+    from dynasketch_blender import sketch_job, source
+    from dynasketch_blender.sketch_file import load_sketch
+
+    edit = bpy.context.scene
+    strip = edit.sequence_editor_create().strips.new_movie("take", disc_movie, channel=1, frame_start=5)
+    write_sketch(tmp_path / "s.json", frames=tuple(range(10)))
+    bpy.ops.ed.undo_push(message="before")
+    sketch_job.build_result(edit, load_sketch(str(tmp_path / "s.json")), source.from_strip(strip, edit))
+    bpy.ops.ed.undo_push(message="Sketch")
+    assert len(bpy.data.scenes) == 2 and [s.type for s in edit.sequence_editor.strips] == ["MOVIE", "SCENE"]
+    bpy.ops.ed.undo()
+    edit = bpy.context.scene
+    assert len(bpy.data.scenes) == 1 and [s.type for s in edit.sequence_editor.strips] == ["MOVIE"]
+    assert not sketch_objects(bpy) and not bpy.data.collections
+
+
 def test_incomplete_sketch_imports_with_a_warning(blender, tmp_path):
     bpy = blender
     doc = write_sketch(tmp_path / "s.json")

@@ -62,6 +62,8 @@ def test_the_sequencer_panel_shows_the_sequencer_scene(blender, disc_movie):
     assert drawn[:3] == [("label", "take: frames 20-29"), ("operator", "dynasketch.sketch"),
                          ("label", "Sketched 10 frames into take Sketch")]
     assert not any("Log:" in str(item) for item in drawn)
+    result = draw(bpy, panels.DYNASKETCH_PT_sequencer_result, context)
+    assert result == [("prop", "target_object"), ("prop", "background")]    # the edit is never matched
 
 
 def test_scenes_made_in_the_session_take_the_preferences_defaults(blender, prefs):

@@ -248,7 +248,8 @@ def test_a_still_image_strip_is_sketched_once(blender, engine_cli, tmp_path):
     (obj,) = sketch_objects(bpy)
     assert [k.frame_number for k in keyframes(obj)] == [8, 38]       # the drawing ends with the strip
     assert len(keyframes(obj)[1].drawing.strokes) == 0
-    assert settings.status == f"Sketched 1 frame into {obj.name}"
+    assert settings.status == (f"Sketched 1 frame into {obj.name} (scene DynaSketch portrait, "
+                               "shown in the edit by a scene strip)")
     (plane,) = [o for o in bpy.data.objects if o.type == "MESH"]
     assert plane.data.materials[0].node_tree.nodes["Image Texture"].image.source == "FILE"
 
@@ -293,8 +294,9 @@ def test_a_phone_clip_added_to_a_24_fps_edit_is_drawn_where_each_picture_plays(b
     plays = {0: 1, 1: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 7, 9: 8}          # Blender skips frames 2 and 7
     shown = dict(doc, frames=[f for f in doc["frames"] if f["index"] in plays])
     check_against_sketch(obj, shown, plays.get)
-    assert scene.render.fps == 24 and (scene.frame_start, scene.frame_end) == (1, 8)
-    assert settings.status == f"Sketched 10 frames into {obj.name}"
+    (sketch_scene,) = obj.users_scene                                # the edit shows it in a scene strip
+    assert scene.render.fps == sketch_scene.render.fps == 24 and (sketch_scene.frame_start, sketch_scene.frame_end) == (1, 8)
+    assert settings.status.startswith(f"Sketched 10 frames into {obj.name} (scene DynaSketch phone.mp4")
 
 
 def test_sketch_trimmed_movie_strip_through_the_step_functions(blender, engine_cli, disc_movie):
