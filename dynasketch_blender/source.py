@@ -307,8 +307,8 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
     key = f"strip:{scene.name}:{strip.name}"
     content = int(strip.frame_start), int(strip.frame_start) + duration - 1      # scene frames
     of_strip = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
-                 held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None,
-                 span=(int(strip.frame_final_start), int(strip.frame_final_end) - 1), strip_name=strip.name)
+                    held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None,
+                    span=(int(strip.frame_final_start), int(strip.frame_final_end) - 1), strip_name=strip.name)
     if rate != 1.0:
         # each scene frame shows the picture Blender picks at this rate; the handles hide some
         pictures = _pictures_at_rate(strip, rate, counted - sum(offsets), offsets[0])
