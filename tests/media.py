@@ -116,13 +116,18 @@ def add_movie_as_the_ui_does(bpy, scene, path: str, frame_start: int = 1):
                 if s.type == "MOVIE" and bpy.path.abspath(s.filepath) == path)
 
 
-def rendered_number(bpy, scene, frame: int) -> int | None:
-    """The number of the picture ``scene`` renders at ``frame`` (None: a black frame)."""
+def rendered_picture(bpy, scene, frame: int, mode: str = "RGB") -> np.ndarray:
+    """What ``scene`` renders at ``frame`` (written to its output path), as a Pillow ``mode``."""
     from PIL import Image
     scene.frame_set(frame)
     with bpy.context.temp_override(scene=scene):
         bpy.ops.render.render(write_still=True)
-    rgb = np.asarray(Image.open(bpy.path.abspath(scene.render.filepath)).convert("RGB"))
+    return np.asarray(Image.open(bpy.path.abspath(scene.render.filepath)).convert(mode))
+
+
+def rendered_number(bpy, scene, frame: int) -> int | None:
+    """The number of the picture ``scene`` renders at ``frame`` (None: a black frame)."""
+    rgb = rendered_picture(bpy, scene, frame)
     return frame_number(rgb) if rgb.max() > 10 else None
 
 
@@ -133,9 +138,9 @@ def shown_and_drawn(bpy, scene, sketch_object, frames) -> tuple[list, list]:
     (None: none)] at each, and the pictures the sketch scene's camera sees there (the Footage
     background), rendered with Workbench."""
     layer = sketch_object.data.layers["Sketch"]
-    editor = scene.sequence_editor
-    everything = editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all     # 5.0 / 4.5
-    sketches = [s for s in everything if s.type == "SCENE"]
+    from dynasketch_blender.source import all_strips
+
+    sketches = [s for s in all_strips(scene) if s.type == "SCENE"]
     for strip in sketches:
         strip.mute = True
     numbers = []

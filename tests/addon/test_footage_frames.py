@@ -151,8 +151,9 @@ def test_an_image_sequence_is_sketched_from_the_image_blender_starts_at(tmp_path
 
 
 PLATES_IN_BLENDER = r"""
-import json, bpy, numpy as np
-from PIL import Image
+import json, sys, bpy
+sys.path.insert(0, {tests!r})
+from media import rendered_picture
 shown = {{}}
 for path in {paths!r}:
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -165,9 +166,7 @@ for path in {paths!r}:
     scene.render.resolution_x, scene.render.resolution_y = size
     scene.render.image_settings.file_format = "PNG"
     scene.render.filepath = path + ".png"
-    scene.frame_set(1)
-    bpy.ops.render.render(write_still=True)
-    shown[path] = np.asarray(Image.open(scene.render.filepath).convert("RGB")).tolist()
+    shown[path] = rendered_picture(bpy, scene, 1).tolist()
 print("SHOWN", json.dumps(shown))
 import os; os._exit(0)
 """
@@ -407,9 +406,8 @@ def test_a_strip_is_drawn_and_backed_as_the_sequencer_plays_it_holds_and_reverse
 SKETCH_IN_THE_EDIT = r"""
 import json, os, sys, bpy
 import numpy as np
-from PIL import Image
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from media import fresh_scene, write_sketch
+from media import fresh_scene, rendered_picture, write_sketch
 from dynasketch_blender import source
 from dynasketch_blender.sketch_file import load_sketch
 from dynasketch_blender.sketch_job import build_result
@@ -437,10 +435,7 @@ def sketch(background):
 def rendered(frame, muted):
     for s in strips:
         s.mute = s.type == "SCENE" and muted
-    edit.frame_set(frame)
-    with bpy.context.temp_override(scene=edit):
-        bpy.ops.render.render(write_still=True)
-    return np.asarray(Image.open(edit.render.filepath).convert("L")).astype(int)
+    return rendered_picture(bpy, edit, frame, "L").astype(int)
 
 
 def compare(frames):
