@@ -40,6 +40,15 @@ def job_options(settings, source, default_device: str = "auto") -> dict:
             "device": default_device if settings.device == "auto" else settings.device}
 
 
+def check_local(scene) -> None:
+    """A result goes into ``scene``: refuse a scene linked from another .blend file, where what
+    is added is not saved."""
+    if scene.library is not None:
+        raise sources.SourceError(
+            f"scene {scene.name} is linked from {os.path.normpath(bpy.path.abspath(scene.library.filepath))}: "
+            "work in that file, or make the scene local (Outliner: ID Data > Make Local)")
+
+
 def frames_text(count: int) -> str:
     return f"{count} frame" if count == 1 else f"{count} frames"
 
@@ -173,6 +182,7 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
         try:
             self._src = self._source(context)
             self._scene_name = self._src.scene_name
+            check_local(bpy.data.scenes[self._scene_name])
             settings = self._settings()
             prefs = preferences(context)
             options = job_options(settings, self._src, prefs.default_device if prefs else "auto")
@@ -264,8 +274,9 @@ class DYNASKETCH_OT_import_sketch(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         scene = context.scene
         try:
+            check_local(scene)
             sketch = load_sketch(self.filepath)
-        except SketchFileError as exc:
+        except (SketchFileError, sources.SourceError) as exc:
             return self._fail(scene, str(exc))
         src = _matching_clip_source(sketch.source_path, sketch.source_start_number, scene)
         if src is None:            # no clip of its footage: source frame i goes to scene frame 1 + i

@@ -166,8 +166,10 @@ class Source:
         return min(ends), max(ends)
 
 
-def _check_file(path: str, label: str, what: str = "movie file") -> str:
-    path = os.path.abspath(bpy.path.abspath(path))
+def _check_file(path: str, label: str, what: str = "movie file", owner=None) -> str:
+    """``path`` made absolute as Blender reads it: a path starting with // is relative to the
+    .blend file ``owner`` (the clip or the strip's scene) comes from, linked or not."""
+    path = os.path.abspath(bpy.path.abspath(path, library=getattr(owner, "library", None)))
     if not os.path.isfile(path):
         raise SourceError(f"{label}: the {what} is missing ({path})")
     return path
@@ -198,7 +200,7 @@ def from_clip(clip, scene=None) -> Source:
     if clip.source not in ("MOVIE", "SEQUENCE"):
         raise SourceError(f"{clip.name}: only movie files and image sequences can be sketched")
     sequence = clip.source == "SEQUENCE"
-    path = _check_file(clip.filepath, clip.name, "image" if sequence else "movie file")
+    path = _check_file(clip.filepath, clip.name, "image" if sequence else "movie file", clip)
     count = clip.frame_duration
     if count <= 0:
         raise SourceError(f"{clip.name}: Blender cannot read any frame of {path} (is it a video?)")
@@ -215,7 +217,7 @@ def from_clip(clip, scene=None) -> Source:
 
 def _strip_images(strip) -> tuple[str, NumberedImages | None]:
     """An image strip's first image and its numbering; its images must be one numbered run."""
-    folder = bpy.path.abspath(strip.directory)
+    folder = bpy.path.abspath(strip.directory, library=strip.id_data.library)
     names = [element.filename for element in strip.elements]
     path = _check_file(os.path.join(folder, names[0]), strip.name, "image")
     images = NumberedImages.of(path)
@@ -256,7 +258,8 @@ def _own_rate(strip, scene) -> tuple[float, int]:
         return 1.0, 0
     known = {clip.as_pointer() for clip in bpy.data.movieclips}
     try:
-        clip = bpy.data.movieclips.load(_check_file(strip.filepath, strip.name), check_existing=True)
+        clip = bpy.data.movieclips.load(_check_file(strip.filepath, strip.name, owner=strip.id_data),
+                                        check_existing=True)
     except RuntimeError:                      # unreadable: the engine says so
         return 1.0, 0
     count = clip.frame_duration
@@ -297,7 +300,7 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
         clip, shift = _clip_of_strip(strip, scene)
         path, images, fps, count = clip.path, clip.images, clip.fps, clip.default_range[1]
     else:
-        path, images, fps = _check_file(strip.filepath, strip.name), None, 0.0
+        path, images, fps = _check_file(strip.filepath, strip.name, owner=strip.id_data), None, 0.0
     if len(getattr(strip, "retiming_keys", ())):
         raise SourceError(f"{strip.name}: retimed strips cannot be sketched yet "
                           "(Strip > Retiming > Reset Retiming, or sketch a copy)")

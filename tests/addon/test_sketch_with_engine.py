@@ -232,6 +232,37 @@ def test_an_image_sequence_clip_is_sketched_where_blender_plays_it(blender, engi
     assert texture.image.source == "SEQUENCE" and texture.image_user.frame_offset == 102
 
 
+def test_a_clip_linked_from_another_blend_file_is_sketched(blender, engine_cli, disc_movie, tmp_path):
+    """A studio's shot file links its plate from a library .blend in another folder, whose
+    path (//plate.mp4) is relative to that library: the clip is sketched as Blender plays it
+    (it was "the movie file is missing", looked for next to the shot file)."""
+    bpy = blender
+    import shutil
+
+    (tmp_path / "library").mkdir(), (tmp_path / "shot").mkdir()
+    shutil.copy(disc_movie, tmp_path / "library" / "plate.mp4")
+    bpy.data.movieclips.load(str(tmp_path / "library" / "plate.mp4")).use_fake_user = True
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "library" / "plates.blend"))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot" / "shot.blend"))
+    with bpy.data.libraries.load(str(tmp_path / "library" / "plates.blend"), link=True, relative=True) as (src, dst):
+        dst.movieclips = ["plate.mp4"]
+    (clip,) = bpy.data.movieclips
+    assert clip.library is not None and clip.filepath == "//plate.mp4" and clip.frame_duration == 10
+    assert not os.path.exists(bpy.path.abspath(clip.filepath))       # not next to the shot file
+    settings = configure_fast(bpy, strokes=3)
+    settings.background = "footage"
+    assert bpy.ops.dynasketch.sketch(clip=clip.name) == {"FINISHED"}, settings.status
+    (obj,) = sketch_objects(bpy)
+    doc = json.load(open(obj["dynasketch_sketch"]))
+    assert doc["source"]["path"] == str(tmp_path / "library" / "plate.mp4")
+    check_against_sketch(obj, doc, lambda i: 1 + i)
+    assert bpy.context.scene.camera.data.background_images[0].clip == clip
+    (plane,) = [o for o in bpy.data.objects if o.type == "MESH"]
+    image = plane.data.materials[0].node_tree.nodes["Image Texture"].image
+    assert os.path.samefile(bpy.path.abspath(image.filepath), tmp_path / "library" / "plate.mp4")
+
+
 def test_a_still_image_strip_is_sketched_once(blender, engine_cli, tmp_path):
     """An image strip of one picture, stretched over 30 frames: one drawing, held."""
     bpy = blender

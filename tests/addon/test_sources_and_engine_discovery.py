@@ -4,6 +4,7 @@ import os
 import sys
 
 import pytest
+from media import write_sketch
 
 
 def test_clip_frames_follow_frame_start_and_offset(blender, disc_movie):
@@ -194,6 +195,38 @@ def test_unreadable_and_missing_clips_are_clear_errors(blender, tmp_path):
     with pytest.raises(RuntimeError, match="nothing to sketch"):
         bpy.ops.dynasketch.sketch()
     assert bpy.context.scene.dynasketch.failed and not bpy.data.objects
+
+
+def test_a_linked_scene_is_refused_with_what_to_do_and_left_as_it_was(blender, disc_movie, tmp_path):
+    """An edit linked from another .blend file: what Sketch or Import would add to it is not
+    saved with this file (an hour's sketch lost on the next save), so both say where to work
+    instead, before the engine runs, and add nothing. The strip's //path is the library's."""
+    bpy = blender
+    import shutil
+
+    (tmp_path / "library").mkdir(), (tmp_path / "shot").mkdir()
+    shutil.copy(disc_movie, tmp_path / "library" / "plate.mp4")
+    edit = bpy.context.scene
+    edit.name, edit.use_fake_user = "Edit", True
+    edit.sequence_editor_create().strips.new_movie("plate", str(tmp_path / "library" / "plate.mp4"), 1, 1)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "library" / "edit.blend"))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot" / "shot.blend"))
+    with bpy.data.libraries.load(str(tmp_path / "library" / "edit.blend"), link=True, relative=True) as (src, dst):
+        dst.scenes = ["Edit"]
+    edit = bpy.data.scenes["Edit"]
+    assert edit.library is not None and edit.sequence_editor.strips["plate"].filepath == "//plate.mp4"
+    before = {name: len(getattr(bpy.data, name)) for name in ("scenes", "objects", "collections", "images")}
+    library = str(tmp_path / "library" / "edit.blend")
+    with bpy.context.temp_override(scene=edit):
+        with pytest.raises(RuntimeError, match=f"DynaSketch: scene Edit is linked from {library}: work in "
+                                               "that file, or make the scene local .Outliner: ID Data > Make Local"):
+            bpy.ops.dynasketch.sketch(strip="plate")
+        write_sketch(tmp_path / "sketch.json", width=128, height=96)
+        with pytest.raises(RuntimeError, match="scene Edit is linked from"):
+            bpy.ops.dynasketch.import_sketch(filepath=str(tmp_path / "sketch.json"))
+    assert {name: len(getattr(bpy.data, name)) for name in before} == before
+    assert [s.name for s in edit.sequence_editor.strips] == ["plate"]
 
 
 def test_engine_is_found_in_the_documented_order(tmp_path, monkeypatch):
