@@ -2,6 +2,8 @@
 replacing an earlier result of the same clip only once the new one is complete."""
 from __future__ import annotations
 
+import os
+
 import bpy
 
 from . import source as sources
@@ -28,23 +30,42 @@ def new_camera(placement: Placement, label: str, movie_clip) -> bpy.types.Object
     return obj
 
 
+FOOTAGE = "dynasketch_footage"  # custom property of the add-on's footage images: the colour space asked for
+
+
+def footage_image(path: str, kind: str, colorspace: str = "") -> bpy.types.Image:
+    """The footage as an image that shows it as the clip or strip does: read in the same
+    ``colorspace`` (a log or ACES plate's, say; "": the file's default). An earlier footage
+    image of the add-on's reading it so is used again; the user's own images are left alone."""
+    for image in bpy.data.images:
+        if (image.get(FOOTAGE) == colorspace and image.library is None and image.source == kind
+                and os.path.abspath(bpy.path.abspath(image.filepath)) == path):
+            return image
+    image = bpy.data.images.load(path, check_existing=False)
+    image.source = kind
+    if colorspace:
+        image.colorspace_settings.name = colorspace
+    image[FOOTAGE] = colorspace
+    return image
+
+
 def new_footage_plane(placement: Placement, label: str, path: str, kind: str, first_frame: int,
-                      pictures: list[int], shown: tuple[int, int] | None = None) -> bpy.types.Object:
+                      pictures: list[int], shown: tuple[int, int] | None = None,
+                      colorspace: str = "") -> bpy.types.Object:
     """The footage on a plane just behind the strokes, for the 'footage' background. ``path``
     is the movie, or an image sequence's first image; ``kind`` its image source ("MOVIE",
     "SEQUENCE", "FILE"). From scene frame ``first_frame`` on it shows ``pictures`` one a frame
     (a movie's frame counted from 1, or an image's number; ``Source.footage_pictures``), the
     pictures the strokes were drawn on, and before and after them the first and the last, as
     the Sequencer holds a strip's ends. ``shown``: the scene frames (first, last) it is seen
-    over, as a strip's handles bound it; hidden outside them."""
+    over, as a strip's handles bound it; hidden outside them. ``colorspace``: the footage's."""
     mesh = bpy.data.meshes.new(f"DynaSketch Footage {label}")
     w, h = placement.plane_width / 2, placement.plane_height / 2
     mesh.from_pydata([(-w, -h, -0.01), (w, -h, -0.01), (w, h, -0.01), (-w, h, -0.01)], [], [(0, 1, 2, 3)])
     uv = mesh.uv_layers.new()
     for loop, co in zip(uv.data, [(0, 0), (1, 0), (1, 1), (0, 1)]):
         loop.uv = co
-    image = bpy.data.images.load(path, check_existing=True)
-    image.source = kind
+    image = footage_image(path, kind, colorspace)
     mat = bpy.data.materials.new(f"DynaSketch Footage {label}")
     if mat.node_tree is None:                 # Blender 4.5; 5.0 materials always have nodes
         mat.use_nodes = True

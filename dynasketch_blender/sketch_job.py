@@ -147,7 +147,8 @@ def build_result(scene: bpy.types.Scene, sketch, source, background: str = "pape
         camera = built.add(scene_setup.new_camera(placement, label, clip))
         if background == "footage" and source.path:
             built.add(scene_setup.new_footage_plane(placement, label, source.path, source.footage_kind(),
-                                                    *source.footage_pictures(), shown=source.span))
+                                                    *source.footage_pictures(), shown=source.span,
+                                                    colorspace=source.colorspace))
         if target is not None:
             replace_sketch_layer(target, sketch, keyframes, shown_from, ended_at)     # the last step: it cannot fail half way
             obj = target

@@ -69,6 +69,7 @@ class Source:
     # a strip: the scene frames between its handles; the Sequencer shows nothing of it outside
     span: tuple[int, int] | None = None
     strip_name: str = ""                    # a strip: its name in the scene ``scene_name`` (the edit)
+    colorspace: str = ""                    # the colour space Blender reads the footage in
 
     def engine_input(self) -> list[str]:
         """The engine's INPUT, and the options that say how to read it (docs/CONTRACT.md)."""
@@ -212,7 +213,7 @@ def from_clip(clip, scene=None) -> Source:
     scene = scene or bpy.context.scene
     return Source(f"clip:{clip.name}", clip.name, path, scene.name, clip.frame_start - clip.frame_offset,
                   (first, count), clip.name, images=NumberedImages.of(path) if sequence else None,
-                  fps=scene_fps(scene) if sequence else 0.0)
+                  fps=scene_fps(scene) if sequence else 0.0, colorspace=clip.colorspace_settings.name)
 
 
 def _strip_images(strip) -> tuple[str, NumberedImages | None]:
@@ -301,6 +302,9 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
         path, images, fps, count = clip.path, clip.images, clip.fps, clip.default_range[1]
     else:
         path, images, fps = _check_file(strip.filepath, strip.name, owner=strip.id_data), None, 0.0
+    # the Sequencer reads a movie or image strip in its colour space, and a clip strip's movie
+    # as the file's default, whatever the clip's (measured on 4.5 and 5.0)
+    colorspace = "" if strip.type == "MOVIECLIP" else strip.colorspace_settings.name
     if len(getattr(strip, "retiming_keys", ())):
         raise SourceError(f"{strip.name}: retimed strips cannot be sketched yet "
                           "(Strip > Retiming > Reset Retiming, or sketch a copy)")
@@ -311,7 +315,8 @@ def from_strip(strip, scene, count_frames: bool = False) -> Source:
     content = int(strip.frame_start), int(strip.frame_start) + duration - 1      # scene frames
     of_strip = dict(held_before=(int(strip.frame_final_start), content[0]) if strip.frame_offset_start < 0 else None,
                     held_after=(int(strip.frame_final_end) - 1, content[1]) if strip.frame_offset_end < 0 else None,
-                    span=(int(strip.frame_final_start), int(strip.frame_final_end) - 1), strip_name=strip.name)
+                    span=(int(strip.frame_final_start), int(strip.frame_final_end) - 1), strip_name=strip.name,
+                    colorspace=colorspace)
     if rate != 1.0:
         # each scene frame shows the picture Blender picks at this rate; the handles hide some
         pictures = _pictures_at_rate(strip, rate, counted - sum(offsets), offsets[0])

@@ -403,6 +403,90 @@ def test_a_strip_is_drawn_and_backed_as_the_sequencer_plays_it_holds_and_reverse
     assert later["keyframes"][0] == 8 and [d for _, d in later["numbers"]][:7] == [None] * 7
 
 
+FOOTAGE_COLOURS = r"""
+import json, os, sys, bpy
+import numpy as np
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+from media import fresh_scene, rendered_picture, write_sketch
+from dynasketch_blender import source
+from dynasketch_blender.sketch_file import load_sketch
+from dynasketch_blender.sketch_job import build_result
+
+movie, still = {paths!r}
+folder = os.path.dirname(movie)
+write_sketch(os.path.join(folder, "sketch.json"), [0], width=128, height=96, strokes=1)
+sketch = load_sketch(os.path.join(folder, "sketch.json"))
+
+
+def footage_image(obj):
+    (plane,) = [o for o in obj.users_scene[0].objects if o.type == "MESH"]
+    return plane.data.materials[0].node_tree.nodes["Image Texture"].image
+
+
+shown = {{}}
+for name in ("movie strip", "image strip", "clip strip", "clip"):
+    edit = fresh_scene(bpy, os.path.join(folder, "shown.png"))
+    edit.render.resolution_x, edit.render.resolution_y = 128, 96
+    theirs = bpy.data.images.load(movie)                   # the user's own image of the movie
+    theirs.source = "MOVIE"
+    theirs.colorspace_settings.name = "Linear Rec.709"
+    strips = edit.sequence_editor_create().strips
+    clip = bpy.data.movieclips.load(movie)
+    if name == "movie strip":
+        strip = strips.new_movie("take", movie, 1, 1)
+    elif name == "image strip":
+        strip = strips.new_image("take", still, 1, 1)
+    else:
+        strip = strips.new_clip("take", clip, 1, 1)
+    (clip if name.startswith("clip") else strip).colorspace_settings.name = "Filmic Log"
+    src = source.from_clip(clip, edit) if name == "clip" else source.from_strip(strip, edit)
+    obj = build_result(edit, sketch, src, "footage")
+    image = footage_image(obj)
+    case = {{"colour space": image.colorspace_settings.name}}
+    if name != "clip":                                     # (the Clip Editor cannot render here)
+        scene = obj.users_scene[0]
+        scene.render.engine = "BLENDER_WORKBENCH"          # EEVEE hangs without a display
+        scene.render.filepath = edit.render.filepath
+        obj.hide_render = True
+        for s in strips:
+            s.mute = s.type == "SCENE"
+        sequencer = rendered_picture(bpy, edit, 1).astype(int)
+        footage = rendered_picture(bpy, scene, 1).astype(int)
+        case["ground"] = np.median(sequencer, axis=(0, 1)).tolist()
+        case["difference"] = float(np.abs(footage - sequencer).mean())
+    case["again"] = footage_image(build_result(edit, sketch, src, "footage")) == image   # the same image
+    case["theirs"] = theirs.colorspace_settings.name == "Linear Rec.709" and image != theirs
+    shown[name] = case
+print("SHOWN", json.dumps(shown))
+import os; os._exit(0)
+"""
+
+
+def test_the_footage_background_shows_the_footage_in_the_colour_space_blender_reads_it(tmp_path):
+    """Log or ACES footage is read in the colour space set on its strip: the Footage
+    background must show the picture the Sequencer shows, not the file read as sRGB. The
+    Sequencer reads a clip strip's movie as sRGB whatever its clip's colour space (Blender
+    4.5 and 5.0 alike), the Clip Editor in the clip's. An image of the movie the user has
+    stays as it was."""
+    pytest.importorskip("bpy")
+    from PIL import Image
+
+    frames, _ = moving_disc(t_len=3)
+    movie = write_video(str(tmp_path / "log.mp4"), frames)
+    still = str(tmp_path / "log.png")
+    Image.fromarray(frames[0]).save(still)
+    shown = shown_by(sys.executable, FOOTAGE_COLOURS, [movie, still])
+    for name in ("movie strip", "image strip"):
+        case = shown[name]
+        assert case["colour space"] == "Filmic Log", name
+        assert case["difference"] < 5, (name, case)                      # the same picture (read as sRGB: 23)
+        assert min(case["ground"]) > 250, (name, case)                  # not sRGB's 235
+    clip_strip = shown["clip strip"]
+    assert clip_strip["ground"] == [235, 235, 235] and clip_strip["difference"] < 5, clip_strip
+    assert shown["clip"]["colour space"] == "Filmic Log"
+    assert all(case["theirs"] and case["again"] for case in shown.values()), shown
+
+
 SKETCH_IN_THE_EDIT = r"""
 import json, os, sys, bpy
 import numpy as np
