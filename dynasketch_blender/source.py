@@ -73,11 +73,13 @@ class Source:
 
     def engine_input(self) -> list[str]:
         """The engine's INPUT, and the options that say how to read it (docs/CONTRACT.md)."""
+        colour = ["--colorspace", self.colorspace, "--ocio-config", ocio_config()] if self.colorspace else []
         if self.images is not None:
-            return [self.images.pattern(), "--start-number", str(self.images.start), "--fps", f"{self.fps:g}"]
+            return [self.images.pattern(), "--start-number", str(self.images.start), "--fps", f"{self.fps:g}",
+                    *colour]
         if self.fps:
-            return [self.path, "--fps", f"{self.fps:g}"]
-        return [self.path]
+            return [self.path, "--fps", f"{self.fps:g}", *colour]
+        return [self.path, *colour]
 
     def files(self) -> list[str]:
         """The files the frames it shows are read from."""
@@ -189,6 +191,12 @@ def mask_input(path: str) -> tuple[list[str], list[str]]:
     while os.path.isfile(following := images.file(images.start + len(files))):
         files.append(following)
     return ["--mask", images.pattern(), "--mask-start-number", str(images.start)], files
+
+
+def ocio_config() -> str:
+    """The OpenColorIO config Blender reads colour spaces from: ``$OCIO``, else its own."""
+    return os.environ.get("OCIO") or os.path.join(bpy.utils.system_resource("DATAFILES", path="colormanagement"),
+                                                  "config.ocio")
 
 
 def scene_fps(scene) -> float:

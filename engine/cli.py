@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--start-number", type=int, default=None, metavar="N",
                     help="with an image pattern: start at image N and stop at the first missing number, "
                          "as Blender reads a sequence (default: every image the pattern matches)")
+    sk.add_argument("--colorspace", default=None, metavar="NAME",
+                    help="the footage's colour space as Blender reads it (its Color Space, e.g. 'Filmic Log' "
+                         "or 'ACEScg'): frames are sketched as Blender shows them in the Standard view")
+    sk.add_argument("--ocio-config", default=None, metavar="PATH",
+                    help="the OpenColorIO config --colorspace is from (default: $OCIO); Blender's is "
+                         "datafiles/colormanagement/config.ocio in its folder")
     sk.add_argument("--seed", type=int, default=0, help="random seed")
     sk.add_argument("--overwrite", action="store_true", help="replace a different sketch in --out")
     sk.add_argument("--no-preview", action="store_true", help="skip preview.mp4")
@@ -104,7 +110,8 @@ def cmd_sketch(args) -> int:
                                         tracker=args.tracker, seed=args.seed)
         progress.log_path = log
         job = Job(args.input, args.out, settings, args.frames, args.fps, args.overwrite,
-                  preview=not args.no_preview, start_number=args.start_number)
+                  preview=not args.no_preview, start_number=args.start_number,
+                  colorspace=args.colorspace, ocio_config=args.ocio_config)
         summary = run_sketch(job, progress, lambda: stop() or progress.reader_gone)
     except EngineError as exc:
         return user_error(progress, log, str(exc))

@@ -28,6 +28,7 @@ from .prefetch import Prefetcher
 from .preview import write_preview
 from .settings import Settings
 from .tracking import grid_queries, with_grid_fallback
+from .colour import ShownColours
 from .video import FrameRange, open_video, parse_frame_range
 
 
@@ -41,6 +42,8 @@ class Job:
     overwrite: bool = False
     preview: bool = True
     start_number: int | None = None          # an image pattern's first image (see open_video)
+    colorspace: str | None = None            # the footage's colour space in Blender (engine/colour.py)
+    ocio_config: str | None = None           # the OpenColorIO config it is from (None: $OCIO)
 
 
 @dataclass
@@ -281,7 +284,8 @@ def out_of_memory(device: torch.device) -> str:
 def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: False) -> dict:
     """Run (or resume) a sketch job; returns a summary. Raises EngineError / Interrupted."""
     s = job.settings
-    source = open_video(job.input, job.fps, job.start_number)
+    colour = ShownColours(job.colorspace, job.ocio_config) if job.colorspace else None
+    source = open_video(job.input, job.fps, job.start_number, colour)
     info = source.info
     frame_range = parse_frame_range(job.frames, info.frame_count)
     device = pick_device(s.device)
@@ -295,6 +299,8 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
                    "clip": source.identity(), "backends": chosen}
     if job.start_number is not None:      # an image sequence read from its image start_number
         header["source"]["start_number"] = fingerprint["start_number"] = job.start_number
+    if source.colour is not None:         # shown from its colour space (the clip's identity holds it)
+        header["source"]["colorspace"] = source.colour.name
     if (mask_file := mask_file_identity(s.mask, s.mask_start_number)) is not None:   # an edited mask is other input
         fingerprint["mask_file"] = mask_file
     folder = SketchFolder(job.out, header, fingerprint, job.overwrite)

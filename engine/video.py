@@ -5,6 +5,8 @@ PyAV), streamed frame by frame.
 ``(index, rgb, alpha)`` with ``rgb`` ``(H, W, 3) uint8`` and ``alpha`` ``(H, W) uint8`` or
 ``None``. Nothing holds more than one decoded frame, so a 4K or 10 000-frame clip streams.
 A video's display rotation (a phone's portrait clip) is applied, as players and Blender do.
+Footage tagged with a colour space other than the file's default is converted into the picture
+Blender shows for it (``open_video(colour=...)``, ``engine/colour.py``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .colour import ShownColours
 from .errors import EngineError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr", ".dpx")
@@ -86,12 +89,15 @@ class VideoSource:
 
     info: VideoInfo
     files: list[str]
+    colour: ShownColours | None = None       # the colour space the footage is converted from
 
     def identity(self) -> list:
-        """Changes when the clip's files change (size or modification time)."""
+        """Changes when the clip's files change (size or modification time), or the colour
+        space it is read in."""
         ends = self.files if len(self.files) <= 2 else [self.files[0], self.files[-1]]
         stats = [os.stat(f) for f in ends]
-        return [len(self.files)] + [[s.st_size, s.st_mtime_ns] for s in stats]
+        colour = [self.colour.identity()] if self.colour is not None else []
+        return [len(self.files)] + [[s.st_size, s.st_mtime_ns] for s in stats] + colour
 
     def frames(self, frame_range: FrameRange) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
         raise NotImplementedError
@@ -201,7 +207,7 @@ class MovieFile(VideoSource):
             yield from decoder.decode(packet if packet.size else None)
 
     def _arrays(self, frame, fmt: str, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        data = np.rot90(frame.to_ndarray(format=fmt), self.turns)
+        data = _shown_bytes(np.rot90(frame.to_ndarray(format=fmt), self.turns), self.colour)
         if data.shape[:2] != (self.info.height, self.info.width):
             raise EngineError(f"{self.path}: frame {index} changes size; re-encode the clip at one size")
         if self.info.has_alpha:
@@ -223,7 +229,7 @@ class ImageSequence(VideoSource):
     def frames(self, frame_range: FrameRange):
         for index in frame_range.indices():
             path = self.files[index]
-            data = _read_image(path, 4 if self.info.has_alpha else 3)
+            data = _read_image(path, 4 if self.info.has_alpha else 3, self.colour)
             if data.shape[:2] != (self.info.height, self.info.width):
                 raise EngineError(f"{path}: image size differs from the first image of the sequence")
             if self.info.has_alpha:
@@ -232,11 +238,15 @@ class ImageSequence(VideoSource):
                 yield index, data, None
 
 
-def _read_image(path: str, channels: int | None = None) -> np.ndarray:
-    """An image as ``(H, W, 3 or 4) uint8``: RGB or RGBA as it holds (or ``channels``).
-    Pillow reads the common formats; ffmpeg reads EXR and DPX (``_ffmpeg_image``)."""
+def _read_image(path: str, channels: int | None = None, colour: ShownColours | None = None) -> np.ndarray:
+    """An image as ``(H, W, 3 or 4) uint8``: RGB or RGBA as it holds (or ``channels``), shown
+    from ``colour``'s colour space. Pillow reads the common formats; ffmpeg reads EXR and DPX
+    (``_ffmpeg_image``)."""
     try:
-        data = _ffmpeg_image(path) if path.lower().endswith(FFMPEG_IMAGES) else _pillow_image(path)
+        if path.lower().endswith(FFMPEG_IMAGES):
+            data = _ffmpeg_image(path, colour)
+        else:
+            data = _shown_bytes(_pillow_image(path), colour)
     except Exception as exc:
         raise EngineError(f"{path}: not a readable image ({_reason(exc)})") from None
     if channels == 4 and data.shape[2] == 3:
@@ -252,9 +262,19 @@ def _pillow_image(path: str) -> np.ndarray:
         return np.asarray(im.convert("RGBA" if alpha else "RGB"))
 
 
-def _ffmpeg_image(path: str) -> np.ndarray:
+def _shown_bytes(data: np.ndarray, colour: ShownColours | None) -> np.ndarray:
+    """An ``(H, W, 3 or 4) uint8`` picture (RGB, then alpha if any) shown from ``colour``'s
+    colour space; as it is where that is the default for bytes (or no colour space is given)."""
+    if colour is None or not colour.converts(floating=False):
+        return data
+    shown = colour.shown(data[..., :3] / np.float32(255))
+    return np.dstack([shown, data[..., 3:]]) if data.shape[2] == 4 else shown
+
+
+def _ffmpeg_image(path: str, colour: ShownColours | None = None) -> np.ndarray:
     """An EXR or DPX image. Blender reads both as linear light (its colour space for them is
-    Linear Rec.709) and shows them through the sRGB curve; so does this."""
+    Linear Rec.709) and shows them through the sRGB curve; so does this. Tagged with another
+    colour space (``colour``: an ACEScg render, a log scan), its values are shown from that."""
     import av
 
     with av.open(path) as container:
@@ -267,10 +287,12 @@ def _ffmpeg_image(path: str) -> np.ndarray:
         linear = np.nan_to_num(frame.to_ndarray(format="gbrapf32le" if alpha else "gbrpf32le"))
     else:                                                                         # DPX: 8-16 bit codes
         linear = frame.to_ndarray(format="rgba64le" if alpha else "rgb48le") / np.float32(65535)
-    linear = np.clip(linear, 0, 1)
-    rgb = linear[..., :3]
+    alphas = [np.round(np.clip(linear[..., 3:], 0, 1) * 255).astype(np.uint8)] if alpha else []
+    if colour is not None and colour.converts(floating=True):
+        return np.dstack([colour.shown(linear[..., :3])] + alphas)
+    rgb = np.clip(linear[..., :3], 0, 1)
     shown = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * rgb ** (1 / 2.4) - 0.055)
-    return np.round(np.dstack([shown] + ([linear[..., 3:]] if alpha else [])) * 255).astype(np.uint8)
+    return np.dstack([np.round(shown * 255).astype(np.uint8)] + alphas)
 
 
 def _exr_layer(path: str) -> str:
@@ -323,13 +345,23 @@ def _exr_channels(path: str) -> list[str]:
     return []
 
 
-def open_video(path: str, fps: float | None = None, start_number: int | None = None) -> VideoSource:
+def open_video(path: str, fps: float | None = None, start_number: int | None = None,
+               colour: ShownColours | None = None) -> VideoSource:
     """Open a video file, an image folder or an image pattern; errors are ``EngineError``.
 
     A pattern (``frame_%04d.png``: a number field in the file name, ``%%`` for a literal ``%``)
     takes every image it matches, in number order; with ``start_number`` it takes the images
     numbered from there up to the first missing number, as Blender and ffmpeg read a sequence.
-    A file that exists is that file, whatever its name holds."""
+    A file that exists is that file, whatever its name holds. ``colour``: the colour space the
+    footage is tagged with (``--colorspace``); frames are shown from it."""
+    source = _open_source(path, fps, start_number)
+    floating = source.files[0].lower().endswith(FFMPEG_IMAGES)
+    if colour is not None and colour.converts(floating):
+        source.colour = colour
+    return source
+
+
+def _open_source(path: str, fps: float | None, start_number: int | None) -> VideoSource:
     pattern = is_pattern(path)
     if start_number is not None and not pattern:
         raise EngineError(f"--start-number needs an image pattern such as frame_%04d.png, not {path}")

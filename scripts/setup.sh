@@ -22,7 +22,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import engine, torch, av, cv2, bpy, skia, pytest, open_clip, transparent_background" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import engine, torch, av, cv2, bpy, skia, pytest, open_clip, transparent_background, PyOpenColorIO" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.installed ] || [ scripts/setup.sh -nt .venv/.installed ]; then
   echo "setup: installing Python packages into .venv (PyTorch is large; this takes a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip

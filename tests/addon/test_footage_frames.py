@@ -335,6 +335,7 @@ def test_a_clip_strip_is_sketched_as_the_sequencer_plays_it(tmp_path):
     assert [n for n, _ in shown["offset and trims"]["numbers"]][:2] == [5, 6]
     assert shown["reversed"]["numbers"][0] == [None, None]           # clip frame 30 is past the movie
     assert shown["image sequence"]["input"][1:3] == ["--start-number", "1"]
+    assert "--colorspace" not in shown["plain"]["input"]           # the Sequencer shows it in the file's own colours
 
 
 HELD_STRIPS_IN_BLENDER = r"""
@@ -485,6 +486,81 @@ def test_the_footage_background_shows_the_footage_in_the_colour_space_blender_re
     assert clip_strip["ground"] == [235, 235, 235] and clip_strip["difference"] < 5, clip_strip
     assert shown["clip"]["colour space"] == "Filmic Log"
     assert all(case["theirs"] and case["again"] for case in shown.values()), shown
+
+
+TAGGED_IN_BLENDER = r"""
+import json, os, sys, bpy
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+from media import fresh_scene, rendered_picture
+from dynasketch_blender import source
+shown = {{}}
+for path, colorspace in {paths!r}:
+    scene = fresh_scene(bpy, path + ".shown.png")
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.resolution_x, scene.render.resolution_y = 64, 32
+    strips = scene.sequence_editor_create().strips
+    strip = (strips.new_movie if path.endswith(".mp4") else strips.new_image)("take", path, 1, 1)
+    default = strip.colorspace_settings.name
+    strip.colorspace_settings.name = colorspace
+    case = dict(default=default, input=source.from_strip(strip, scene).engine_input())
+    case["picture"] = rendered_picture(bpy, scene, 1).tolist()
+    if path.endswith(".mp4"):                          # the same movie as a clip in the Clip Editor
+        clip = bpy.data.movieclips.load(path)
+        clip.colorspace_settings.name = colorspace
+        case["clip input"] = source.from_clip(clip, scene).engine_input()
+    shown[path + colorspace] = case
+print("SHOWN", json.dumps(shown))
+import os; os._exit(0)
+"""
+
+TAGGED_IN_ENGINE = r"""
+import json
+from engine.cli import build_parser
+from engine.colour import ShownColours
+from engine.video import FrameRange, open_video
+shown = {{}}
+for name, arguments in {paths!r}:
+    args = build_parser().parse_args(["sketch", *arguments, "--out", "x"])      # the add-on's input
+    colour = ShownColours(args.colorspace, args.ocio_config) if args.colorspace else None
+    source = open_video(args.input, args.fps, args.start_number, colour)
+    _, rgb, _ = next(source.frames(FrameRange(0, 1)))
+    shown[name] = {{"picture": rgb.tolist(), "converted": source.colour is not None}}
+print("SHOWN", json.dumps(shown))
+"""
+
+
+def test_footage_tagged_with_a_colour_space_is_sketched_as_blender_shows_it(tmp_path):
+    """A log camera clip or an ACES render is tagged with its colour space in Blender, which
+    shows it converted (the Standard view): the engine must draw on that picture, not on the
+    flat log codes or the file read as sRGB. Footage left in Blender's default colour space is
+    read as before, without OpenColorIO."""
+    pytest.importorskip("bpy")
+    from PIL import Image
+
+    x = np.linspace(0, 1, 64, dtype=np.float32)[None, :].repeat(32, 0)
+    light = np.dstack([x, x[:, ::-1] * 0.8, np.full_like(x, 0.3)])         # (32, 64, 3)
+    light[:8, :8] = 4.0                                                     # over-bright highlights
+    codes = np.round(np.clip(light, 0, 1) * 255).astype(np.uint8)
+    movie = write_video(str(tmp_path / "log.mp4"), codes[None].repeat(2, 0), pix_fmt="yuv444p")
+    png = str(tmp_path / "still.png")
+    Image.fromarray(codes).save(png)
+    exr = write_video(str(tmp_path / "render.exr"), np.dstack([light, np.ones_like(x)])[None], pix_fmt="gbrapf32le")
+    cases = [(movie, "Filmic Log"), (movie, "sRGB"), (png, "ACEScg"), (exr, "ACEScg"), (exr, "sRGB"),
+             (exr, "Linear Rec.709")]
+    blender = shown_by(sys.executable, TAGGED_IN_BLENDER, cases)
+    engine = shown_by(ENGINE_PYTHON, TAGGED_IN_ENGINE, [(k, case["input"]) for k, case in blender.items()])
+    for path, colorspace in cases:
+        case, seen = blender[path + colorspace], engine[path + colorspace]
+        shown, picture = np.array(case["picture"]), np.array(seen["picture"])
+        assert case["input"][-4:-2] == ["--colorspace", colorspace] and os.path.isfile(case["input"][-1])
+        assert seen["converted"] == (colorspace != case["default"]), (path, colorspace)
+        tolerance = 3 if path == movie else 2                              # the movie: YUV rounding
+        assert np.abs(picture - shown).max() <= tolerance, (os.path.basename(path), colorspace,
+                                                            np.abs(picture - shown).max())
+    # the conversions are not a no-op: log codes are brightened, ACEScg's wide gamut shifts hues
+    assert np.abs(np.array(blender[movie + "Filmic Log"]["picture"]) - codes).mean() > 20
+    assert np.abs(np.array(blender[exr + "ACEScg"]["picture"]) - np.array(blender[exr + "Linear Rec.709"]["picture"])).max() > 10
+    assert blender[movie + "Filmic Log"]["clip input"][-4:-2] == ["--colorspace", "Filmic Log"]
 
 
 SKETCH_IN_THE_EDIT = r"""

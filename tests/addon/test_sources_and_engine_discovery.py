@@ -102,7 +102,9 @@ def test_an_image_sequence_clip_starts_at_its_chosen_image(blender, tmp_path):
     assert src.default_range == (1, 4)                                 # images 4, 5, 6: 7 is missing
     assert src.scene_frame_of(1) == 10
     pattern = str(tmp_path / "50% done" / "v2 100%%_%03d.png")         # the name's % doubled, not the folder's
-    assert src.engine_input() == [pattern, "--start-number", "3", "--fps", f"{30 / 1.001:g}"]
+    assert src.engine_input() == [pattern, "--start-number", "3", "--fps", f"{30 / 1.001:g}",
+                                  "--colorspace", "sRGB", "--ocio-config", source.ocio_config()]
+    assert os.path.isfile(source.ocio_config())                        # Blender's own
     assert src.files() == files[3:6]
     assert src.footage_kind() == "SEQUENCE" and src.footage_pictures() == (10, [4, 5, 6])
 
