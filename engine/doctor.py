@@ -52,7 +52,10 @@ def diagnose() -> dict:
 
     av_ok, av_why = _module("av")
     cv_ok, cv_why = _module("cv2")
-    report["decode"] = {"pyav": (av_ok, av_why)}
+    ocio_ok, ocio_why = _module("PyOpenColorIO")
+    report["decode"] = {"pyav": (av_ok, av_why),
+                        "opencolorio": (ocio_ok, "--colorspace: log or ACES footage shown as Blender shows it, "
+                                        + ocio_why)}
     report["mask"] = {"alpha": (True, "the clip's alpha channel, when it has one"),
                       "file": (True, "--mask PATH: a mask video or image sequence"),
                       "inspyrenet": _neural("transparent_background", "inspyrenet-base")}

@@ -51,7 +51,8 @@ _COTRACKER = "https://huggingface.co/facebook/cotracker3/resolve/main"
 # OpenAI's CLIP URLs carry the file's SHA-256 in their path; transparent-background's
 # config.yaml gives the md5 of the InSPyReNet checkpoints. CoTracker's files have none here:
 # Hugging Face, which serves them, names each file's SHA-256 in its X-Linked-Etag header, and a
-# download checks the file against that (``download``).
+# download checks the file against that (``download``) and keeps it beside the file
+# (``<file>.sha256``), so that the file is checked against it from then on.
 MODELS = {m.name: m for m in [
     ModelFile("clip-rn101", "RN101.pt",
               f"{_CLIP}/8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599/RN101.pt",
@@ -128,6 +129,7 @@ def check_file(model: ModelFile, path: str, thorough: bool = False) -> str | Non
     changes; ``thorough`` hashes anyway (``dynasketch models verify``)."""
     if not os.path.isfile(path):
         return "missing"
+    model = with_recorded_checksum(model, path)
     size = os.path.getsize(path)
     if model.size is not None and size != model.size:
         return f"wrong size ({size} bytes, expected {model.size})"
@@ -142,6 +144,17 @@ def check_file(model: ModelFile, path: str, thorough: bool = False) -> str | Non
     if not path.endswith(".part"):
         remember_good(model, path)
     return None
+
+
+def with_recorded_checksum(model: ModelFile, path: str) -> ModelFile:
+    """``model`` with the SHA-256 its download was checked against (``<file>.sha256``, which
+    ``download`` writes for a file the table has no checksum for), when there is one."""
+    if model.sha256 or model.md5:
+        return model
+    recorded = (_read(path + ".sha256") or "").strip().lower()
+    if len(recorded) == 64 and all(c in "0123456789abcdef" for c in recorded):
+        return dataclasses.replace(model, sha256=recorded)
+    return model
 
 
 def _stamp(model: ModelFile, path: str) -> str:
@@ -159,10 +172,15 @@ def _read(path: str) -> str | None:
 
 def remember_good(model: ModelFile, path: str) -> None:
     """Note that ``path`` matched its checksum (see ``check_file``); a read-only folder is fine."""
+    _write(path + ".verified", _stamp(model, path))
+
+
+def _write(path: str, text: str) -> None:
+    """``text`` into ``path`` atomically; nothing where the folder cannot be written."""
     try:
-        with open(path + ".verified.tmp", "w") as f:
-            f.write(_stamp(model, path))
-        os.replace(path + ".verified.tmp", path + ".verified")
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
     except OSError:
         pass
 
@@ -225,7 +243,9 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
             total = have + int(length) if length else model.size
             linked.seen(response.headers)
             _copy(response, part, "ab" if resumed else "wb", have, total, model.filename, progress, report)
-    if not (model.sha256 or model.md5) and linked.sha256:      # the server's word for the file
+    published = bool(model.sha256 or model.md5)
+    vouched = not published and linked.sha256
+    if vouched:                                                # the server's word for the file
         model = dataclasses.replace(model, sha256=linked.sha256, size=model.size or linked.size)
     problem = check_file(model, part)
     if problem:
@@ -237,8 +257,19 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
         raise EngineError(f"download of {model.name} is corrupt: {problem}; it was deleted and "
                           f"{final} was left as it was")
     os.replace(part, final)
+    if vouched:
+        _write(final + ".sha256", model.sha256 + "\n")
+    elif not published:
+        _forget(final + ".sha256")                             # an earlier download's, of another file
     remember_good(model, final)
     return final
+
+
+def _forget(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class _LinkedHeaders(urllib.request.HTTPRedirectHandler):
@@ -316,7 +347,8 @@ def command(action: str, names: list[str], progress: str = "bar") -> int:
         for m in chosen:
             problem = check_file(m, path_of(m), thorough=True)
             bad += problem is not None
-            print(f"{m.name}: {problem or 'ok'} ({path_of(m)}; checksum {m.checksum})")
+            print(f"{m.name}: {problem or 'ok'} ({path_of(m)}; checksum "
+                  f"{with_recorded_checksum(m, path_of(m)).checksum})")
         return 1 if bad else 0
     if action == "download":
         if not names:

@@ -55,7 +55,33 @@ def test_a_file_with_no_published_checksum_is_checked_against_the_servers(server
         download(dataclasses.replace(unpublished, url=f"{server}/hub/{'0' * 64}"), str(tmp_path), progress=False)
     assert not os.listdir(tmp_path)                                  # nothing kept of it
     vouched = dataclasses.replace(unpublished, url=f"{server}/hub/{hashlib.sha256(PAYLOAD).hexdigest()}")
-    assert open(download(vouched, str(tmp_path), progress=False), "rb").read() == PAYLOAD
+    path = download(vouched, str(tmp_path), progress=False)
+    assert open(path, "rb").read() == PAYLOAD
+
+
+def test_a_file_checked_against_the_servers_checksum_is_checked_against_it_from_then_on(server, tmp_path):
+    """The SHA-256 the server named is kept beside the file: a CoTracker file damaged later
+    (a bad copy, a disk error) is caught by a run and by `models verify`, not only a missing
+    one, and `models download` fetches it again. A file put there by hand is taken as it is."""
+    unpublished = spec(f"{server}/hub/{hashlib.sha256(PAYLOAD).hexdigest()}", sha256=None, size=None)
+    path = download(unpublished, str(tmp_path), progress=False)
+    assert open(path + ".sha256").read().strip() == hashlib.sha256(PAYLOAD).hexdigest()
+    assert check_file(unpublished, path) is None
+    with open(path, "r+b") as f:                      # damaged in place, the same size
+        f.write(b"\0" * 16)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    assert check_file(unpublished, path) == "wrong checksum (sha256)"
+    assert check_file(unpublished, path, thorough=True) == "wrong checksum (sha256)"
+    assert open(download(unpublished, str(tmp_path), progress=False), "rb").read() == PAYLOAD
+    assert check_file(unpublished, path, thorough=True) is None
+    by_hand = tmp_path / "by hand"
+    by_hand.mkdir()
+    (by_hand / "weights.pth").write_bytes(b"a checkpoint copied from another machine")
+    assert check_file(unpublished, str(by_hand / "weights.pth"), thorough=True) is None
+    # a later download the server vouches nothing for drops the old file's checksum
+    os.unlink(path)
+    download(spec(f"{server}/good", sha256=None, size=None), str(tmp_path), progress=False)
+    assert not os.path.exists(path + ".sha256") and check_file(unpublished, path, thorough=True) is None
 
 
 def test_truncated_download_resumes_with_a_range_request(server, tmp_path):
