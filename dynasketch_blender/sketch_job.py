@@ -52,7 +52,11 @@ class SketchJob(EngineJob):
         self.source = source
         footage = source.engine_input()                # the movie, or an image sequence's pattern
         args = footage[1:] + engine_arguments(options)
-        self.inputs = job_folders.input_stamps(source.files() + options["mask_files"] + args)
+        # the footage and mask files, not the colour config (a Blender update rewrites it;
+        # where it matters, the engine's own resume check sees it)
+        config = args[args.index("--ocio-config") + 1] if "--ocio-config" in args else None
+        self.inputs = job_folders.input_stamps(source.files() + options["mask_files"]
+                                               + [a for a in args if a != config])
         self.out = output_folder(source.path, args, self.inputs, work_dir)
         self.log = os.path.join(self.out, "dynasketch.log")
         self.sketch_path = os.path.join(self.out, "sketch.json")
