@@ -73,7 +73,10 @@ class Source:
 
     def engine_input(self) -> list[str]:
         """The engine's INPUT, and the options that say how to read it (docs/CONTRACT.md)."""
-        colour = ["--colorspace", self.colorspace, "--ocio-config", ocio_config()] if self.colorspace else []
+        colour = []
+        if self.colorspace:                 # the engine reads it as Blender does (engine/colour.py)
+            config = ocio_config()
+            colour = ["--colorspace", self.colorspace] + (["--ocio-config", config] if config else [])
         if self.images is not None:
             return [self.images.pattern(), "--start-number", str(self.images.start), "--fps", f"{self.fps:g}",
                     *colour]
@@ -194,9 +197,12 @@ def mask_input(path: str) -> tuple[list[str], list[str]]:
 
 
 def ocio_config() -> str:
-    """The OpenColorIO config Blender reads colour spaces from: ``$OCIO``, else its own."""
-    return os.environ.get("OCIO") or os.path.join(bpy.utils.system_resource("DATAFILES", path="colormanagement"),
-                                                  "config.ocio")
+    """The OpenColorIO config Blender reads colour spaces from: ``$OCIO``, else its own ("":
+    none found, and the engine's own error says what to do where one is needed)."""
+    if os.environ.get("OCIO"):
+        return os.environ["OCIO"]
+    folder = bpy.utils.system_resource("DATAFILES", path="colormanagement")
+    return os.path.join(folder, "config.ocio") if folder else ""
 
 
 def scene_fps(scene) -> float:
