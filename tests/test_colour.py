@@ -13,6 +13,7 @@ from test_cli import dynasketch, one_line_error
 pytest.importorskip("PyOpenColorIO")
 
 from engine.colour import ShownColours  # noqa: E402
+from engine.errors import EngineError  # noqa: E402
 from engine.video import FrameRange, open_video  # noqa: E402
 
 # Blender's roles, display and view, and a colour space whose codes are the fourth root of
@@ -93,17 +94,22 @@ def test_footage_in_its_files_default_colour_space_is_read_as_it_is(config, tmp_
     assert np.abs(rgb.astype(int) - ramp()).max() <= 1                   # sRGB codes shown as they are
 
 
-def test_a_colour_space_is_part_of_the_job_and_its_errors_are_one_line(config, disc_clip, tmp_path):
+def test_a_colour_space_is_part_of_the_job_and_its_errors_are_one_line(config, disc_clip, tmp_path, monkeypatch):
+    monkeypatch.delenv("OCIO", raising=False)
     out = tmp_path / "out"
     args = ["sketch", disc_clip["video"], "--out", out, "--frames", "0:2", "--preset", "fast",
             "--strokes", 3, "--seeds", 1, "--mask", disc_clip["mask"], "--no-preview"]
-    cases = [(["--colorspace", "Gamma 5", "--ocio-config", config], "is not in"),
-             (["--colorspace", "Gamma 4"], "--ocio-config"),
-             (["--colorspace", "Gamma 4", "--ocio-config", tmp_path / "missing.ocio"], "not a readable OpenColorIO")]
-    for extra, expected in cases:
-        line = one_line_error(dynasketch(*args, *extra, env={"OCIO": ""}))
-        assert expected in line, line
+    line = one_line_error(dynasketch(*args, "--colorspace", "Gamma 5", "--ocio-config", config))
+    assert "'Gamma 5' is not in" in line and "Gamma 4" in line, line           # the names it has
     assert not out.exists() or not (out / "sketch.json").exists()
+    for colorspace, where, expected in (("Gamma 4", None, "--ocio-config PATH"),
+                                        ("Gamma 4", str(tmp_path / "missing.ocio"), "not a readable OpenColorIO"),
+                                        ("sRGB", None, None)):            # Blender's default: no config needed
+        if expected is None:
+            assert not ShownColours(colorspace, where).converts(floating=False)
+            continue
+        with pytest.raises(EngineError, match=expected):
+            ShownColours(colorspace, where)
     done = dynasketch(*args, "--colorspace", "Gamma 4", env={"OCIO": config})        # $OCIO, as Blender reads it
     assert done.returncode == 0, done.stderr
     sketch = json.loads((out / "sketch.json").read_text())
