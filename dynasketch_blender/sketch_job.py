@@ -51,12 +51,11 @@ class SketchJob(EngineJob):
     def __init__(self, engine: EngineCommand, source, options: dict, model_dir: str = "", work_dir: str = ""):
         self.source = source
         footage = source.engine_input()                # the movie, or an image sequence's pattern
-        args = footage[1:] + engine_arguments(options)
-        # the footage and mask files, not the colour config (a Blender update rewrites it;
-        # where it matters, the engine's own resume check sees it)
-        config = args[args.index("--ocio-config") + 1] if "--ocio-config" in args else None
-        self.inputs = job_folders.input_stamps(source.files() + options["mask_files"]
-                                               + [a for a in args if a != config])
+        settings = engine_arguments(options)
+        args = footage[1:] + settings
+        # the footage's and mask's files; not how the footage is read (the colour config,
+        # which a Blender update rewrites: where it matters, the engine's own resume check sees it)
+        self.inputs = job_folders.input_stamps(source.files() + options["mask_files"] + settings)
         self.out = output_folder(source.path, args, self.inputs, work_dir)
         self.log = os.path.join(self.out, "dynasketch.log")
         self.sketch_path = os.path.join(self.out, "sketch.json")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .canvas import Letterbox
+from .colour import ShownColours
 from .errors import EngineError, Interrupted
 from .export import SketchFolder, stroke_records
 from .backends import (build_guidance, build_masker, build_rasterizer, build_saliency,
@@ -28,7 +29,6 @@ from .prefetch import Prefetcher
 from .preview import write_preview
 from .settings import Settings
 from .tracking import grid_queries, with_grid_fallback
-from .colour import ShownColours
 from .video import FrameRange, open_video, parse_frame_range
 
 
