@@ -9,6 +9,8 @@ run writes them to its log). The ``build_*`` functions make a stage's backend fr
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import EngineError
@@ -22,6 +24,7 @@ from .tracking import LucasKanadeTracker
 INSTALL = {
     "open_clip": "pip install open-clip-torch==3.3.0",
     "transparent_background": "pip install --no-deps transparent-background==1.3.4 (docs/MODELS.md)",
+    "onnxruntime": "pip install onnxruntime onnx (onnxruntime-gpu for CUDA)",
     "cotracker": "install CoTracker from its git repository or set DYNASKETCH_COTRACKER_PATH to a "
                  "checkout (docs/MODELS.md)",
 }
@@ -47,20 +50,74 @@ def choose_backends(settings, has_alpha: bool, device: torch.device, notes: list
             "saliency": choose_saliency(settings.saliency, notes)}
 
 
+# ISNet's weight files for ``--mask isnet``, best first (docs/MODELS.md).
+ISNET_WEIGHTS = ("isnet-general-use", "isnet-imgly-medium")
+
+
 def choose_masker(mode: str, has_alpha: bool, notes: list | None = None) -> str:
     """``auto``: ``alpha`` when the clip has an alpha channel, else ``inspyrenet`` when
-    transparent-background and its weights are here, else ``none``. Other modes (a mask
-    file's path included) stand."""
+    transparent-background and its weights are here, else ``isnet`` when ONNX Runtime and
+    ISNet weights are here, else ``none``. Other modes (a mask file's path included) stand."""
     if mode != "auto":
         return mode
     if has_alpha:
         return "alpha"
-    return "inspyrenet" if _usable("mask", "inspyrenet-base", "transparent_background", notes) else "none"
+    passed_over: list = []
+    if _usable("mask", "inspyrenet-base", "transparent_background", passed_over):
+        return "inspyrenet"
+    if not _installed("onnxruntime"):
+        _note(passed_over, "mask", f"the onnxruntime package is not installed: {INSTALL['onnxruntime']}")
+    elif isnet_weights(passed_over) is not None:
+        if notes is not None:
+            notes.extend(n.replace("auto took the offline default", "auto took isnet, not inspyrenet")
+                         for n in passed_over)
+        return "isnet"
+    if notes is not None:
+        notes.extend(passed_over)
+    return "none"
+
+
+def isnet_weights(notes: list | None = None, mode: str = "isnet") -> str | None:
+    """The path of the best good ISNet file here for ``mode`` (``isnet``: ``ISNET_WEIGHTS`` in
+    order; ``isnet-small``: the 8-bit one), or None, noting why."""
+    from . import models
+
+    for name in ISNET_WEIGHTS if mode == "isnet" else ("isnet-imgly-small",):
+        try:
+            return models.require(name)
+        except EngineError:
+            continue
+    _note(notes, "mask", "no ISNet weights: run `dynasketch models download isnet-imgly-medium` (docs/MODELS.md)")
+    return None
+
+
+def require_masker_weights(mode: str) -> str | None:
+    """For ``--mask isnet`` / ``isnet-small``: the weights' path, or the EngineError saying what
+    to do, checked before a run touches its output folder. None for the other modes."""
+    if mode not in ("isnet", "isnet-small"):
+        return None
+    if not _installed("onnxruntime"):
+        raise EngineError(f"--mask {mode} needs ONNX Runtime: {INSTALL['onnxruntime']}")
+    return require_isnet(mode)
+
+
+def require_isnet(mode: str) -> str:
+    """``isnet_weights`` or the EngineError of the file to fix: a damaged one, else the one
+    to download."""
+    from . import models
+
+    found = isnet_weights(mode=mode)
+    if found is not None:
+        return found
+    names = ISNET_WEIGHTS if mode == "isnet" else ("isnet-imgly-small",)
+    present = [n for n in names if os.path.exists(models.path_of(models.lookup(n)))]
+    return models.require(present[0] if present else names[-1])
 
 
 def build_masker(mode: str, clip, frame_range, device: torch.device, mask_start_number: int | None = None):
     """The masker for ``clip`` (a ``video.VideoSource``). ``none``; ``alpha``: the clip's
-    alpha channel; ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast); or a mask
+    alpha channel; ``inspyrenet`` / ``inspyrenet-fast``: InSPyReNet (base or fast);
+    ``isnet`` / ``isnet-small``: ISNet through ONNX Runtime; or a mask
     file's path (a pattern read from ``mask_start_number``). ``auto``: see ``choose_masker``."""
     from . import models
 
@@ -75,6 +132,10 @@ def build_masker(mode: str, clip, frame_range, device: torch.device, mask_start_
         kind = "fast" if mode == "inspyrenet-fast" else "base"
         return InSPyReNetMasker(models.require(f"inspyrenet-{kind}"), clip, frame_range, device,
                                 models.cache_home(), kind)
+    if mode in ("isnet", "isnet-small"):
+        from .neural.isnet_masker import ISNetMasker
+
+        return ISNetMasker(require_masker_weights(mode), clip, frame_range, device, models.cache_home())
     return MaskFileMasker(mode, clip.info, frame_range, mask_start_number)
 
 
@@ -150,7 +211,6 @@ def _installed(package: str) -> bool:
 def make_importable(package: str) -> None:
     """CoTracker is not on PyPI: a checkout named by $DYNASKETCH_COTRACKER_PATH stands in for
     an installed package (which needs nothing)."""
-    import os
     import sys
 
     checkout = os.environ.get("DYNASKETCH_COTRACKER_PATH")

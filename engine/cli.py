@@ -26,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="source frames START:END[:STEP], END exclusive (default: all)")
     sk.add_argument("--seeds", type=int, default=3, help="tries for the first frame (default 3)")
     sk.add_argument("--mask", default="auto",
-                    help="auto | none | alpha | inspyrenet | inspyrenet-fast | PATH of a mask video or "
-                         "image sequence (auto: the clip's alpha channel, else InSPyReNet when its "
+                    help="auto | none | alpha | inspyrenet | inspyrenet-fast | isnet | isnet-small | PATH of a mask video or "
+                         "image sequence (auto: the clip's alpha channel, else InSPyReNet, else ISNet, when their "
                          "weights are here, else none)")
     sk.add_argument("--mask-start-number", type=int, default=None, metavar="N",
                     help="with a mask image pattern: its image for the clip's first frame, read up to the "
@@ -137,9 +137,12 @@ def cmd_sketch(args) -> int:
 
 
 def user_error(progress, log: str, message: str) -> int:
-    """What the user can act on: one line (and the log's path when there is a log)."""
-    progress.failed(message, log if os.path.exists(log) else None)
-    progress.log(f"error: {message}")
+    """What the user can act on: one line (and the log's path when there is a log). A folder
+    with no log of a job (the user's own, or new) is not written to."""
+    had_log = os.path.exists(log)
+    progress.failed(message, log if had_log else None)
+    if had_log:
+        progress.log(f"error: {message}")
     return EngineError.exit_code
 
 

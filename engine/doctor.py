@@ -34,6 +34,31 @@ def _neural(package: str, model: str) -> tuple[bool, str]:
     return True, f"weights at {path}"
 
 
+def _isnet() -> tuple[bool, str]:
+    """ISNet through ONNX Runtime: the first good file of ``backends.ISNET_WEIGHTS``."""
+    from .backends import INSTALL, ISNET_WEIGHTS
+
+    ok, why = _module("onnxruntime")
+    if not ok:
+        return False, f"onnxruntime {why}: {INSTALL['onnxruntime']}"
+    import onnxruntime
+
+    for name in ISNET_WEIGHTS:
+        ok, where = _neural("onnxruntime", name)
+        if ok:
+            return True, f"{where}, ONNX Runtime {onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})"
+    return False, where
+
+
+def _auto_mask(mask: dict) -> str:
+    """What ``--mask auto`` takes on a clip without alpha here, and why."""
+    if mask["inspyrenet"][0]:
+        return "inspyrenet on clips without alpha (its weights are here)"
+    if mask["isnet"][0]:
+        return "isnet on clips without alpha (InSPyReNet is not usable here; ISNet is)"
+    return "the whole frame on clips without alpha (no masking network is usable here)"
+
+
 def diagnose() -> dict:
     import torch
 
@@ -58,7 +83,9 @@ def diagnose() -> dict:
                                         + ocio_why)}
     report["mask"] = {"alpha": (True, "the clip's alpha channel, when it has one"),
                       "file": (True, "--mask PATH: a mask video or image sequence"),
-                      "inspyrenet": _neural("transparent_background", "inspyrenet-base")}
+                      "inspyrenet": _neural("transparent_background", "inspyrenet-base"),
+                      "isnet": _isnet()}
+    report["mask"]["auto"] = (True, "picks " + _auto_mask(report["mask"]))
     report["tracker"] = {"lucas-kanade": (cv_ok, "OpenCV pyramidal Lucas-Kanade, " + cv_why),
                          "cotracker": _neural("cotracker", "cotracker3-offline")}
     report["guidance"] = {"line-loss": (True, "multi-scale XDoG line loss, needs no weights"),

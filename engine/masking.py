@@ -13,7 +13,7 @@ from .errors import EngineError
 from .video import FrameRange, VideoInfo, is_pattern, open_video
 
 THRESHOLD = 0.5
-MODES = ("auto", "none", "alpha", "inspyrenet", "inspyrenet-fast")    # --mask: these, or a mask file
+MODES = ("auto", "none", "alpha", "inspyrenet", "inspyrenet-fast", "isnet", "isnet-small")    # --mask: these, or a mask file
 
 
 def open_mask(path: str, start_number: int | None = None):

