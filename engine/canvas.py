@@ -65,3 +65,17 @@ class Letterbox:
         out = np.zeros((self.size, self.size), bool)
         out[y0:y0 + h, x0:x0 + w] = True
         return out
+
+    def faded(self, width: float = 6.0) -> np.ndarray:
+        """Float32 (size, size) map of the frame: 1 inside, 0 on the padding, falling to 0 over
+        ``width`` canvas pixels towards the padding. Used as the "subject" of a frame with no
+        mask, it fades the picture into the paper, so the frame's edge against the padding is
+        no line to draw (a hard cut there made the strokes trace the letterbox)."""
+        inside = self.inside()
+        if inside.all():
+            return inside.astype(np.float32)
+        framed = np.pad(inside, 1, constant_values=False)            # the padding is the edge
+        framed[0, 1:-1], framed[-1, 1:-1] = inside[0], inside[-1]    # the canvas border is not
+        framed[1:-1, 0], framed[1:-1, -1] = inside[:, 0], inside[:, -1]
+        distance = cv2.distanceTransform(framed.astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+        return np.clip((distance - 0.5) / width, 0.0, 1.0).astype(np.float32)
