@@ -101,13 +101,16 @@ def test_the_log_says_why_auto_took_an_offline_default(disc_clip, tmp_path):
     assert result.returncode == 0, result.stderr
     settings = json.loads((out / "sketch.json").read_text())["settings"]
     assert settings["backends"]["saliency"] == "edges" and settings["backends"]["guidance"] == "line-loss"
-    notes = {line.split(" ", 2)[1]: line.split(": ", 1)[1] for line in
-             (out / "dynasketch.log").read_text().splitlines() if "auto took the offline default" in line}
+    notes = {}
+    for line in (out / "dynasketch.log").read_text().splitlines():
+        if "auto took the offline default" in line:
+            notes[line.split(" ", 2)[1]] = notes.get(line.split(" ", 2)[1], "") + line.split(": ", 1)[1]
     assert set(notes) == {"mask:", "tracker:", "guidance:", "saliency:"}
     assert f"{home / 'ViT-B-32.pt'} has a wrong checksum" in notes["saliency:"]
     assert "run `dynasketch models download clip-vit-b-32`" in notes["saliency:"]
     assert "--guidance clip" in notes["guidance:"]                   # CLIP is not picked on a CPU
     assert "ckpt_base.pth is missing" in notes["mask:"] or "not installed" in notes["mask:"]
+    assert "dynasketch models download isnet-imgly-medium" in notes["mask:"]           # nor ISNet's
 
 
 def test_a_name_the_locale_cannot_spell_is_sketched_and_logged(disc_clip, tmp_path):
