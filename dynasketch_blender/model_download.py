@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from .engine_process import EngineCommand, EngineJob
 
-# The files `auto` picks up (docs/MODELS.md): about 1 GB in all.
+# The files `auto` picks up (docs/MODELS.md): about 1.1 GB in all.
 AUTO_MODELS = (
     ("clip-rn101", "CLIP RN101", "CLIPasso's guidance loss (used on a CUDA GPU)"),
     ("clip-vit-b-32", "CLIP ViT-B/32", "Where strokes start (saliency)"),
-    ("inspyrenet-base", "InSPyReNet", "Masks of the subject"),
+    ("inspyrenet-base", "InSPyReNet", "Masks of the subject (368 MB; slow without a GPU)"),
     ("cotracker3-offline", "CoTracker3", "Point tracking (CoTracker itself must be installed, docs/MODELS.md)"),
+    ("isnet-imgly-medium", "ISNet", "Masks of the subject on any machine (88 MB; needs Node.js's npm)"),
 )
 
 

@@ -9,7 +9,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, Po
 PRESETS = [("fast", "Fast", "Few optimisation steps: a quick look"),
            ("default", "Default", "Balanced quality and time"),
            ("paper", "Paper", "The paper's budget; slow without a GPU")]
-MASKS = [("auto", "Auto", "The clip's alpha channel, or a neural masker when installed"),
+MASKS = [("auto", "Auto", "The clip's alpha channel, else InSPyReNet or ISNet where their weights are here"),
          ("none", "None", "Sketch the whole frame"),
          ("file", "Mask File", "A mask video or image sequence, white = subject")]
 DEVICES = [("auto", "Auto", "The GPU when there is one"), ("cpu", "CPU", "The processor"),

@@ -50,8 +50,8 @@ def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkey
     assert masker.name == "inspyrenet"
     first = [masker(i, rgb, a) for i, rgb, a in clip.frames(rng)]
     assert all(m.shape == (96, 128) and set(np.unique(m)) <= {0.0, 1.0} for m in first)
-    assert os.path.exists(masker.cache)
-    assert not [f for f in os.listdir(os.path.dirname(masker.cache)) if f.endswith(".part.mkv")]
+    assert os.path.exists(masker.cache.path)
+    assert not [f for f in os.listdir(os.path.dirname(masker.cache.path)) if f.endswith(".part.mkv")]
     assert os.path.isdir(model_home / "transparent-background")           # its config went here
 
     again = build_masker("inspyrenet-fast", clip, rng, torch.device("cpu"))
@@ -66,7 +66,7 @@ def test_masks_come_from_the_network_and_are_cached(model_home, tmp_path, monkey
     clip = open_video(write_video(clip.info.path, frames))
     os.utime(clip.info.path, ns=(before + 10**9, before + 10**9))
     replaced = build_masker("inspyrenet-fast", clip, rng, torch.device("cpu"))
-    assert replaced.name == "inspyrenet" and replaced.cache != masker.cache
+    assert replaced.name == "inspyrenet" and replaced.cache.path != masker.cache.path
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_a_read_only_model_folder_keeps_the_mask_cache_in_the_temporary_folder(r
     rng = FrameRange(0, 2)
     masker = build_masker("inspyrenet-fast", clip, rng, torch.device("cpu"))
     masks = [masker(i, rgb, a) for i, rgb, a in clip.frames(rng)]
-    assert masker.cache.startswith(str(tmp_path / "tmp" / "dynasketch-")) and os.path.exists(masker.cache)
+    assert masker.cache.path.startswith(str(tmp_path / "tmp" / "dynasketch-")) and os.path.exists(masker.cache.path)
     assert os.listdir(read_only_models) == ["ckpt_fast.pth"]                # nothing written there
     again = build_masker("inspyrenet-fast", clip, rng, torch.device("cpu"))
     assert again.name == "inspyrenet (cached)"
