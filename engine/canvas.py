@@ -66,9 +66,10 @@ class Letterbox:
         out[y0:y0 + h, x0:x0 + w] = True
         return out
 
-    def faded(self, width: float = 6.0) -> np.ndarray:
+    def faded(self, width: float = 16.0) -> np.ndarray:
         """Float32 (size, size) map of the frame: 1 inside, 0 on the padding, falling to 0 over
-        ``width`` canvas pixels towards the padding. Used as the "subject" of a frame with no
+        ``width`` canvas pixels towards the padding (6 px still left a line where dark footage met
+        the paper). Used as the "subject" of a frame with no
         mask, it fades the picture into the paper, so the frame's edge against the padding is
         no line to draw (a hard cut there made the strokes trace the letterbox)."""
         inside = self.inside()

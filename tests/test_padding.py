@@ -47,6 +47,6 @@ def test_the_frame_fades_into_the_padding_and_not_at_the_canvas_border():
     faded = Letterbox(1920, 1080, 224).faded()
     x0, y0, w, h = Letterbox(1920, 1080, 224).placement
     assert (faded[:y0] == 0).all() and (faded[y0 + h:] == 0).all()
-    assert faded[y0][112] < 0.2 and faded[y0 + 12][112] == 1.0      # a ramp at the padding
+    assert faded[y0][112] < 0.2 and faded[y0 + 17][112] == 1.0      # a ramp at the padding
     assert faded[112, 0] == 1.0 and faded[112, -1] == 1.0            # not at the canvas's own edge
     assert (Letterbox(512, 512, 224).faded() == 1).all()
