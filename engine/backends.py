@@ -50,8 +50,9 @@ def choose_backends(settings, has_alpha: bool, device: torch.device, notes: list
             "saliency": choose_saliency(settings.saliency, notes)}
 
 
-# ISNet's weight files for ``--mask isnet``, best first (docs/MODELS.md).
+# ISNet's weight files for ``--mask isnet``, best first (docs/MODELS.md), and ``isnet-small``'s.
 ISNET_WEIGHTS = ("isnet-general-use", "isnet-imgly-medium")
+ISNET_SMALL_WEIGHTS = ("isnet-imgly-small",)
 
 
 def choose_masker(mode: str, has_alpha: bool, notes: list | None = None) -> str:
@@ -82,13 +83,17 @@ def isnet_weights(notes: list | None = None, mode: str = "isnet") -> str | None:
     order; ``isnet-small``: the 8-bit one), or None, noting why."""
     from . import models
 
-    for name in ISNET_WEIGHTS if mode == "isnet" else ("isnet-imgly-small",):
+    for name in _isnet_names(mode):
         try:
             return models.require(name)
         except EngineError:
             continue
     _note(notes, "mask", "no ISNet weights: run `dynasketch models download isnet-imgly-medium` (docs/MODELS.md)")
     return None
+
+
+def _isnet_names(mode: str) -> tuple[str, ...]:
+    return ISNET_WEIGHTS if mode == "isnet" else ISNET_SMALL_WEIGHTS
 
 
 def require_masker_weights(mode: str) -> str | None:
@@ -109,7 +114,7 @@ def require_isnet(mode: str) -> str:
     found = isnet_weights(mode=mode)
     if found is not None:
         return found
-    names = ISNET_WEIGHTS if mode == "isnet" else ("isnet-imgly-small",)
+    names = _isnet_names(mode)
     present = [n for n in names if os.path.exists(models.path_of(models.lookup(n)))]
     return models.require(present[0] if present else names[-1])
 

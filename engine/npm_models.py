@@ -18,6 +18,7 @@ import tempfile
 from typing import Callable
 
 from .errors import EngineError
+from .models import _cannot_write
 
 NPM_TIMEOUT = 900.0
 
@@ -60,8 +61,7 @@ def extract(tarball: str, resource: str, part: str, progress: bool = True,
         try:
             out = open(part, "wb")
         except OSError as exc:
-            raise EngineError(f"cannot write {part}: {exc.strerror}; free some space or set "
-                              "DYNASKETCH_HOME to another folder") from None
+            raise _cannot_write(part, exc) from None
         with out, tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(part),
                        disable=not progress) as bar:
             for chunk in entry["chunks"]:
@@ -72,8 +72,7 @@ def extract(tarball: str, resource: str, part: str, progress: bool = True,
                 try:
                     out.write(data)
                 except OSError as exc:
-                    raise EngineError(f"cannot write {part}: {exc.strerror}; free some space or set "
-                                      "DYNASKETCH_HOME to another folder") from None
+                    raise _cannot_write(part, exc) from None
                 bar.update(len(data))
                 if report is not None:
                     report(out.tell(), total)

@@ -2,7 +2,10 @@
 import json
 
 import numpy as np
+import torch
 
+from bench.metrics import control_points
+from engine.bezier import evaluate
 from engine.canvas import Letterbox
 from media import write_video
 from test_cli import dynasketch
@@ -21,15 +24,8 @@ def dark_widescreen_clip(path: str) -> str:
 def share_along_top_and_bottom(sketch: dict, tolerance: float = 2.0) -> float:
     """Share of the points along the strokes within ``tolerance`` source px of the frame's top
     or bottom edge."""
-    s = np.linspace(0, 1, 50)[:, None]
-    height, near, total = sketch["height"], 0, 0
-    for frame in sketch["frames"]:
-        for stroke in frame["strokes"]:
-            p = np.array(stroke["points"])
-            curve = (1 - s) ** 3 * p[0] + 3 * (1 - s) ** 2 * s * p[1] + 3 * (1 - s) * s * s * p[2] + s ** 3 * p[3]
-            near += int(((curve[:, 1] < tolerance) | (curve[:, 1] > height - tolerance)).sum())
-            total += len(curve)
-    return near / total
+    y = evaluate(torch.from_numpy(control_points(sketch)), 50)[..., 1]
+    return float(((y < tolerance) | (y > sketch["height"] - tolerance)).double().mean())
 
 
 def test_no_stroke_follows_the_letterbox_padding(tmp_path):

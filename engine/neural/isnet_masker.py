@@ -5,15 +5,16 @@ The ONNX files (rembg's release, IMG.LY's package) are exported for a fixed 1024
 input, and 39 of their Resize nodes have that size's feature-map sizes baked in as
 constants. ``any_size`` rewires each of those to the input's own size divided by the same
 power of two, so the network runs at ``size`` (a multiple of 128, where every pooling level
-halves exactly) instead: a 1080p frame at 512 px costs a quarter of 1024's time.
+halves exactly) instead.
 
-Conventions, checked on real frames (``tests/test_isnet.py``, docs/MODELS.md): RGB resized
+Conventions, checked on real frames (``tests/neural/test_isnet_masker.py``, docs/MODELS.md): RGB resized
 to ``size`` x ``size``, ``rgb / 255 - 0.5`` (DIS's own normalisation, std 1), NCHW; the
 first output, ``output``, is the sigmoid map of the finest side output in [0, 1]; the mask
 is that map resized to the frame and thresholded at 0.5.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -129,6 +130,12 @@ def flow_grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
 
 
+@functools.lru_cache(maxsize=2)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's x and y, ``(h, w)`` float32 each: made once per frame size."""
+    return tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
+
+
 def carry(mask: np.ndarray, grey_then: np.ndarray, grey_now: np.ndarray, flow) -> np.ndarray:
     """``mask`` (``(H, W)`` uint8 0/255, of the frame ``grey_then`` shows) moved to the frame
     ``grey_now`` shows: each pixel takes the mask where the backward flow says it was."""
@@ -137,7 +144,7 @@ def carry(mask: np.ndarray, grey_then: np.ndarray, grey_now: np.ndarray, flow) -
     back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
     back[..., 0] *= w / grey_now.shape[1]
     back[..., 1] *= h / grey_now.shape[0]
-    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    xx, yy = _pixel_grid(h, w)
     moved = cv2.remap(mask, xx + back[..., 0], yy + back[..., 1], cv2.INTER_LINEAR, borderValue=0)
     return ((moved >= 128) * 255).astype(np.uint8)
 
