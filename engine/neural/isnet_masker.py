@@ -28,7 +28,7 @@ from .mask_cache import MaskCache
 THRESHOLD = 0.5
 EXPORT_SIZE = 1024          # the input size the ONNX files were exported for
 DEFAULT_SIZE = 1024         # docs/BENCHMARKS.md: sizes, frames between network runs, seconds
-DEFAULT_EVERY = 3           # per frame, IoU against the full-size network on every frame
+DEFAULT_EVERY = 2           # per frame, IoU against the full-size network on every frame
 FLOW_SIDE = 480             # the carrying optical flow runs on frames this long at most
 
 
@@ -116,11 +116,15 @@ def probability(session, rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarra
     return session.run(["output"], {session.get_inputs()[0].name: np.ascontiguousarray(x)})[0][0, 0]
 
 
+def full_size_probability(session, rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
+    """The network's subject map of an ``(H, W, 3)`` uint8 frame at the frame's size, float32."""
+    return cv2.resize(probability(session, rgb, size), (rgb.shape[1], rgb.shape[0]),
+                      interpolation=cv2.INTER_LINEAR)
+
+
 def segment(session, rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
     """The subject of an ``(H, W, 3)`` uint8 frame as ``(H, W)`` uint8 0/255."""
-    prob = cv2.resize(probability(session, rgb, size), (rgb.shape[1], rgb.shape[0]),
-                      interpolation=cv2.INTER_LINEAR)
-    return ((prob > THRESHOLD) * 255).astype(np.uint8)
+    return ((full_size_probability(session, rgb, size) > THRESHOLD) * 255).astype(np.uint8)
 
 
 def flow_grey(rgb: np.ndarray) -> np.ndarray:
@@ -136,47 +140,81 @@ def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
 
 
-def carry(mask: np.ndarray, grey_then: np.ndarray, grey_now: np.ndarray, flow) -> np.ndarray:
-    """``mask`` (``(H, W)`` uint8 0/255, of the frame ``grey_then`` shows) moved to the frame
-    ``grey_now`` shows: each pixel takes the mask where the backward flow says it was."""
-    h, w = mask.shape
+def carry(prob: np.ndarray, grey_then: np.ndarray, grey_now: np.ndarray, flow) -> np.ndarray:
+    """``prob`` (an ``(H, W)`` float32 map of the frame ``grey_then`` shows) moved to the frame
+    ``grey_now`` shows: each pixel takes the map where the backward flow says it was."""
+    h, w = prob.shape
     back = flow.calc(grey_now, grey_then, None)
     back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
     back[..., 0] *= w / grey_now.shape[1]
     back[..., 1] *= h / grey_now.shape[0]
     xx, yy = _pixel_grid(h, w)
-    moved = cv2.remap(mask, xx + back[..., 0], yy + back[..., 1], cv2.INTER_LINEAR, borderValue=0)
-    return ((moved >= 128) * 255).astype(np.uint8)
+    return cv2.remap(prob, xx + back[..., 0], yy + back[..., 1], cv2.INTER_LINEAR, borderValue=0)
 
 
 class ISNetMasker:
+    """The network on every ``every``-th source frame; each frame between is the two network
+    maps on either side carried to it by optical flow and blended by distance, so it needs the
+    next network frame before it: a second decoder reads that far ahead of the pipeline.
+
+    ``every`` counts source frames, not the range's positions: flow carries a mask over a frame
+    or two, not over the gap of a range with a step (``--frames 0:29:3`` runs the network on
+    every frame it reads)."""
+
     name = "isnet"
 
     def __init__(self, checkpoint: str, clip, frame_range: FrameRange, device, cache_dir: str,
                  size: int = DEFAULT_SIZE, every: int = DEFAULT_EVERY):
         if size % 128 or size <= 0:
             raise EngineError(f"ISNet's input size must be a multiple of 128, not {size}")
-        self.checkpoint, self.size, self.every = checkpoint, size, max(1, every)
+        self.checkpoint, self.size = checkpoint, size
+        self.every = max(1, every // max(1, frame_range.step))     # in positions of the range
+        self.clip, self.frame_range = clip, frame_range
         self.device_type = getattr(device, "type", str(device))
         weights = os.path.basename(checkpoint).removesuffix(".onnx")
-        self.cache = MaskCache(cache_dir, clip, frame_range, f"{weights}-{size}-{self.every}", checkpoint)
+        self.cache = MaskCache(cache_dir, clip, frame_range, f"{weights}-{size}-{self.every}-2way", checkpoint)
         if self.cache.stored is not None:
             self.name = "isnet (cached)"
         self.session = None
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self.count = 0
-        self.key = None                 # (mask, flow grey) of the last frame the network saw
+        self.ahead = None               # the look-ahead decoder: (position, rgb) pairs
+        self.before = self.after = None  # (position, map, flow grey) of the network frames around
+
+    def _network_frame(self, position: int, rgb: np.ndarray) -> tuple:
+        if self.session is None:
+            self.session = load_session(self.checkpoint, self.device_type)
+        prob = full_size_probability(self.session, rgb, self.size)
+        return position, prob, flow_grey(rgb) if self.every > 1 else None
+
+    def _next_network_frame(self, position: int):
+        """The network frame at ``position`` from the look-ahead decoder, or None past the end."""
+        if position >= len(self.frame_range):
+            return None
+        if self.ahead is None:
+            self.ahead = enumerate(rgb for _, rgb, _ in self.clip.frames(self.frame_range))
+        for at, rgb in self.ahead:
+            if at == position:
+                return self._network_frame(position, rgb)
+        return None
 
     def __call__(self, index, rgb, alpha):
         if self.cache.stored is not None:
             return self.cache.read()
         if self.count % self.every == 0:
-            if self.session is None:
-                self.session = load_session(self.checkpoint, self.device_type)
-            mask = segment(self.session, rgb, self.size)
-            self.key = (mask, flow_grey(rgb) if self.every > 1 else None)
+            if self.after is not None and self.after[0] == self.count:
+                self.before = self.after
+            else:
+                self.before = self._network_frame(self.count, rgb)
+            self.after = self._next_network_frame(self.count + self.every) if self.every > 1 else None
+            prob = self.before[1]
         else:
-            mask = carry(self.key[0], self.key[1], flow_grey(rgb), self.flow)
+            grey = flow_grey(rgb)
+            prob = carry(self.before[1], self.before[2], grey, self.flow)
+            if self.after is not None:
+                share = (self.count - self.before[0]) / (self.after[0] - self.before[0])
+                prob = (1 - share) * prob + share * carry(self.after[1], self.after[2], grey, self.flow)
         self.count += 1
+        mask = ((prob > THRESHOLD) * 255).astype(np.uint8)
         self.cache.write(mask)
         return mask.astype(np.float32) / 255.0
