@@ -15,7 +15,7 @@ import torch
 
 from .errors import EngineError
 from .initialise import EdgeSaliency
-from .losses import LineLoss
+from .losses import ChamferLoss
 from .masking import AlphaMasker, MaskFileMasker, NoMasker
 from .rasterizer import SplatRasterizer
 from .tracking import LucasKanadeTracker
@@ -182,12 +182,12 @@ def choose_guidance(name: str, device: torch.device, notes: list | None = None) 
 
 
 def build_guidance(name: str, device: torch.device):
-    """``line``: the weight-free LineLoss. ``clip``: CLIPasso's loss (RN101 weights needed).
+    """``line``: the weight-free ChamferLoss (ink on the frame's lines). ``clip``: CLIPasso's loss (RN101 weights needed).
     ``auto``: see ``choose_guidance``."""
     from . import models
 
     if choose_guidance(name, device) == "line":
-        return LineLoss()
+        return ChamferLoss()
     from .neural.clip_guidance import ClipGuidance
 
     return ClipGuidance(models.require("clip-rn101"), device)

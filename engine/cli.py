@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sk.add_argument("--preset", default="default", choices=["fast", "default", "paper"])
     sk.add_argument("--no-temporal", action="store_true", help="sketch every frame independently")
+    sk.add_argument("--framing", default="subject", choices=["subject", "frame"],
+                    help="subject: the canvas follows the subject's mask (default); frame: the whole frame")
     sk.add_argument("--guidance", default="auto", help="auto | line | clip: the guidance loss (auto: CLIP on a CUDA GPU when its weights are here, else line)")
     sk.add_argument("--saliency", default="auto", help="auto | edges | clip: where strokes start")
     sk.add_argument("--tracker", default="auto", help="auto | lucas-kanade | cotracker")
@@ -107,7 +109,7 @@ def cmd_sketch(args) -> int:
                                         seeds=args.seeds, mask=args.mask, mask_start_number=args.mask_start_number,
                                         device=args.device,
                                         temporal=not args.no_temporal, guidance=args.guidance, saliency=args.saliency,
-                                        tracker=args.tracker, seed=args.seed)
+                                        tracker=args.tracker, seed=args.seed, framing=args.framing)
         progress.log_path = log
         job = Job(args.input, args.out, settings, args.frames, args.fps, args.overwrite,
                   preview=not args.no_preview, start_number=args.start_number,

@@ -1,12 +1,14 @@
 """Loss terms. All are batched over frames ``B`` and strokes ``N`` and return ``(B,)``.
 
 Guidance (how much the sketch looks like the frame):
-  ``LineLoss``: the weight-free default, a multi-scale comparison of the sketch's ink with
-  an XDoG line rendition of the (masked) frame.
+  ``ChamferLoss``: the weight-free default, the distance of the sketch's ink to the frame's
+  lines (``engine.lines``), and to the subject where ink leaves it; ``coverage_loss`` is
+  the other side, the distance of the subject's outline to the strokes.
 
-Stroke prior:
-  ``short_stroke_loss``: strokes keep at least a minimum length; a pixel-matching loss
-  otherwise shrinks strokes it cannot place into dots.
+Stroke priors:
+  ``length_loss``: with the chamfer guidance, each stroke keeps its length on the keyframe.
+  ``short_stroke_loss``: with CLIP, strokes keep at least a minimum length; a
+  pixel-matching loss otherwise shrinks strokes it cannot place into dots.
 
 Temporal coherence (DynaSketch), on ``M`` points sampled along each stroke ``(B, N, M, 2)``:
   ``track_loss``: points follow their tracked positions where the tracker sees them;
@@ -16,44 +18,95 @@ Temporal coherence (DynaSketch), on ``M`` points sampled along each stroke ``(B,
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
 import torch
 from torch import Tensor
 
-from .imageops import composite_on_white, grey, pyramid, xdog_ink
+from .imageops import grey
 
 
-class LineLoss:
-    """Multi-scale L2 between the sketch's ink and an XDoG line rendition of the frame.
+@dataclass
+class ChamferTarget:
+    distance: Tensor                 # (B, 1, C, C) to the nearest line pixel, 224-canvas px, capped
+    outside: Tensor                  # (B, 1, C, C) outside the subject, 224-canvas px (0 inside)
+    outline: Tensor                  # (B, K, 2) points along the silhouette, canvas px
+    outline_valid: Tensor            # (B, K) which of them are points (frames differ in K)
 
-    Each pyramid level is normalised to unit mean ink, so a handful of strokes is compared
-    with the *distribution* of lines in the frame, from fine (edges) to coarse (mass).
+
+class ChamferLoss:
+    """The weight-free guidance: the sketch's ink should lie on the frame's lines.
+
+    The mean, over the ink of the sketch, of the distance to the nearest line pixel (the
+    subject's silhouette and long interior lines, ``engine.lines``; a chamfer distance
+    from the strokes to the lines, capped at ``cap`` px so far ink is pulled, not flung),
+    plus ``outside_weight`` times the mean distance of ink outside the subject to it.
+    Distances are in 224-canvas pixels whatever the canvas size.
     """
 
-    name = "line-loss"
+    name = "chamfer"
+    starts_on_lines = True                   # the optimiser starts strokes on the lines
 
-    def __init__(self, levels: int = 5, sigma: float = 0.8):
-        self.levels = levels
-        self.sigma = sigma
+    def __init__(self, cap: float = 12.0, outside_weight: float = 1.0):
+        self.cap = cap
+        self.outside_weight = outside_weight
 
-    def prepare(self, frames: Tensor, masks: Tensor | None, copies: int = 1) -> list[Tensor]:
-        """Targets for ``frames`` ``(B, 3, H, W)`` in [0, 1] and ``masks`` ``(B, 1, H, W)``,
-        each frame sketched ``copies`` times (sketches ``(B * copies, ...)``, a keyframe's seeds)."""
-        ink = xdog_ink(composite_on_white(frames, masks), sigma=self.sigma)
-        if masks is not None:
-            ink = ink * masks
-        return [self._normalise(level).repeat_interleave(copies, 0) for level in pyramid(ink, self.levels)]
-
-    def __call__(self, sketches: Tensor, target: list[Tensor]) -> Tensor:
-        """``sketches`` ``(B, 3, H, W)``: black strokes on white. Returns ``(B,)``."""
-        ink = 1.0 - grey(sketches)
-        loss = 0.0
-        for level, wanted in zip(pyramid(ink, self.levels), target):
-            loss = loss + (self._normalise(level) - wanted).square().mean((1, 2, 3))
-        return loss / self.levels
+    def prepare(self, frames: Tensor, masks: Tensor | None, copies: int = 1,
+                lines: list | None = None) -> ChamferTarget:
+        """Targets for ``frames`` ``(B, 3, C, C)`` from their ``lines`` (``engine.lines.Lines``
+        per frame), each frame sketched ``copies`` times."""
+        size = frames.shape[-1]
+        unit = size / 224.0
+        distance, outside = [], []
+        for item in lines:
+            distance.append(np.minimum(item.distance() / unit, self.cap))
+            out = (~item.subject).astype(np.uint8)
+            outside.append(cv2.distanceTransform(out, cv2.DIST_L2, 5) / unit if item.subject.any()
+                           else np.zeros(out.shape, np.float32))
+        as_tensor = lambda maps: torch.from_numpy(np.stack(maps)).to(frames.device)[:, None].float().repeat_interleave(copies, 0)
+        outline = [self._outline(item) for item in lines]
+        longest = max(1, max(len(o) for o in outline))
+        points = np.zeros((len(lines), longest, 2), np.float32)
+        valid = np.zeros((len(lines), longest), bool)
+        for b, o in enumerate(outline):
+            points[b, :len(o)], valid[b, :len(o)] = o, True
+        to = lambda a: torch.from_numpy(a).to(frames.device).repeat_interleave(copies, 0)
+        return ChamferTarget(as_tensor(distance), as_tensor(outside), to(points), to(valid))
 
     @staticmethod
-    def _normalise(ink: Tensor) -> Tensor:
-        return ink / (ink.mean((1, 2, 3), keepdim=True) + 1e-3)
+    def _outline(item, spacing: float = 2.0) -> np.ndarray:
+        """Points every ``spacing`` px along the silhouette runs, ``(K, 2)``."""
+        runs = [r[::max(1, int(spacing))] for r in item.silhouette]
+        return np.concatenate(runs).astype(np.float32) if runs else np.zeros((0, 2), np.float32)
+
+    def __call__(self, sketches: Tensor, target: ChamferTarget) -> Tensor:
+        """``sketches`` ``(B, 3, H, W)``: black strokes on white. Returns ``(B,)``."""
+        ink = 1.0 - grey(sketches)
+        total = ink.sum((1, 2, 3)).clamp_min(1e-3)
+        on_lines = (ink * target.distance).sum((1, 2, 3)) / total
+        off_subject = (ink * target.outside).sum((1, 2, 3)) / total
+        return on_lines + self.outside_weight * off_subject
+
+
+def coverage_loss(points: Tensor, outline: Tensor, valid: Tensor, cap: float) -> Tensor:
+    """The other side of the chamfer: the mean distance (px) from the subject's outline
+    points ``(B, K, 2)`` (``valid`` ``(B, K)``) to the nearest point along any stroke
+    (``points`` ``(B, N, M, 2)``), capped at ``cap``: strokes spread along the silhouette
+    instead of piling on one part of it."""
+    flat = points.flatten(1, 2)                                               # (B, N*M, 2)
+    nearest = torch.cdist(outline, flat).amin(-1).clamp_max(cap)             # (B, K)
+    weight = valid.to(points.dtype)
+    return (nearest * weight).sum(-1) / weight.sum(-1).clamp_min(1.0)
+
+
+def length_loss(points: Tensor, anchor: Tensor) -> Tensor:
+    """Squared relative change of each stroke's length (points ``(B, N, M, 2)``) from its
+    ``anchor`` length ``(N,)`` or ``(B, N)`` (on the keyframe), mean over strokes: strokes
+    neither grow nor collapse over a clip."""
+    length = (points[..., 1:, :] - points[..., :-1, :]).norm(dim=-1).sum(-1)     # (B, N)
+    return ((length - anchor) / anchor.clamp_min(1.0)).square().mean(-1)
 
 
 def short_stroke_loss(points: Tensor, min_length: float) -> Tensor:

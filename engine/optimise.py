@@ -14,7 +14,8 @@ from torch import Tensor
 
 from . import bezier
 from .initialise import random_strokes, sample_starts
-from .losses import group_loss, shape_loss, short_stroke_loss, track_loss
+from .lines import line_strokes
+from .losses import coverage_loss, group_loss, length_loss, shape_loss, short_stroke_loss, track_loss
 from .settings import Settings
 
 
@@ -68,59 +69,104 @@ class StrokeOptimiser:
         """The ``M`` tracked points along each stroke, ``(..., N, M, 2)``."""
         return bezier.evaluate_along(points, self.s.track_points)
 
-    def sketch_loss(self, points: Tensor, target) -> Tensor:
-        """Guidance plus the stroke-length prior, ``(B,)``."""
-        floor = self.s.min_length * self.unit
-        prior = short_stroke_loss(self.samples(points), floor) / self.unit ** 2
-        return self.guidance(self.render(points), target) + self.s.length_weight * prior
+    @property
+    def on_lines(self) -> bool:
+        """Whether strokes start on the frame's lines and keep their length (the chamfer
+        guidance), rather than grow from salient points (CLIP)."""
+        return getattr(self.guidance, "starts_on_lines", False)
+
+    def target(self, frames: Tensor, masks: Tensor | None, lines: list | None, copies: int = 1):
+        if self.on_lines:
+            return self.guidance.prepare(frames, masks, copies, lines=lines)
+        return self.guidance.prepare(frames, masks, copies)
+
+    def lengths(self, points: Tensor) -> Tensor:
+        """Each stroke's length along its tracked points, ``(..., N)``, canvas px."""
+        pts = bezier.evaluate_along(points, 16)
+        return (pts[..., 1:, :] - pts[..., :-1, :]).norm(dim=-1).sum(-1)
+
+    def sketch_loss(self, points: Tensor, target, anchor: Tensor | None = None) -> Tensor:
+        """Guidance plus the stroke-length prior, ``(B,)``: with the chamfer guidance each
+        stroke keeps its ``anchor`` length, with CLIP strokes keep a minimum length."""
+        if self.on_lines:
+            dense = bezier.evaluate_along(points, 16)
+            prior = (self.s.anchor_weight * length_loss(dense, anchor)
+                     + self.s.coverage_weight * coverage_loss(dense, target.outline, target.outline_valid,
+                                                              self.guidance.cap * self.unit) / self.unit)
+        else:
+            floor = self.s.min_length * self.unit
+            prior = self.s.length_weight * short_stroke_loss(self.samples(points), floor) / self.unit ** 2
+        return self.guidance(self.render(points), target) + prior
 
     def new_strokes(self, frames: Tensor, masks: Tensor | None, count: int,
-                    generator: torch.Generator, saliency: Tensor | None = None) -> Tensor:
-        """``count`` random strokes per frame, started on salient pixels: ``(B, count, P, 2)``."""
+                    generator: torch.Generator, saliency: Tensor | None = None,
+                    lines: list | None = None, keep: Tensor | None = None) -> Tensor:
+        """``count`` new strokes per frame, ``(B, count, P, 2)``: on the frame's ``lines``
+        where the guidance starts there (the most salient pieces not near-duplicates of the
+        strokes in ``keep``, one ``(K, P, 2)`` per frame), else short random strokes grown
+        from salient pixels (also for what the lines cannot fill)."""
         saliency = self.saliency(frames, masks) if saliency is None else saliency
         starts = sample_starts(saliency, count, generator)
-        return random_strokes(starts, self.s.segments, 0.05 * self.s.canvas, generator)
+        out = random_strokes(starts, self.s.segments, 0.05 * self.s.canvas, generator)
+        if not self.on_lines or lines is None:
+            return out
+        for b, item in enumerate(lines):
+            kept = None if keep is None else keep[b].detach().cpu().double().numpy()
+            chosen, _ = line_strokes(item, count, self.s.segments, avoid=kept)
+            if len(chosen):
+                out[b, :len(chosen)] = torch.from_numpy(chosen).to(out)
+        return out
 
     # -- the two kinds of optimisation ---------------------------------------------------
     def keyframe(self, frame: Tensor, mask: Tensor | None, generator: torch.Generator,
-                 seeds: int | None = None, saliency: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                 seeds: int | None = None, saliency: Tensor | None = None,
+                 lines: list | None = None) -> tuple[Tensor, Tensor]:
         """Sketch ``frame`` ``(B, 3, C, C)`` from scratch with ``seeds`` tries per frame.
 
-        ``saliency`` ``(B, C, C)``: the starting-point map, if already computed.
-        Returns the best strokes ``(B, N, P, 2)`` and their losses ``(B,)``.
+        ``saliency`` ``(B, C, C)``: the starting-point map, if already computed; ``lines``:
+        each frame's ``engine.lines.Lines`` (the chamfer guidance starts there, one try:
+        the same lines give the same strokes). Returns the best strokes ``(B, N, P, 2)``
+        and their losses ``(B,)``.
         """
-        seeds = seeds or self.s.seeds
+        seeds = 1 if self.on_lines else (seeds or self.s.seeds)
         b = frame.shape[0]
         frames = frame.repeat_interleave(seeds, 0)
         masks = None if mask is None else mask.repeat_interleave(seeds, 0)
         if saliency is not None:
             saliency = saliency.repeat_interleave(seeds, 0)
-        init = self.new_strokes(frames, masks, self.s.strokes, generator, saliency)
-        target = self.guidance.prepare(frame, mask, copies=seeds)    # the seeds share their frame
-        points, losses = self._adam(init, self.s.keyframe_steps, self.s.keyframe_lr,
-                                    lambda x: self.sketch_loss(x, target))
+        init = self.new_strokes(frames, masks, self.s.strokes, generator, saliency, lines)
+        target = self.target(frame, mask, lines, copies=seeds)    # the seeds share their frame
+        anchor = self.lengths(init)
+        steps, lr = self.s.keyframe_steps, self.s.keyframe_lr
+        if self.on_lines:                # on the lines already: a few gentle steps settle them
+            steps, lr = steps // 5, self.s.frame_lr
+        points, losses = self._adam(init, steps, lr, lambda x: self.sketch_loss(x, target, anchor))
         best = losses.view(b, seeds).argmin(1) + torch.arange(b, device=losses.device) * seeds
         return points[best], losses[best]
 
     def refine(self, frames: Tensor, masks: Tensor | None, init: Tensor,
-               trainable: Tensor) -> Tensor:
-        """Optimise only the ``trainable`` ``(B, N)`` strokes of ``init`` under guidance."""
-        target = self.guidance.prepare(frames, masks)
+               trainable: Tensor, lines: list | None = None) -> Tensor:
+        """Optimise only the ``trainable`` ``(B, N)`` strokes of ``init`` under guidance
+        (each keeps its length in ``init``)."""
+        target = self.target(frames, masks, lines)
+        anchor = self.lengths(init)
         points, _ = self._adam(init, self.s.reinit_steps, self.s.keyframe_lr,
-                               lambda x: self.sketch_loss(x, target), trainable)
+                               lambda x: self.sketch_loss(x, target, anchor), trainable)
         return points
 
     def window(self, frames: Tensor, masks: Tensor | None, init: Tensor, previous: Tensor,
                tracks: Tensor, visible: Tensor, groups: Tensor,
-               restart: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               restart: Tensor | None = None, lines: list | None = None,
+               anchor: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Sketch ``W`` consecutive frames together.
 
         frames ``(W, 3, C, C)``, init ``(W, N, P, 2)``, previous ``(N, P, 2)`` (the frame
         before the window), tracks ``(W, N, M, 2)`` with visible ``(W, N, M)``, groups ``(N,)``;
         ``restart`` ``(W, N)`` marks strokes re-initialised on that frame: they are not held
-        to their shape on the frame before.
+        to their shape on the frame before. ``anchor`` ``(W, N)``: each stroke's length on
+        its keyframe (the chamfer guidance keeps it).
         """
-        target = self.guidance.prepare(frames, masks)
+        target = self.target(frames, masks, lines)
         before = self.samples(previous)[None]
         s = self.s
         scale = 1.0 / self.unit ** 2                     # temporal terms in 224-canvas px^2
@@ -130,7 +176,7 @@ class StrokeOptimiser:
             reference = torch.cat([before, pts[:-1]], 0)
             if restart is not None:
                 reference = torch.where(restart[..., None, None], pts.detach(), reference)
-            return (self.sketch_loss(x, target)
+            return (self.sketch_loss(x, target, anchor)
                     + scale * (s.track_weight * track_loss(pts, tracks, visible)
                                + s.shape_weight * shape_loss(pts, reference)
                                + s.group_weight * group_loss(pts, reference, groups)))

@@ -16,12 +16,14 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .canvas import Letterbox
+from . import bezier
+from .canvas import Letterbox, SubjectFraming
 from .colour import ShownColours
 from .errors import EngineError, Interrupted
 from .export import SketchFolder, stroke_records
 from .backends import (build_guidance, build_masker, build_rasterizer, build_saliency,
                        build_tracker, choose_backends, pick_device, require_masker_weights)
+from .lines import extract_lines
 from .losses import find_groups
 from .masking import mask_file_identity
 from .optimise import StrokeOptimiser
@@ -51,19 +53,25 @@ class CanvasFrame:
     """One source frame on the working canvas."""
 
     index: int
+    box: Letterbox                 # where the canvas shows the source frame (canvas.py)
     image: torch.Tensor            # (3, C, C) in [0, 1], on the device
     mask: torch.Tensor | None      # (1, C, C) in {0, 1}
     track_image: np.ndarray        # (2C, 2C, 3) uint8 RGB, for the tracker
+    framing: tuple | None = None   # SubjectFraming's state after this frame (for a resume)
+    rgb: np.ndarray | None = None  # (C, C, 3) uint8: the canvas image, for line extraction
+    masked: bool = False           # whether ``mask`` is the subject's (else the frame, or None)
+    lines: object = None           # engine.lines.Lines, once extracted (Sketcher.lines_of)
 
 
-def masked_frames(source, frame_range, masker, box: Letterbox) -> Iterator[tuple]:
-    """Decode and mask, fitting each frame onto the canvas and a 2x one for tracking, on the
-    CPU side: ``(index, rgb, mask or None, track_rgb)`` as arrays. Runs in the prefetch thread."""
-    track_box = box.resized(2 * box.size)
+def masked_frames(source, frame_range, masker, framing: SubjectFraming) -> Iterator[tuple]:
+    """Decode and mask, fitting each frame onto its canvas window (``framing``: around the
+    subject where there is a mask) and a 2x one for tracking, on the CPU side:
+    ``(index, box, rgb, mask or None, track_rgb, framing state)``. Runs in the prefetch thread."""
     for index, rgb, alpha in source.frames(frame_range):
         mask = masker(index, rgb, alpha)
-        yield (index, box.fit(rgb), None if mask is None else box.fit(mask, fill=0),
-               track_box.fit(rgb))
+        box = framing(mask)
+        yield (index, box, box.fit(rgb), None if mask is None else box.fit(mask, fill=0),
+               box.resized(2 * box.size).fit(rgb), framing.state)
 
 
 class CanvasFrames:
@@ -74,23 +82,27 @@ class CanvasFrames:
     with a thread, while waiting for a frame (a neural masker can take seconds per frame);
     ``close()`` ends the thread."""
 
-    def __init__(self, source, frame_range, masker, box: Letterbox, device,
+    def __init__(self, source, frame_range, masker, framing: SubjectFraming, device,
                  should_stop: Callable[[], bool] = lambda: False, ahead: int = 0):
-        produced = masked_frames(source, frame_range, masker, box)
+        produced = masked_frames(source, frame_range, masker, framing)
         self.items = Prefetcher(produced, ahead, device, should_stop) if ahead else produced
-        self.frames = self._to_device(box, device, should_stop)
+        self.frames = self._to_device(device, should_stop)
 
-    def _to_device(self, box: Letterbox, device, should_stop) -> Iterator[CanvasFrame]:
-        frame_area = torch.from_numpy(box.faded()).to(device)[None]
-        padded = not bool((frame_area == 1).all())
-        for index, image, mask, track_image in self.items:
+    def _to_device(self, device, should_stop) -> Iterator[CanvasFrame]:
+        faded: dict = {}                 # the frame on its canvas, per window, without a mask
+        for index, box, image, mask, track_image, framing in self.items:
             if should_stop():
                 raise Interrupted()
-            m = frame_area if padded else None          # without a mask the subject is the frame
             if mask is not None:
                 m = torch.from_numpy(mask).to(device)[None].round()
+            else:                                       # without a mask the subject is the frame
+                if box not in faded:
+                    area = torch.from_numpy(box.faded()).to(device)[None]
+                    faded[box] = None if bool((area == 1).all()) else area
+                m = faded[box]
+            rgb = image
             image = torch.from_numpy(image).to(device).permute(2, 0, 1).float() / 255.0
-            yield CanvasFrame(index, image, m, track_image)
+            yield CanvasFrame(index, box, image, m, track_image, framing, rgb, mask is not None)
 
     def __iter__(self):
         return self
@@ -117,22 +129,71 @@ class CanvasFrames:
 class Sketcher:
     """Holds the stages of one job and sketches frames; see the module docstring."""
 
-    def __init__(self, settings: Settings, box: Letterbox, device: torch.device,
+    def __init__(self, settings: Settings, device: torch.device,
                  should_stop: Callable[[], bool], chosen: dict):
         """``chosen``: each stage's backend by name (``backends.choose_backends``)."""
         self.s = settings
-        self.box = box
         self.device = device
         self.should_stop = should_stop
         self.tracker = build_tracker(chosen["tracker"], device)
-        x0, y0, w, h = box.placement
         self.optimiser = StrokeOptimiser(settings, build_rasterizer(device),
                                          build_guidance(chosen["guidance"], device),
-                                         build_saliency(chosen["saliency"], device),
-                                         should_stop, area=(x0, y0, x0 + w, y0 + h))
-        x0, y0, w, h = box.resized(2 * box.size).placement
-        self.track_area = (x0, y0, x0 + w - 1, y0 + h - 1)
+                                         build_saliency(chosen["saliency"], device), should_stop)
         self.restarted = 0                 # strokes re-initialised in the last window
+        self.reseeds = 0                   # strokes re-seeded in the whole run
+        self.anchor = None                 # (N,) each stroke's length on its keyframe
+        self.no_lines: list[int] = []      # frames of the last window with no lines to draw
+
+    def lines_of(self, frames: list[CanvasFrame]) -> list | None:
+        """Each frame's lines (``engine.lines``), extracted once per frame; None where the
+        guidance does not start on lines."""
+        if not self.optimiser.on_lines:
+            return None
+        for f in frames:
+            if f.lines is None:          # without a mask of its own the subject is the frame
+                mask = f.mask[0].cpu().numpy() > 0.5 if f.masked else None
+                f.lines = extract_lines(f.rgb, mask, f.box.inside())
+        return [f.lines for f in frames]
+
+    def duplicates(self, strokes: torch.Tensor, lines: list) -> torch.Tensor:
+        """Which strokes ``(T, N, P, 2)`` mostly lie on another, longer stroke ``(T, N)``
+        (over half their points within 3% of the subject's diagonal of it): two strokes
+        drawn over one line, which the tracks and the chamfer pull can make."""
+        pts = bezier.evaluate_along(strokes.detach(), 16)                       # (T, N, 16, 2)
+        t, n, m, _ = pts.shape
+        reach = torch.tensor([max(1.5, 0.03 * item.diagonal) for item in lines], device=pts.device)
+        d = torch.cdist(pts.flatten(1, 2), pts.flatten(1, 2)).view(t, n, m, n, m).amin(-1)  # (T,N,M,N)
+        share = (d < reach[:, None, None, None]).float().mean(2)                 # (T, N, N): i on j
+        share = share * (1 - torch.eye(n, device=pts.device))
+        length = self.optimiser.lengths(strokes.detach())                        # (T, N)
+        index = torch.arange(n, device=pts.device)
+        shorter = (length[:, :, None] < length[:, None, :]) | (
+            (length[:, :, None] == length[:, None, :]) & (index[:, None] > index[None, :]))
+        return ((share > 0.5) & shorter).any(-1)
+
+    def off_lines(self, strokes: torch.Tensor, lines: list) -> torch.Tensor:
+        """Which strokes ``(T, N, P, 2)`` lie off their frame's lines ``(T, N)``: their points'
+        mean distance to the lines is over ``reseed_distance`` of the subject's diagonal."""
+        pts = self.optimiser.samples(strokes).detach().cpu().numpy()             # (T, N, M, 2)
+        off = np.zeros(pts.shape[:2], bool)
+        for t, item in enumerate(lines):
+            if item.empty:
+                continue
+            d = item.distance()
+            h, w = d.shape
+            xs = np.clip(pts[t, ..., 0].astype(int), 0, w - 1)
+            ys = np.clip(pts[t, ..., 1].astype(int), 0, h - 1)
+            off[t] = d[ys, xs].mean(-1) > self.s.reseed_distance * max(item.diagonal, 1.0)
+        return torch.from_numpy(off).to(strokes.device)
+
+    def frame_on(self, frames: list[CanvasFrame]) -> None:
+        """Keep the optimiser's control points on the canvas pixels that show these frames."""
+        areas = np.array([f.box.frame_area() for f in frames])
+        x0, y0 = areas[:, :2].max(0).tolist()          # on every one of them
+        x1, y1 = areas[:, 2:].min(0).tolist()
+        if x1 <= x0 or y1 <= y0:
+            x0, y0, x1, y1 = 0, 0, frames[0].box.size, frames[0].box.size
+        self.optimiser.area = (x0, y0, x1, y1)
 
     def generator(self, index: int) -> torch.Generator:
         """Random numbers tied to the frame, so a resumed run continues the same way."""
@@ -148,28 +209,32 @@ class Sketcher:
         """Strokes ``(N, P, 2)`` for the first frame, best of the seeds, and the saliency
         map ``(C, C)`` their starting points were drawn from."""
         mask = None if frame.mask is None else frame.mask[None]
+        self.frame_on([frame])
         saliency = self.optimiser.saliency(frame.image[None], mask)
         strokes, _ = self.optimiser.keyframe(frame.image[None], mask, self.generator(frame.index),
-                                             saliency=saliency)
+                                             saliency=saliency, lines=self.lines_of([frame]))
         self.check_stop()
+        self.anchor = self.optimiser.lengths(strokes[0]).detach()
         return strokes[0], saliency[0]
 
     def independent(self, frames: list[CanvasFrame]) -> torch.Tensor:
         """``--no-temporal``: every frame from scratch, one seed each, ``(W, N, P, 2)``."""
         images, masks = self._stack(frames)
-        strokes, _ = self.optimiser.keyframe(images, masks, self.generator(frames[0].index), seeds=1)
+        self.frame_on(frames)
+        strokes, _ = self.optimiser.keyframe(images, masks, self.generator(frames[0].index), seeds=1,
+                                             lines=self.lines_of(frames))
         self.check_stop()
         return strokes
 
-    def track(self, video: np.ndarray, points: torch.Tensor,
+    def track(self, video: np.ndarray, points: torch.Tensor, boxes: list[Letterbox],
               start: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Track canvas points ``(Q, 2)`` (given on frame 0, or on ``start`` ``(Q,)``) through
-        2x canvas frames; canvas tracks ``(T, Q, 2)`` and visibility ``(T, Q)`` (off the frame
-        counts as not seen)."""
+        2x canvas frames (each frame's canvas window ``boxes``); canvas tracks ``(T, Q, 2)``
+        and visibility ``(T, Q)`` (off the frame counts as not seen)."""
         tracks, visible = self.tracker.track(video, points.detach().cpu().numpy() * 2.0, start)
-        x0, y0, x1, y1 = self.track_area
-        on_frame = ((tracks[..., 0] >= x0) & (tracks[..., 0] <= x1)
-                    & (tracks[..., 1] >= y0) & (tracks[..., 1] <= y1))
+        area = np.array([b.resized(2 * b.size).frame_area() for b in boxes], np.float64)[:, None]
+        on_frame = ((tracks[..., 0] >= area[..., 0]) & (tracks[..., 0] <= area[..., 2] - 1)
+                    & (tracks[..., 1] >= area[..., 1]) & (tracks[..., 1] <= area[..., 3] - 1))
         return (torch.from_numpy(tracks / 2.0).to(self.device),
                 torch.from_numpy(visible & on_frame).to(self.device))
 
@@ -179,23 +244,33 @@ class Sketcher:
         s, opt = self.s, self.optimiser
         n, m, w = s.strokes, s.track_points, len(frames)
         video = np.stack([previous.track_image] + [f.track_image for f in frames])
+        boxes = [previous.box] + [f.box for f in frames]
+        self.frame_on([previous] + frames)
         points = opt.samples(strokes)                                          # (N, M, 2)
         # The strokes' points and a grid inside the subject (on the frame before the window)
         # are tracked together; a stroke point the tracker loses goes on with the grid.
         grid = grid_queries(None if previous.mask is None else previous.mask[0],
                             opt.area, s.track_grid, device=self.device)
-        both, seen = self.track(video, torch.cat([points.reshape(-1, 2), grid]))
+        both, seen = self.track(video, torch.cat([points.reshape(-1, 2), grid]), boxes)
         grid_tracks, grid_visible = both[:, n * m:], seen[:, n * m:]
         tracks, visible = with_grid_fallback(both[:, :n * m], seen[:, :n * m], grid_tracks, grid_visible)
         tracks, visible = tracks.view(w + 1, n, m, 2), visible.view(w + 1, n, m)
         init = self._follow(strokes, tracks, visible)
         groups = find_groups(points, s.touch * opt.unit)
         images, masks = self._stack(frames)
+        lines = self.lines_of(frames)
+        if self.anchor is None:
+            self.anchor = opt.lengths(strokes).detach()
+        anchor = self.anchor.expand(w, n).clone()                              # (W, N)
 
-        # Re-initialise strokes whose points are mostly lost, from the first frame they are:
-        # new strokes for every such frame, refined together, then tracked (one call, each
-        # from its own frame).
+        # Re-initialise strokes whose points are mostly lost, or (on lines) that the tracks
+        # carried off the frame's lines, from the first frame they are: new strokes for
+        # every such frame, refined together, then tracked (one call, each from its own frame).
         lost = visible.float().mean(-1) < s.lost_fraction                     # (W+1, N)
+        self.no_lines = []
+        if lines is not None:
+            lost[1:] |= self.off_lines(init, lines) | self.duplicates(init, lines)
+            self.no_lines = [f.index for f, item in zip(frames, lines) if item.empty]
         lost[0] = False
         first_lost = torch.where(lost.any(0), lost.float().argmax(0), 0)       # (N,)
         restart = torch.zeros(w, n, dtype=torch.bool, device=self.device)
@@ -204,14 +279,19 @@ class Sketcher:
             at = [j - 1 for j in lost_at]                                      # index in frames
             which = torch.stack([first_lost == j for j in lost_at])            # (J, N)
             image, mask = images[at], None if masks is None else masks[at]
-            fresh = opt.new_strokes(image, mask, n, self.generator(frames[at[0]].index))
-            fresh = torch.where(which[..., None, None], fresh, init[at])
-            fresh = opt.refine(image, mask, fresh, trainable=which)
+            at_lines = None if lines is None else [lines[t] for t in at]
+            kept = [init[t][~which[i]] for i, t in enumerate(at)]
+            new = opt.new_strokes(image, mask, n, self.generator(frames[at[0]].index),
+                                  lines=at_lines, keep=kept)
+            fresh = init[at].clone()
+            for i in range(len(at)):                 # the new strokes take the lost ids
+                fresh[i, which[i]] = new[i, :int(which[i].sum())]
+            fresh = opt.refine(image, mask, fresh, trainable=which, lines=at_lines)
             self.check_stop()
             counts = which.sum(1).tolist()                                     # strokes per frame
             queries = opt.samples(fresh[which]).reshape(-1, 2)                 # (sum k * M, 2)
             starts = np.repeat(np.array(lost_at), np.array(counts) * m)
-            all_tracks, all_visible = self.track(video, queries, starts)
+            all_tracks, all_visible = self.track(video, queries, boxes, starts)
             first_column = np.cumsum([0] + counts[:-1]) * m
             for i, (j, k) in enumerate(zip(lost_at, counts)):
                 t, mine = j - 1, which[i]
@@ -222,11 +302,15 @@ class Sketcher:
                 visible[j:, mine] = new_visible.view(-1, k, m)
                 init[t, mine] = fresh[i, mine]
                 init[t + 1:, mine] = self._follow(fresh[i, mine], tracks[j:, mine], visible[j:, mine])
+                anchor[t:, mine] = opt.lengths(fresh[i, mine]).detach()
             restart[at] = which
             groups = torch.where(which.any(0), n + torch.arange(n, device=groups.device), groups)
 
         self.restarted = int(restart.sum())
-        result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart)
+        self.reseeds += self.restarted
+        result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart,
+                               lines, anchor)
+        self.anchor = anchor[-1]
         self.check_stop()
         return result
 
@@ -319,13 +403,15 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
     if state is not None and folder.frames:
         todo = FrameRange(folder.frames[-1]["index"], frame_range.stop, frame_range.step)
     masker = build_masker(chosen["mask"], source, todo, device, s.mask_start_number)
-    box = Letterbox(info.width, info.height, s.canvas)
+    # A resumed run goes on framing the subject from the window its last frame had.
+    framing = SubjectFraming(info.width, info.height, s.canvas, follow=s.framing == "subject",
+                             state=None if state is None else state.get("framing"))
     ahead = s.window if os.environ.get("DYNASKETCH_PREFETCH", "1") != "0" else 0
-    decoded = CanvasFrames(source, todo, masker, box, device, should_stop, ahead)
+    decoded = CanvasFrames(source, todo, masker, framing, device, should_stop, ahead)
     stream: Iterator[CanvasFrame] = decoded
     previous, strokes = None, None
     try:       # the masker loads and starts on the first frames while the other models load
-        sketcher = Sketcher(s, box, device, should_stop, chosen)
+        sketcher = Sketcher(s, device, should_stop, chosen)
         s.backends = {"mask": masker.name, "tracker": sketcher.tracker.name,
                       "guidance": sketcher.optimiser.guidance.name,
                       "saliency": sketcher.optimiser.saliency.name,
@@ -342,14 +428,26 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
 
         def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
             for frame, points in zip(frames, strokes.detach().cpu().numpy()):
-                folder.add_frame(frame.index, stroke_records(box.to_source(points), s.width * s.canvas / 224.0
-                                                             / box.scale))
+                folder.add_frame(frame.index, stroke_records(frame.box.to_source(points),
+                                                             s.width * s.canvas / 224.0 / frame.box.scale))
+
+        def save(frame: CanvasFrame, strokes: torch.Tensor) -> None:
+            """The resume state: the last frame's strokes in source pixels, and its framing."""
+            folder.save({"strokes": frame.box.to_source(strokes.detach().cpu().double()),
+                         "framing": frame.framing, "reseeds": sketcher.reseeds,
+                         "anchor": None if sketcher.anchor is None
+                         else sketcher.anchor.cpu() / frame.box.scale},      # source px
+                        complete=len(folder.frames) == total)
 
         done = len(folder.frames)
         if state is not None and done:
-            strokes = state["strokes"].to(device)
+            strokes = state["strokes"]                # source pixels
             if done < total:                          # the tracker restarts from the last frame
                 previous = next(f for f in stream if f.index == folder.frames[-1]["index"])
+                strokes = previous.box.to_canvas(strokes).float().to(device)
+                if state.get("anchor") is not None:
+                    sketcher.anchor = (state["anchor"] * previous.box.scale).float().to(device)
+                sketcher.reseeds = state.get("reseeds", 0)
             progress.stage("optimise", done, total, f"resuming after {done} frames")
 
         if done < total:
@@ -362,7 +460,7 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
                     folder.save_map("saliency.png", saliency)
                     finish([first], strokes[None])
                     previous = first
-                    folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
+                    save(first, strokes)
                 else:
                     stream = itertools.chain([first], stream)
             while len(folder.frames) < total:
@@ -379,13 +477,16 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
                     result = sketcher.window(previous, strokes, frames)
                     if sketcher.restarted:
                         note = f"; re-initialised {sketcher.restarted} lost strokes"
+                    if sketcher.no_lines:
+                        progress.log(f"frames {', '.join(map(str, sketcher.no_lines))}: no lines inside "
+                                     "the subject; the strokes there follow the tracks")
                 else:
                     progress.stage("optimise", len(folder.frames), total,
                                    f"frames {frames[0].index}-{frames[-1].index} from scratch")
                     result = sketcher.independent(frames)
                 finish(frames, result)
                 previous, strokes = frames[-1], result[-1]
-                folder.save({"strokes": strokes.cpu()}, complete=len(folder.frames) == total)
+                save(previous, strokes)
                 progress.stage("optimise", len(folder.frames), total,
                                f"frame {frames[-1].index} ({len(folder.frames)}/{total}){note}")
     except BaseException as exc:  # a stop or an error: do not wait long for a frame being masked
@@ -395,7 +496,11 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
         raise
     decoded.close()                    # the prefetch thread stops before the preview decodes
 
-    folder.save({"strokes": (strokes.cpu() if strokes is not None else torch.zeros(0))}, complete=True)
+    if previous is not None and strokes is not None:
+        save(previous, strokes)
+    else:                                  # nothing sketched in this run: the state stands
+        folder.save({k: v for k, v in (state or {"strokes": torch.zeros(0)}).items()
+                     if k not in ("fingerprint", "done")}, complete=True)
     preview = None
     if job.preview:
         progress.stage("export", total, total, "writing preview.mp4")
@@ -403,4 +508,4 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
                                 folder.frames, info.fps, should_stop=should_stop)
         sketcher.check_stop()
     return {"sketch": folder.sketch_path, "frames": len(folder.frames), "preview": preview,
-            "out": folder.path}
+            "out": folder.path, "reseeds": sketcher.reseeds}

@@ -22,6 +22,7 @@ class Settings:
     preset: str = "default"
     temporal: bool = True
     canvas: int = 224
+    framing: str = "subject"        # subject: the canvas follows the mask (canvas.SubjectFraming); frame
     segments: int = 1               # cubic segments per stroke
     mask: str = "auto"
     mask_start_number: int | None = None   # a mask image pattern's first image (--mask-start-number)
@@ -37,6 +38,10 @@ class Settings:
     # stroke prior: strokes shorter than this (canvas px at 224) are pushed to grow
     min_length: float = 12.0
     length_weight: float = 0.01
+    # with the chamfer guidance: each stroke keeps its keyframe length (losses.length_loss)
+    anchor_weight: float = 2.0
+    coverage_weight: float = 0.3    # ... and the strokes cover the silhouette (losses.coverage_loss)
+    reseed_distance: float = 0.06   # re-seed a stroke further than this (x subject diagonal) off the lines
     # temporal terms
     track_points: int = 8           # points sampled along each stroke for the track term
     track_grid: int = 40            # a grid of N x N points inside the mask is tracked
@@ -70,6 +75,8 @@ class Settings:
             raise EngineError(f"--width {self.width}: the stroke width must be above 0 (1.5 is the default)")
         if self.seeds <= 0:
             raise EngineError(f"--seeds {self.seeds}: needs at least 1 seed (3 is the default)")
+        if self.framing not in ("subject", "frame"):
+            raise EngineError(f"--framing {self.framing!r}: choose subject or frame")
         if self.canvas < 32:
             raise EngineError(f"--canvas {self.canvas}: the canvas must be at least 32 pixels")
 

@@ -1,0 +1,105 @@
+"""The subject's lines on the canvas: its silhouette and its strongest long interior lines.
+
+``extract_lines(rgb, mask, frame)`` works on one canvas frame (``(C, C, 3)`` uint8, the
+subject mask ``(C, C)`` bool or None, and the canvas pixels that show the frame). It gives
+``Lines``: the silhouette as ordered runs of boundary points (the mask's outer contours,
+cut where they run along the frame's edge, which is no line of the subject), the interior
+lines as one-pixel centrelines (Canny on the blurred frame inside the eroded mask, thinned,
+connected runs shorter than ``min_run`` of the subject's diagonal dropped), and the line
+image both make, which the chamfer loss and the re-seeding measure distances to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class Lines:
+    image: np.ndarray                       # (C, C) bool: every line pixel
+    silhouette: list[np.ndarray] = field(default_factory=list)   # ordered (K, 2) x, y runs
+    interior: np.ndarray | None = None      # (C, C) bool centrelines inside the subject
+    strength: np.ndarray | None = None      # (C, C) float32 gradient magnitude, 0..1
+    subject: np.ndarray | None = None       # (C, C) bool: the subject (the frame without a mask)
+    diagonal: float = 0.0                   # the subject's bounding-box diagonal, canvas px
+
+    @property
+    def empty(self) -> bool:
+        return not self.image.any()
+
+    def distance(self) -> np.ndarray:
+        """``(C, C)`` float32: each pixel's distance to the nearest line pixel (canvas px;
+        the canvas's diagonal where there are no lines), computed once."""
+        if getattr(self, "_distance", None) is None:
+            if self.empty:
+                self._distance = np.full(self.image.shape, float(np.hypot(*self.image.shape)), np.float32)
+            else:
+                self._distance = cv2.distanceTransform((~self.image).astype(np.uint8), cv2.DIST_L2, 5)
+        return self._distance
+
+
+def _diagonal(region: np.ndarray) -> float:
+    ys, xs = np.nonzero(region)
+    if not len(xs):
+        return 0.0
+    return float(np.hypot(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))
+
+
+def silhouette_runs(mask: np.ndarray, frame: np.ndarray, min_points: int = 6) -> list[np.ndarray]:
+    """The outer contours of ``mask`` as ordered point runs ``(K, 2)`` (x, y at pixel centres),
+    longest first, cut where they touch the frame's edge (``frame``: the canvas pixels that
+    show the frame); a contour that never touches it stays closed (first point repeated)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    # the frame's edge, one pixel in: a mask boundary there is the subject leaving the frame
+    edge = frame & ~cv2.erode(frame.astype(np.uint8), np.ones((5, 5), np.uint8), borderValue=0).astype(bool)
+    runs = []
+    for contour in contours:
+        pts = contour[:, 0, :]
+        on_edge = edge[pts[:, 1], pts[:, 0]]
+        if not on_edge.any():
+            runs.append(np.vstack([pts, pts[:1]]).astype(np.float64) + 0.5)
+            continue
+        # rotate so the contour starts on the edge, then split into the runs off it
+        pts, on_edge = np.roll(pts, -int(np.argmax(on_edge)), 0), np.roll(on_edge, -int(np.argmax(on_edge)))
+        change = np.flatnonzero(np.diff(on_edge.astype(np.int8)))
+        starts, stops = change[::2] + 1, np.append(change[1::2] + 1, len(pts))[:len(change[::2])]
+        runs.extend(pts[a:b].astype(np.float64) + 0.5 for a, b in zip(starts, stops))
+    runs = [r for r in runs if len(r) >= min_points]
+    return sorted(runs, key=len, reverse=True)
+
+
+def extract_lines(rgb: np.ndarray, mask: np.ndarray | None, frame: np.ndarray,
+                  min_run: float = 0.1, sigma: float = 1.5) -> Lines:
+    """The lines of one canvas frame; see the module docstring."""
+    subject = frame.copy() if mask is None else (mask & frame)
+    diagonal = _diagonal(subject)
+    image = np.zeros(frame.shape, bool)
+    if diagonal == 0:
+        return Lines(image, subject=subject)
+    runs = silhouette_runs(subject, frame) if mask is not None else []
+    for run in runs:
+        image[np.clip(run[:, 1].astype(int), 0, frame.shape[0] - 1),
+              np.clip(run[:, 0].astype(int), 0, frame.shape[1] - 1)] = True
+
+    grey = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (0, 0), sigma)
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+    magnitude = np.hypot(gx, gy)
+    # inside the subject, away from its silhouette (that line is drawn from the mask)
+    inner = cv2.erode(subject.astype(np.uint8), np.ones((7, 7), np.uint8), borderValue=0).astype(bool)
+    values = magnitude[inner]
+    interior = np.zeros(frame.shape, bool)
+    strength = np.zeros(frame.shape, np.float32)
+    if values.size and values.max() > 1e-3:
+        high = float(np.percentile(values, 90))
+        edges = cv2.Canny(grey, max(1.0, 0.5 * high), max(2.0, high), L2gradient=True) > 0
+        edges &= inner
+        from skimage.morphology import skeletonize
+        edges = skeletonize(edges)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(edges.astype(np.uint8), connectivity=8)
+        long_enough = np.zeros(count, bool)
+        long_enough[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_run * diagonal
+        interior = long_enough[labels]
+        strength = np.clip(magnitude / max(float(values.max()), 1e-6), 0, 1).astype(np.float32)
+    return Lines(image | interior, runs, interior, strength, subject, diagonal)
