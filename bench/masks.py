@@ -53,6 +53,20 @@ def flicker(masks: list[np.ndarray], greys: list[np.ndarray]) -> float:
     return float(np.mean(out)) if out else 0.0
 
 
+def write_mask_video(path: str, masks) -> None:
+    """Boolean masks ``(H, W)`` as a lossless grey video (FFV1), which ``--mask`` reads."""
+    import av
+
+    with av.open(path, "w") as out:
+        stream = None
+        for m in masks:
+            if stream is None:
+                stream = out.add_stream("ffv1", rate=24)
+                stream.width, stream.height, stream.pix_fmt = m.shape[1], m.shape[0], "gray"
+            out.mux(stream.encode(av.VideoFrame.from_ndarray((m * 255).astype(np.uint8), format="gray")))
+        out.mux(stream.encode())
+
+
 def frames_of(path: str, count: int) -> list[np.ndarray]:
     clip = open_video(path)
     return [rgb for _, rgb, _ in clip.frames(FrameRange(0, min(count, clip.info.frame_count)))]
@@ -120,15 +134,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
         if args.write_masks:
-            import av
-
             os.makedirs(args.write_masks, exist_ok=True)
-            with av.open(os.path.join(args.write_masks, name.replace(".mp4", ".isnet.mkv")), "w") as out:
-                stream = out.add_stream("ffv1", rate=24)
-                stream.width, stream.height, stream.pix_fmt = full.shape[2], full.shape[1], "gray"
-                for m in full:
-                    out.mux(stream.encode(av.VideoFrame.from_ndarray((m * 255).astype(np.uint8), format="gray")))
-                out.mux(stream.encode())
+            write_mask_video(os.path.join(args.write_masks, name.replace(".mp4", ".isnet.mkv")), full)
     print(f"models folder: {models.home()}")
 
 

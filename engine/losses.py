@@ -56,8 +56,16 @@ class ChamferLoss:
     def prepare(self, frames: Tensor, masks: Tensor | None, copies: int = 1,
                 lines: list | None = None) -> ChamferTarget:
         """Targets for ``frames`` ``(B, 3, C, C)`` from their ``lines`` (``engine.lines.Lines``
-        per frame), each frame sketched ``copies`` times."""
+        per frame; extracted here when not given, the whole canvas counting as the frame),
+        each frame sketched ``copies`` times."""
         size = frames.shape[-1]
+        if lines is None:
+            from .lines import extract_lines
+
+            rgb = (frames.detach() * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            subject = [None] * len(rgb) if masks is None else list(masks[:, 0].cpu().numpy() > 0.5)
+            whole = np.ones((size, size), bool)
+            lines = [extract_lines(image, m, whole) for image, m in zip(rgb, subject)]
         unit = size / 224.0
         distance, outside = [], []
         for item in lines:
@@ -65,15 +73,17 @@ class ChamferLoss:
             out = (~item.subject).astype(np.uint8)
             outside.append(cv2.distanceTransform(out, cv2.DIST_L2, 5) / unit if item.subject.any()
                            else np.zeros(out.shape, np.float32))
-        as_tensor = lambda maps: torch.from_numpy(np.stack(maps)).to(frames.device)[:, None].float().repeat_interleave(copies, 0)
         outline = [self._outline(item) for item in lines]
         longest = max(1, max(len(o) for o in outline))
         points = np.zeros((len(lines), longest, 2), np.float32)
         valid = np.zeros((len(lines), longest), bool)
         for b, o in enumerate(outline):
             points[b, :len(o)], valid[b, :len(o)] = o, True
-        to = lambda a: torch.from_numpy(a).to(frames.device).repeat_interleave(copies, 0)
-        return ChamferTarget(as_tensor(distance), as_tensor(outside), to(points), to(valid))
+        maps = torch.from_numpy(np.stack([np.stack(distance), np.stack(outside)], 1)).float()
+        maps = maps.to(frames.device).repeat_interleave(copies, 0)          # (B, 2, C, C)
+        return ChamferTarget(maps[:, :1], maps[:, 1:],
+                             torch.from_numpy(points).to(frames.device).repeat_interleave(copies, 0),
+                             torch.from_numpy(valid).to(frames.device).repeat_interleave(copies, 0))
 
     @staticmethod
     def _outline(item, spacing: float = 2.0) -> np.ndarray:

@@ -167,6 +167,7 @@ class StrokeOptimiser:
         its keyframe (the chamfer guidance keeps it).
         """
         target = self.target(frames, masks, lines)
+        anchor = self.lengths(init[:1]).detach() if anchor is None else anchor
         before = self.samples(previous)[None]
         s = self.s
         scale = 1.0 / self.unit ** 2                     # temporal terms in 224-canvas px^2

@@ -1,9 +1,12 @@
 """Each loss term does what it is for."""
 import math
 
+import pytest
+
 import torch
 
-from engine.losses import LineLoss, find_groups, group_loss, shape_loss, track_loss
+
+from engine.losses import ChamferLoss, coverage_loss, find_groups, group_loss, length_loss, shape_loss, track_loss
 from engine.rasterizer import SplatRasterizer
 
 
@@ -51,18 +54,21 @@ def test_find_groups_links_touching_strokes():
     assert labels[0] == labels[1] == labels[2] and labels[3] != labels[0]
 
 
-def test_line_loss_targets_a_frame_once_for_all_its_copies():
-    frames = torch.rand(2, 3, 64, 64)
-    once = LineLoss().prepare(frames, None, copies=3)                 # a keyframe's seeds
-    for a, b in zip(once, LineLoss().prepare(frames.repeat_interleave(3, 0), None)):
-        assert a.shape[0] == 6 and torch.allclose(a, b)
+def test_chamfer_loss_targets_a_frame_once_for_all_its_copies():
+    frames = torch.ones(2, 3, 64, 64)
+    frames[0, :, 20:23, 8:56] = 0.0
+    frames[1, :, 8:56, 30:33] = 0.0
+    once = ChamferLoss().prepare(frames, None, copies=3)                # a keyframe's seeds
+    again = ChamferLoss().prepare(frames.repeat_interleave(3, 0), None)
+    assert once.distance.shape[0] == 6 and torch.allclose(once.distance, again.distance)
+    assert not torch.allclose(once.distance[0], once.distance[3])
 
 
-def test_line_loss_prefers_strokes_on_the_frames_lines():
+def test_chamfer_loss_prefers_strokes_on_the_frames_lines():
     size = 96
     frame = torch.ones(1, 3, size, size)
     frame[..., 30:33, 10:86] = 0.0                          # one dark horizontal line
-    loss = LineLoss()
+    loss = ChamferLoss()
     target = loss.prepare(frame, None)
     r = SplatRasterizer()
 
@@ -70,5 +76,39 @@ def test_line_loss_prefers_strokes_on_the_frames_lines():
         ctrl = torch.tensor([[[[10.0, y], [35.0, y], [60.0, y], [86.0, y]]]])
         return 1.0 - r(ctrl, torch.tensor([[2.0]]), torch.ones(1, 1), size).expand(-1, 3, -1, -1)
 
-    on, near, far = (loss(sketch(y), target).item() for y in (31.5, 40.0, 75.0))
-    assert on < near < far
+    on, near, far = (loss(sketch(y), target).item() for y in (31.5, 35.0, 75.0))
+    assert on < near < far and on < 4.0         # Canny: the two edges of the dark band, 1.5 px off
+
+
+def test_chamfer_loss_pays_for_ink_outside_the_subject():
+    size = 96
+    frame = torch.ones(1, 3, size, size)
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., 20:60, 20:60] = 1.0                            # a square subject, no inner lines
+    loss = ChamferLoss()
+    target = loss.prepare(frame, mask)
+    r = SplatRasterizer()
+
+    def sketch(x):
+        ctrl = torch.tensor([[[[x, 25.0], [x, 35.0], [x, 45.0], [x, 55.0]]]])
+        return 1.0 - r(ctrl, torch.tensor([[2.0]]), torch.ones(1, 1), size).expand(-1, 3, -1, -1)
+
+    on_edge, outside = loss(sketch(20.5), target).item(), loss(sketch(80.0), target).item()
+    assert on_edge < 2.5 and outside > 12.0                  # the capped distance plus the way out
+
+
+def test_coverage_loss_wants_the_whole_outline_drawn():
+    outline = torch.stack([torch.linspace(0, 100, 51), torch.zeros(51)], -1)[None]
+    valid = torch.ones(1, 51, dtype=torch.bool)
+    half = torch.stack([torch.linspace(0, 50, 32), torch.zeros(32)], -1)[None, None]
+    whole = torch.stack([torch.linspace(0, 100, 32), torch.zeros(32)], -1)[None, None]
+    assert coverage_loss(whole, outline, valid, cap=12.0) < 0.5 * coverage_loss(half, outline, valid, cap=12.0)
+
+
+def test_length_loss_holds_each_stroke_to_its_keyframe_length():
+    line = torch.stack([torch.linspace(0, 30, 8), torch.zeros(8)], -1)[None, None]     # 30 px
+    anchor = torch.tensor([30.0])
+    assert length_loss(line, anchor).item() < 1e-9
+    assert length_loss(line * 1.5, anchor).item() == pytest.approx(0.25, rel=1e-4)
+    assert length_loss(line * 0.5, anchor).item() == pytest.approx(0.25, rel=1e-4)
+

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.canvas import Letterbox
+from engine.canvas import SubjectFraming
 from engine.errors import EngineError, Interrupted
 from engine.masking import MaskFileMasker
 from engine.pipeline import CanvasFrames
@@ -74,16 +74,15 @@ def test_close_stops_the_thread_and_closes_the_source():
 def test_canvas_frames_ahead_give_the_frames_and_masks_of_the_plain_stream(disc_clip, device):
     source = open_video(disc_clip["video"])
     rng = FrameRange(0, source.info.frame_count)
-    box = Letterbox(source.info.width, source.info.height, 64)
-
     def frames(ahead):
         masker = MaskFileMasker(disc_clip["mask"], source.info, rng)
-        return list(CanvasFrames(source, rng, masker, box, device, ahead=ahead))
+        framing = SubjectFraming(source.info.width, source.info.height, 64)
+        return list(CanvasFrames(source, rng, masker, framing, device, ahead=ahead))
 
     plain, early = frames(0), frames(5)
     assert [f.index for f in early] == [f.index for f in plain] == list(range(source.info.frame_count))
     for a, b in zip(plain, early):
-        assert torch.equal(a.image, b.image) and torch.equal(a.mask, b.mask)
+        assert a.box == b.box and torch.equal(a.image, b.image) and torch.equal(a.mask, b.mask)
         assert np.array_equal(a.track_image, b.track_image)
         assert a.mask.sum() > 0
 
@@ -91,10 +90,10 @@ def test_canvas_frames_ahead_give_the_frames_and_masks_of_the_plain_stream(disc_
 def test_a_stop_ends_the_stream_and_its_thread(disc_clip):
     source = open_video(disc_clip["video"])
     rng = FrameRange(0, source.info.frame_count)
-    box = Letterbox(source.info.width, source.info.height, 64)
+    framing = SubjectFraming(source.info.width, source.info.height, 64)
     stop = threading.Event()
     before = threading.active_count()
-    stream = CanvasFrames(source, rng, MaskFileMasker(disc_clip["mask"], source.info, rng), box,
+    stream = CanvasFrames(source, rng, MaskFileMasker(disc_clip["mask"], source.info, rng), framing,
                            torch.device("cpu"), stop.is_set, ahead=3)
     next(stream)
     stop.set()
