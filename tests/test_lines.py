@@ -1,0 +1,134 @@
+"""Line extraction and vectorisation: strokes start on the subject's real lines."""
+import json
+
+import numpy as np
+import pytest
+
+from engine.lines import extract_lines, line_strokes
+from engine.lines.vectorise import fit_cubics, prune_and_join, split_cubic, sub_cubic, trace_paths
+from media import write_video
+from test_cli import dynasketch
+
+
+def bezier(c, n=50):
+    t = np.linspace(0, 1, n)[:, None]
+    return (1 - t) ** 3 * c[0] + 3 * (1 - t) ** 2 * t * c[1] + 3 * (1 - t) * t ** 2 * c[2] + t ** 3 * c[3]
+
+
+def house(size=224):
+    """A grey house (square body, triangular roof) with a dark door line, and its mask."""
+    rgb = np.full((size, size, 3), 255, np.uint8)
+    mask = np.zeros((size, size), bool)
+    yy, xx = np.mgrid[0:size, 0:size]
+    body = (xx >= 60) & (xx < 164) & (yy >= 100) & (yy < 190)
+    roof = (yy >= 40) & (yy < 100) & (np.abs(xx - 112) < (yy - 40) * 52 / 60)
+    mask[body | roof] = True
+    rgb[mask] = 150
+    rgb[120:190, 100:104] = 30                                          # the door's edge
+    return rgb, mask
+
+
+def distance_to_outline(points, mask):
+    import cv2
+    edge = np.zeros(mask.shape, np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(edge, contours, -1, 1, 1)
+    d = cv2.distanceTransform(1 - edge, cv2.DIST_L2, 5)
+    p = np.clip(points.astype(int), 0, mask.shape[0] - 1)
+    return d[p[..., 1], p[..., 0]]
+
+
+def test_schneider_fit_recovers_a_cubic_and_splits_a_corner():
+    c = np.array([[10.0, 10.0], [40.0, 80.0], [90.0, -20.0], [120.0, 50.0]])
+    fit = fit_cubics(bezier(c, 200), error=0.5)
+    assert len(fit) == 1 and np.abs(bezier(fit[0], 200) - bezier(c, 200)).max() < 1.0
+    corner = np.concatenate([np.stack([np.linspace(0, 50, 51), np.zeros(51)], 1),
+                             np.stack([np.full(50, 50.0), np.linspace(1, 50, 50)], 1)])
+    pieces = fit_cubics(corner, error=1.0)
+    assert len(pieces) >= 2 and np.allclose(pieces[0][0], [0, 0]) and np.allclose(pieces[-1][-1], [50, 50])
+    # pieces of a cubic: the same curve
+    halves = split_cubic(c, 2)
+    assert halves.shape == (7, 2) and np.allclose(bezier(halves[:4], 3)[-1], bezier(c, 3)[1])
+    assert np.allclose(bezier(sub_cubic(c, 0.25, 0.75), 3), bezier(c, 5)[1:4])
+
+
+def test_skeleton_paths_join_straight_through_a_junction_and_drop_spurs():
+    grid = np.zeros((60, 80), bool)
+    grid[30, 5:75] = True                     # a long straight line
+    grid[10:30, 40] = True                    # a branch meeting it at (40, 30)
+    grid[31:34, 20] = True                    # a 3-pixel spur
+    paths, ends = trace_paths(grid)
+    joined = prune_and_join(paths, ends, spur=6)
+    lengths = sorted(len(p) for p in joined)
+    longest = max(joined, key=len)
+    # the line whole (less the pixels inside the junctions' clusters) and the branch
+    assert len(joined) == 2 and lengths[-1] >= 64
+    assert set(longest[:, 1].astype(int)) == {30}
+
+
+def test_a_few_strokes_are_the_outline_and_more_add_the_inner_lines():
+    rgb, mask = house()
+    lines = extract_lines(rgb, mask, np.ones(mask.shape, bool))
+    assert lines.silhouette and lines.interior.any()
+    four, kinds = line_strokes(lines, 4)
+    assert four.shape == (4, 4, 2) and kinds.all()                     # 4 strokes: the outline
+    assert np.median(distance_to_outline(bezier_all(four), mask)) < 3
+    sixteen, kinds = line_strokes(lines, 16)
+    assert len(sixteen) <= 16 and (~kinds).any()                       # and the door
+    door = bezier_all(sixteen[~kinds])
+    assert np.abs(door[..., 0] - 102).min() < 4
+
+
+def bezier_all(strokes):
+    return np.stack([bezier(s, 20) for s in strokes])
+
+
+def test_the_frame_edge_is_no_outline():
+    """A subject cut by the frame's edge: the silhouette runs stop at the edge."""
+    rgb, mask = house()
+    frame = np.zeros(mask.shape, bool)
+    frame[:, :112] = True                                              # the frame ends mid-house
+    lines = extract_lines(rgb, mask, frame)
+    points = np.concatenate(lines.silhouette)
+    assert points[:, 0].max() < 110
+
+
+def test_a_flat_subject_or_an_empty_mask_gives_outline_only_or_nothing():
+    rgb, mask = house()
+    flat = np.full_like(rgb, 150)
+    lines = extract_lines(flat, mask, np.ones(mask.shape, bool))
+    strokes, kinds = line_strokes(lines, 8)
+    assert len(strokes) and kinds.all()                                # just the outline
+    empty = extract_lines(rgb, np.zeros(mask.shape, bool), np.ones(mask.shape, bool))
+    assert empty.empty and line_strokes(empty, 8)[0].shape == (0, 4, 2)
+
+
+@pytest.mark.parametrize("case", ["blank frames", "mask empty on some frames", "leaves and comes back"])
+def test_bad_frames_keep_or_reseed_strokes_without_a_crash(tmp_path, case):
+    t_len, h, w = 14, 96, 128
+    frames = np.full((t_len, h, w, 3), 230, np.uint8)
+    masks = np.zeros((t_len, h, w, 3), np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for t in range(t_len):
+        x = 40 + 2 * t if case != "leaves and comes back" else [40, 80, 120, 150, 150, 150, 120, 80][t % 8]
+        disc = (xx - x) ** 2 + (yy - 48) ** 2 < 20 ** 2
+        frames[t][disc] = 60
+        frames[t][disc & ((xx - x) // 6 % 2 == 0)] = 140
+        masks[t][disc] = 255
+        if case == "blank frames" and 5 <= t < 9:
+            frames[t][:] = 128                                         # a flat grey frame
+        if case == "mask empty on some frames" and 5 <= t < 9:
+            masks[t][:] = 0
+    clip = write_video(str(tmp_path / "clip.mp4"), frames)
+    mask = write_video(str(tmp_path / "clip.mask.mp4"), masks)
+    out = tmp_path / "out"
+    result = dynasketch("sketch", clip, "--mask", mask, "--out", out, "--strokes", 6, "--preset", "fast",
+                        "--no-preview", "--progress", "json")
+    assert result.returncode == 0, result.stderr
+    sketch = json.loads((out / "sketch.json").read_text())
+    assert len(sketch["frames"]) == t_len and all(len(f["strokes"]) == 6 for f in sketch["frames"])
+    points = np.array([[s["points"] for s in f["strokes"]] for f in sketch["frames"]])
+    assert np.isfinite(points).all()
+    log = (out / "dynasketch.log").read_text()
+    if case == "mask empty on some frames":                      # nothing to draw there
+        assert "frames 5, 6, 7, 8: no lines inside the subject" in log
