@@ -1,11 +1,13 @@
 """Contact sheets: source frames beside their sketches (docs/BENCHMARKS.md shows them).
 
     python -m bench.contact_sheet OUT.png SKETCH.json [SKETCH2.json ...] [--frames 4] [--height 200]
+        [--no-source]
 
 One row per chosen frame (the first, 1/3, 2/3 and the last of the sketch by default):
 the source frame, then each sketch's strokes drawn black on white, in the order given
 (e.g. before and after a change), all cropped to the square around the ink of every sketch
-on that frame so a small subject is seen. Strokes are drawn with Pillow.
+on that frame so a small subject is seen. Strokes are drawn with Pillow. ``--no-source``
+leaves the source out (the sheets in docs/: the shared clips are not the project's media).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def drawing(strokes: list[np.ndarray], size: tuple[int, int], width: float) -> I
     return image
 
 
-def contact_sheet(paths: list[str], rows: int = 4, height: int = 200) -> Image.Image:
+def contact_sheet(paths: list[str], rows: int = 4, height: int = 200, source: bool = True) -> Image.Image:
     sketches = [load(p) for p in paths]
     first = sketches[0]
     scale = height / first["height"]
@@ -45,8 +47,9 @@ def contact_sheet(paths: list[str], rows: int = 4, height: int = 200) -> Image.I
             break
     drawn = [polylines(sk, scale) for sk in sketches]
     # every row shows the square around the ink of all the sketches on that frame
-    cell = height
-    sheet = Image.new("RGB", (cell * (1 + len(sketches)) + 4 * len(sketches), cell * len(picked) + 4 * (len(picked) - 1)), "grey")
+    cell, first_column = height, int(source)
+    columns = first_column + len(sketches)
+    sheet = Image.new("RGB", (cell * columns + 4 * (columns - 1), cell * len(picked) + 4 * (len(picked) - 1)), "grey")
     for r, t in enumerate(picked):
         pts = np.concatenate([np.concatenate(lines[t]) for lines in drawn])
         (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
@@ -55,11 +58,12 @@ def contact_sheet(paths: list[str], rows: int = 4, height: int = 200) -> Image.I
         box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
         zoom = cell / side
         y = r * (cell + 4)
-        sheet.paste(sources[t].crop(tuple(round(v) for v in box)).resize((cell, cell), Image.LANCZOS), (0, y))
+        if source:
+            sheet.paste(sources[t].crop(tuple(round(v) for v in box)).resize((cell, cell), Image.LANCZOS), (0, y))
         for c, (sk, lines) in enumerate(zip(sketches, drawn)):
             width = np.mean([s["width"] for s in sk["frames"][t]["strokes"]]) * scale * zoom
             moved = [(s - np.array(box[:2])) * zoom for s in lines[t]]
-            sheet.paste(drawing(moved, (cell, cell), max(1.5, width)), ((c + 1) * (cell + 4), y))
+            sheet.paste(drawing(moved, (cell, cell), max(1.5, width)), ((c + first_column) * (cell + 4), y))
     return sheet
 
 
@@ -69,8 +73,9 @@ def main() -> None:
     ap.add_argument("sketches", nargs="+")
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--height", type=int, default=200)
+    ap.add_argument("--no-source", action="store_true")
     args = ap.parse_args()
-    contact_sheet(args.sketches, args.frames, args.height).save(args.out)
+    contact_sheet(args.sketches, args.frames, args.height, not args.no_source).save(args.out)
 
 
 if __name__ == "__main__":

@@ -36,14 +36,6 @@ def xdog_ink(image: Tensor, sigma: float = 0.8, k: float = 1.6, tau: float = 0.9
     return torch.tanh(sharpness * F.relu(epsilon - dog))
 
 
-def pyramid(image: Tensor, levels: int) -> list[Tensor]:
-    """``levels`` images, each half the size of the previous (2x2 average)."""
-    out = [image]
-    for _ in range(levels - 1):
-        out.append(F.avg_pool2d(out[-1], 2, ceil_mode=True))
-    return out
-
-
 def composite_on_white(image: Tensor, mask: Tensor | None) -> Tensor:
     """Subject on white paper: ``image * mask + (1 - mask)``."""
     if mask is None:

@@ -3,7 +3,8 @@
 Guidance (how much the sketch looks like the frame):
   ``ChamferLoss``: the weight-free default, the distance of the sketch's ink to the frame's
   lines (``engine.lines``), and to the subject where ink leaves it; ``coverage_loss`` is
-  the other side, the distance of the subject's outline to the strokes.
+  the other side, the distance of the subject's outline to the strokes; ``overlap_loss``
+  keeps two strokes off one line.
 
 Stroke priors:
   ``length_loss``: with the chamfer guidance, each stroke keeps its length on the keyframe.
@@ -34,6 +35,7 @@ class ChamferTarget:
     outside: Tensor                  # (B, 1, C, C) outside the subject, 224-canvas px (0 inside)
     outline: Tensor                  # (B, K, 2) points along the silhouette, canvas px
     outline_valid: Tensor            # (B, K) which of them are points (frames differ in K)
+    reach: Tensor                    # (B,) strokes closer than this draw one line (3% of the subject)
 
 
 class ChamferLoss:
@@ -83,7 +85,9 @@ class ChamferLoss:
         maps = maps.to(frames.device).repeat_interleave(copies, 0)          # (B, 2, C, C)
         return ChamferTarget(maps[:, :1], maps[:, 1:],
                              torch.from_numpy(points).to(frames.device).repeat_interleave(copies, 0),
-                             torch.from_numpy(valid).to(frames.device).repeat_interleave(copies, 0))
+                             torch.from_numpy(valid).to(frames.device).repeat_interleave(copies, 0),
+                             torch.tensor([max(1.5, 0.03 * item.diagonal) for item in lines],
+                                          device=frames.device).repeat_interleave(copies, 0))
 
     @staticmethod
     def _outline(item, spacing: float = 2.0) -> np.ndarray:
@@ -109,6 +113,17 @@ def coverage_loss(points: Tensor, outline: Tensor, valid: Tensor, cap: float) ->
     nearest = torch.cdist(outline, flat).amin(-1).clamp_max(cap)             # (B, K)
     weight = valid.to(points.dtype)
     return (nearest * weight).sum(-1) / weight.sum(-1).clamp_min(1.0)
+
+
+def overlap_loss(points: Tensor, reach: Tensor) -> Tensor:
+    """How far the points of each stroke (``(B, N, M, 2)``) come within ``reach`` ``(B,)``
+    px of another stroke, squared, mean over points: two strokes never draw one line."""
+    b, n, m, _ = points.shape
+    flat = points.flatten(1, 2)
+    d = torch.cdist(flat, flat).view(b, n, m, n, m).amin(-1)                  # (B, N, M, N)
+    own = torch.eye(n, dtype=torch.bool, device=points.device)[None, :, None, :]
+    d = d.masked_fill(own, float("inf")).amin(-1)                             # (B, N, M)
+    return (reach[:, None, None] - d).clamp_min(0.0).square().mean((1, 2))
 
 
 def length_loss(points: Tensor, anchor: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ from torch import Tensor
 from . import bezier
 from .initialise import random_strokes, sample_starts
 from .lines import line_strokes
-from .losses import coverage_loss, group_loss, length_loss, shape_loss, short_stroke_loss, track_loss
+from .losses import coverage_loss, group_loss, length_loss, overlap_loss, shape_loss, short_stroke_loss, track_loss
 from .settings import Settings
 
 
@@ -92,7 +92,8 @@ class StrokeOptimiser:
             dense = bezier.evaluate_along(points, 16)
             prior = (self.s.anchor_weight * length_loss(dense, anchor)
                      + self.s.coverage_weight * coverage_loss(dense, target.outline, target.outline_valid,
-                                                              self.guidance.cap * self.unit) / self.unit)
+                                                              self.guidance.cap * self.unit) / self.unit
+                     + self.s.overlap_weight * overlap_loss(dense, target.reach) / self.unit ** 2)
         else:
             floor = self.s.min_length * self.unit
             prior = self.s.length_weight * short_stroke_loss(self.samples(points), floor) / self.unit ** 2

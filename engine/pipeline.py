@@ -171,20 +171,21 @@ class Sketcher:
             (length[:, :, None] == length[:, None, :]) & (index[:, None] > index[None, :]))
         return ((share > 0.5) & shorter).any(-1)
 
-    def off_lines(self, strokes: torch.Tensor, lines: list) -> torch.Tensor:
-        """Which strokes ``(T, N, P, 2)`` lie off their frame's lines ``(T, N)``: their points'
-        mean distance to the lines is over ``reseed_distance`` of the subject's diagonal."""
+    def off_lines(self, strokes: torch.Tensor, lines: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which strokes ``(T, N, P, 2)`` lie off their frame's lines ``(T, N)`` (their points'
+        mean distance to the lines is over ``reseed_distance`` of the subject's diagonal),
+        and which lie mostly outside the subject ``(T, N)``."""
         pts = self.optimiser.samples(strokes).detach().cpu().numpy()             # (T, N, M, 2)
         off = np.zeros(pts.shape[:2], bool)
+        outside = np.zeros(pts.shape[:2], bool)
         for t, item in enumerate(lines):
-            if item.empty:
-                continue
-            d = item.distance()
-            h, w = d.shape
+            h, w = item.image.shape
             xs = np.clip(pts[t, ..., 0].astype(int), 0, w - 1)
             ys = np.clip(pts[t, ..., 1].astype(int), 0, h - 1)
-            off[t] = d[ys, xs].mean(-1) > self.s.reseed_distance * max(item.diagonal, 1.0)
-        return torch.from_numpy(off).to(strokes.device)
+            outside[t] = item.subject[ys, xs].mean(-1) < 0.5
+            if not item.empty:
+                off[t] = item.distance()[ys, xs].mean(-1) > self.s.reseed_distance * max(item.diagonal, 1.0)
+        return torch.from_numpy(off).to(strokes.device), torch.from_numpy(outside).to(strokes.device)
 
     def frame_on(self, frames: list[CanvasFrame]) -> None:
         """Keep the optimiser's control points on the canvas pixels that show these frames."""
@@ -268,8 +269,9 @@ class Sketcher:
         # every such frame, refined together, then tracked (one call, each from its own frame).
         lost = visible.float().mean(-1) < s.lost_fraction                     # (W+1, N)
         self.no_lines = []
-        if lines is not None:
-            lost[1:] |= self.off_lines(init, lines) | self.duplicates(init, lines)
+        if lines is not None:       # on lines, a stroke the tracker lost may still lie on its line
+            off, outside = self.off_lines(init, lines)
+            lost[1:] = (lost[1:] & outside) | off | self.duplicates(init, lines)
             self.no_lines = [f.index for f, item in zip(frames, lines) if item.empty]
         lost[0] = False
         first_lost = torch.where(lost.any(0), lost.float().argmax(0), 0)       # (N,)

@@ -15,7 +15,7 @@ from .extract import Lines
 from .vectorise import fit_cubics, fit_in, path_length, prune_and_join, split_cubic, sub_cubic, trace_paths
 
 TRIM = 0.05            # of each piece's parameter left off at either end
-COARSE = 0.03          # the silhouette pieces stay this close to it (x the subject diagonal)
+COARSE = 0.03          # 16 strokes' outline pieces stay this close to it (x the subject diagonal)
 
 
 def _samples(c: np.ndarray, count: int = 16) -> np.ndarray:
@@ -68,11 +68,11 @@ def smooth_run(run: np.ndarray, sigma: float) -> np.ndarray:
     return np.vstack([out, out[:1]]) if closed else out
 
 
-def silhouette_cubics(lines: Lines, pieces: int) -> list[np.ndarray]:
+def silhouette_cubics(lines: Lines, pieces: int, coarse: float = COARSE) -> list[np.ndarray]:
     """The silhouette in at most ``pieces`` cubics, shared among its runs by length: each
     run, smoothed, fitted finely (1% of the subject's diagonal) and merged where one cubic
-    still fits within ``COARSE`` (``vectorise.fit_in``), so straight stretches take one stroke and
-    detailed ones several."""
+    still fits within ``coarse`` of it (``vectorise.fit_in``), so straight stretches take one
+    stroke and detailed ones several."""
     d = lines.diagonal
     runs = [smooth_run(r, max(1.0, 0.01 * d)) for r in lines.silhouette if path_length(r) >= 0.05 * d]
     if not runs or pieces <= 0:
@@ -83,7 +83,7 @@ def silhouette_cubics(lines: Lines, pieces: int) -> list[np.ndarray]:
         share[np.argmax(share)] -= 1
     out = []
     for run, k in zip(runs, share):
-        out += fit_in(run, int(k), max(0.75, 0.01 * d), COARSE * d)
+        out += fit_in(run, int(k), max(0.75, 0.01 * d), coarse * d)
     return sorted(out, key=lambda c: -_cubic_length(c))[:pieces]
 
 
@@ -112,7 +112,8 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
     if drawn:                              # re-seeding: the whole outline, less what is drawn
         budget = count + len(drawn)
     chosen = []
-    for c in silhouette_cubics(lines, budget):
+    coarse = COARSE * max(1.0, 16.0 / count) ** 0.5   # fewer strokes: a simpler outline, still whole
+    for c in silhouette_cubics(lines, budget, coarse):
         # the outline's pieces meet end to end: only what is drawn already can duplicate them
         if len(chosen) < count and _cubic_length(c) >= shortest and fresh(c, drawn):
             chosen.append(c)
@@ -130,7 +131,7 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
                 kinds.append(False)
                 taken.append(_samples(c))
     if len(chosen) < count and lines.silhouette and not drawn:   # few interior lines: more outline
-        more = [c for c in silhouette_cubics(lines, count - len(chosen) + kinds.count(True))
+        more = [c for c in silhouette_cubics(lines, count - len(chosen) + kinds.count(True), coarse)
                 if _cubic_length(c) >= shortest]
         if len(more) > kinds.count(True):
             inside = [c for c, k in zip(chosen, kinds) if not k]
