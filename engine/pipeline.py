@@ -428,15 +428,20 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
         for note in notes:
             progress.log(note)
 
+        # One line weight for the whole clip, in source pixels: the stroke width on the first
+        # frame's canvas (the window's zoom changes over a clip; the drawing's weight does not).
+        weight = [None if state is None else state.get("weight")]
+
         def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
             for frame, points in zip(frames, strokes.detach().cpu().numpy()):
-                folder.add_frame(frame.index, stroke_records(frame.box.to_source(points),
-                                                             s.width * s.canvas / 224.0 / frame.box.scale))
+                if weight[0] is None:
+                    weight[0] = s.width * s.canvas / 224.0 / frame.box.scale
+                folder.add_frame(frame.index, stroke_records(frame.box.to_source(points), weight[0]))
 
         def save(frame: CanvasFrame, strokes: torch.Tensor) -> None:
             """The resume state: the last frame's strokes in source pixels, and its framing."""
             folder.save({"strokes": frame.box.to_source(strokes.detach().cpu().double()),
-                         "framing": frame.framing, "reseeds": sketcher.reseeds,
+                         "framing": frame.framing, "reseeds": sketcher.reseeds, "weight": weight[0],
                          "anchor": None if sketcher.anchor is None
                          else sketcher.anchor.cpu() / frame.box.scale},      # source px
                         complete=len(folder.frames) == total)
