@@ -428,14 +428,12 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
         for note in notes:
             progress.log(note)
 
-        # One line weight for the whole clip, in source pixels: the stroke width on the first
-        # frame's canvas (the window's zoom changes over a clip; the drawing's weight does not).
-        weight = [None if state is None else state.get("weight")]
+        # One line weight for the whole clip, in source pixels: the stroke width on the whole
+        # frame's canvas, whatever the subject window's zoom.
+        weight = [s.width * s.canvas / 224.0 / framing.base.scale]
 
         def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
             for frame, points in zip(frames, strokes.detach().cpu().numpy()):
-                if weight[0] is None:
-                    weight[0] = s.width * s.canvas / 224.0 / frame.box.scale
                 folder.add_frame(frame.index, stroke_records(frame.box.to_source(points), weight[0]))
 
         def save(frame: CanvasFrame, strokes: torch.Tensor) -> None:

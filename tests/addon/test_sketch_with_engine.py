@@ -52,7 +52,8 @@ def test_sketch_movie_clip(blender, engine_cli, disc_movie, tmp_path):
         p0, p1, p2, p3 = np.array(stroke["points"][:4])
         x, y = (p0 + 3 * p1 + 3 * p2 + p3) / 8                        # the curve's middle, not a thin end cap
         if 3 <= x < 125 and 3 <= y < 93:
-            assert gray[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].min() < 180, (x, y)
+            # paper is 255; one antialiased 0.9 px line there renders about 190-210
+            assert gray[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].min() < 235, (x, y)
 
 
 def test_a_mask_sequence_picked_by_its_first_image_masks_each_frame(blender, engine_cli, tmp_path):
