@@ -51,9 +51,10 @@ def sketch_source(sketch: dict):
     return open_video(sketch["source"]["path"], start_number=sketch["source"].get("start_number"))
 
 
-def flicker(sketch: dict, size: int = 224) -> float:
-    """Flow-warped ink difference between consecutive sketch frames (see module docstring)."""
-    ink = render(sketch, size)
+def flicker(sketch: dict, size: int = 224, ink: np.ndarray | None = None) -> float:
+    """Flow-warped ink difference between consecutive sketch frames (see module docstring);
+    ``ink`` ``(T, size, size)``: other ink on the sketch's frames (``outline_ink``) instead."""
+    ink = render(sketch, size) if ink is None else ink
     source = sketch_source(sketch)
     box = Letterbox(sketch["width"], sketch["height"], size)
     grey = [cv2.cvtColor(box.fit(rgb), cv2.COLOR_RGB2GRAY)
@@ -73,6 +74,25 @@ def flicker(sketch: dict, size: int = 224) -> float:
         if keep.any():
             diffs.append(float(np.abs(warped - ink[t])[keep].mean()))
     return float(np.mean(diffs)) if diffs else 0.0
+
+
+def outline_ink(sketch: dict, mask_path: str, size: int = 224) -> np.ndarray:
+    """The mask's outline drawn as ink ``(T, size, size)`` on the sketch's frames, as wide as
+    its strokes: a drawing that lies on the subject on every frame by construction, whose
+    ``flicker`` is what the flow's own errors give thin lines (the measure's floor)."""
+    info = sketch_source(sketch).info
+    frange = FrameRange(*sketch["source"]["frames"])
+    masker = MaskFileMasker(mask_path, info, frange)
+    box = Letterbox(sketch["width"], sketch["height"], size)
+    width = float(np.mean([s["width"] for s in sketch["frames"][0]["strokes"]])) * box.scale
+    out = []
+    for index in frange.indices()[:len(sketch["frames"])]:
+        mask = (box.fit(masker(index, None, None), fill=0) > 0.5).astype(np.uint8)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        ink = np.zeros((size, size), np.float32)
+        cv2.drawContours(ink, contours, -1, 1.0, max(1, round(width)), cv2.LINE_AA)
+        out.append(ink)
+    return np.array(out)
 
 
 def ink_on_subject(sketch: dict, mask_path: str, size: int = 224) -> float:

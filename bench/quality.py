@@ -8,8 +8,9 @@ For every clip (default: the shared clips in ../shared/clips), with its mask
 masker and kept as ``<masks>/<name>.isnet.mkv``): both modes are sketched from the first
 ``--frames`` frames and measured (bench/metrics.py): seconds per frame (mask excluded),
 aligned ink, crossings per stroke, silhouette recall, length drift (raw and against the
-subject's size), flow-warped flicker, control-point jitter, ink on the subject, and
-re-seeds per stroke per second. ``--sheets`` writes a contact sheet per clip (frames 0,
+subject's size), flow-warped flicker (also per unit of ink, and the floor: the mask's
+outline drawn as ink, as wide as the strokes), control-point jitter, ink on the subject,
+and re-seeds per stroke per second. ``--sheets`` writes a contact sheet per clip (frames 0,
 1/3, 2/3 and last; source beside sketch). Prints a Markdown table; the figures are
 recorded in docs/BENCHMARKS.md.
 """
@@ -59,8 +60,13 @@ def measure(clip: str, mask: str, out: str, args, temporal: bool) -> dict:
     n = len(sketch["frames"])
     row = {"mode": "temporal" if temporal else "--no-temporal", "frames": n, "s/frame": seconds / n,
            **metrics.line_quality(sketch, mask), "flicker": metrics.flicker(sketch),
+           "flicker/ink": metrics.flicker(sketch) / metrics.render(sketch, 224).mean(),
            "jitter": metrics.jitter(sketch), "ink on subject": metrics.ink_on_subject(sketch, mask),
            "re-seeds/stroke/s": summary["reseeds"] / args.strokes / (n / sketch["fps"])}
+    if temporal:                 # the measure's floor: the mask's outline drawn as ink
+        outline = metrics.outline_ink(sketch, mask)
+        row["outline flicker"] = metrics.flicker(sketch, ink=outline)
+        row["outline flicker/ink"] = row["outline flicker"] / outline.mean()
     return row
 
 
@@ -78,8 +84,8 @@ def main() -> None:
     os.makedirs(args.masks, exist_ok=True)
     print(f"preset {args.preset}, {args.strokes} strokes, first {args.frames} frames\n")
     print("| clip | mode | s/frame | aligned ink | crossings/stroke | silhouette recall | length drift "
-          "(raw / subject) | flicker | jitter (px) | ink on subject | re-seeds/stroke/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "(raw / subject) | flicker | flicker per ink | jitter (px) | ink on subject | re-seeds/stroke/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for clip in clips:
         name = os.path.basename(clip)
         mask = mask_for(clip, min(args.frames, open_video(clip).info.frame_count), args.masks)
@@ -93,9 +99,12 @@ def main() -> None:
             print(f"| {name} | {r['mode']} | {r['s/frame']:.2f} | {r['aligned_ink']:.2f} | "
                   f"{r['crossings_per_stroke']:.2f} | {r['silhouette_recall']:.2f} | "
                   f"{r['length_drift']:.2f} / {r['length_drift_subject']:.2f} | {r['flicker']:.4f} | "
+                  f"{r['flicker/ink']:.2f} | "
                   f"{r['jitter']:.2f} | {r['ink on subject']:.1%} | {r['re-seeds/stroke/s']:.2f} |")
         t, i = rows
-        print(f"| {name} | temporal / independent | | | | | | {t['flicker'] / i['flicker']:.2f} | "
+        print(f"| {name} | mask outline (floor) | | | | | | {t['outline flicker']:.4f} | "
+              f"{t['outline flicker/ink']:.2f} | | | |")
+        print(f"| {name} | temporal / independent | | | | | | {t['flicker'] / i['flicker']:.2f} | | "
               f"{t['jitter'] / i['jitter']:.2f} | | |", flush=True)
 
 
