@@ -12,8 +12,8 @@ PRESETS = [("fast", "Fast", "Few optimisation steps: a quick look"),
 MASKS = [("auto", "Auto", "The clip's alpha channel, else InSPyReNet or ISNet where their weights are here"),
          ("none", "None", "Sketch the whole frame"),
          ("file", "Mask File", "A mask video or image sequence, white = subject")]
-DEVICES = [("auto", "Auto", "The GPU when there is one"), ("cpu", "CPU", "The processor"),
-           ("cuda", "CUDA GPU", "An NVIDIA GPU")]
+DEVICES = [("auto", "Auto", "The GPU when there is one (NVIDIA, else Apple)"), ("cpu", "CPU", "The processor"),
+           ("cuda", "CUDA GPU", "An NVIDIA GPU"), ("mps", "Apple GPU", "The GPU of an Apple silicon Mac")]
 BACKGROUNDS = [("paper", "Paper", "Strokes on white"),
                ("footage", "Footage", "Strokes over the clip"),
                ("transparent", "Transparent", "Strokes on a transparent background")]

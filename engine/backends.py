@@ -30,17 +30,6 @@ INSTALL = {
 }
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EngineError("--device cuda: no usable CUDA GPU here; use --device cpu or auto "
-                          "(`dynasketch doctor` says why)")
-    if name not in ("cpu", "cuda"):
-        raise EngineError(f"--device {name!r}: choose auto, cpu or cuda")
-    return torch.device(name)
-
-
 def choose_backends(settings, has_alpha: bool, device: torch.device, notes: list | None = None) -> dict:
     """The backend of every stage with ``auto`` resolved, by the names the options take:
     ``{"mask": ..., "tracker": ..., "guidance": ..., "saliency": ...}``."""
@@ -236,7 +225,7 @@ def choose_saliency(name: str, notes: list | None = None) -> str:
 
 
 def build_saliency(name: str, device: torch.device):
-    """``edges``: XDoG lines in the mask. ``clip``: ViT-B/32 attention rollout x edges x mask.
+    """``edges``: XDoG lines in the mask. ``clip``: ViT-B/32 class-token attention (CLIPasso) x binarised XDoG lines x mask.
     ``auto``: see ``choose_saliency``."""
     from . import models
 

@@ -9,6 +9,7 @@ import signal
 import sys
 import traceback
 
+from .devices import CHOICES, prepare_environment
 from .errors import EngineError, Interrupted
 
 
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--mask-start-number", type=int, default=None, metavar="N",
                     help="with a mask image pattern: its image for the clip's first frame, read up to the "
                          "first missing number as --start-number reads the clip")
-    sk.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sk.add_argument("--device", default="auto", choices=list(CHOICES),
+                    help="auto: CUDA, else an Apple GPU (mps), else the CPU")
     sk.add_argument("--preset", default="default", choices=["fast", "default", "paper"])
     sk.add_argument("--no-temporal", action="store_true", help="sketch every frame independently")
     sk.add_argument("--framing", default="subject", choices=["subject", "frame"],
@@ -212,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """The ``dynasketch`` command."""
+    prepare_environment()                 # before torch is imported
     end(main())
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 
 
@@ -59,6 +60,18 @@ def _auto_mask(mask: dict) -> str:
     return "the whole frame on clips without alpha (no masking network is usable here)"
 
 
+def _mps(torch) -> tuple[bool, str]:
+    """Apple's GPUs: usable, or why not."""
+    backend = getattr(torch.backends, "mps", None)
+    if backend is None or not backend.is_built():
+        return False, "this torch build has no MPS support (Apple silicon Macs only)"
+    if not backend.is_available():
+        return False, "torch has MPS but finds no usable Apple GPU (it needs macOS 12.3+)"
+    fallback = os.environ.get("PYTORCH_ENABLE_MPS_FALLBACK") == "1"
+    return True, ("Apple GPU; CLIP in fp32; operators MPS lacks run on the CPU" if fallback
+                  else "Apple GPU; set PYTORCH_ENABLE_MPS_FALLBACK=1 (the dynasketch command does)")
+
+
 def diagnose() -> dict:
     import torch
 
@@ -73,7 +86,8 @@ def diagnose() -> dict:
         why = "this torch build has no CUDA support"
     else:
         why = f"torch is built for CUDA {torch.version.cuda} but finds no usable GPU or driver"
-    report["devices"] = {"cpu": (True, f"{torch.get_num_threads()} threads"), "cuda": (cuda, why)}
+    report["devices"] = {"cpu": (True, f"{torch.get_num_threads()} threads"), "cuda": (cuda, why),
+                         "mps": _mps(torch)}
 
     av_ok, av_why = _module("av")
     cv_ok, cv_why = _module("cv2")
@@ -88,7 +102,7 @@ def diagnose() -> dict:
     report["mask"]["auto"] = (True, "picks " + _auto_mask(report["mask"]))
     report["tracker"] = {"lucas-kanade": (cv_ok, "OpenCV pyramidal Lucas-Kanade, " + cv_why),
                          "cotracker": _neural("cotracker", "cotracker3-offline")}
-    report["guidance"] = {"line-loss": (True, "multi-scale XDoG line loss, needs no weights"),
+    report["guidance"] = {"line-loss": (True, "chamfer distance to the subject's lines, needs no weights"),
                           "clip": _neural("open_clip", "clip-rn101")}
     report["saliency"] = {"edges": (True, "XDoG lines inside the mask, needs no weights"),
                           "clip": _neural("open_clip", "clip-vit-b-32")}

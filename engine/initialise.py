@@ -44,12 +44,14 @@ def sample_starts(saliency: Tensor, count: int, generator: torch.Generator) -> T
     return torch.stack([idx % w, idx // w], -1).to(saliency.dtype) + 0.5
 
 
-def random_strokes(starts: Tensor, segments: int, radius: float,
+def random_strokes(starts: Tensor, segments: int, spread: float,
                    generator: torch.Generator) -> Tensor:
     """A random cubic path from each start ``(..., 2)`` -> ``(..., 3*segments+1, 2)``.
 
-    Each control point is a random step of at most ``radius`` from the previous one.
+    Each control point is the previous one plus ``spread * (u - 0.5)`` per coordinate, ``u``
+    uniform in [0, 1): CLIPasso's growth with ``spread = 0.05 * canvas`` (up to 5.6 px a step
+    on a 224 canvas).
     """
     steps = (torch.rand(starts.shape[:-1] + (3 * segments, 2), generator=generator,
-                        device=starts.device, dtype=starts.dtype) * 2.0 - 1.0) * radius
+                        device=starts.device, dtype=starts.dtype) - 0.5) * spread
     return torch.cat([starts.unsqueeze(-2), starts.unsqueeze(-2) + steps.cumsum(-2)], -2)

@@ -6,14 +6,17 @@ Guidance (how much the sketch looks like the frame):
   the other side, the distance of the subject's outline to the strokes; ``overlap_loss``
   keeps two strokes off one line.
 
-Stroke priors:
+Stroke prior:
   ``length_loss``: with the chamfer guidance, each stroke keeps its length on the keyframe.
-  ``short_stroke_loss``: with CLIP, strokes keep at least a minimum length; a
-  pixel-matching loss otherwise shrinks strokes it cannot place into dots.
+  (CLIP has none, as CLIPasso.)
 
 Temporal coherence (DynaSketch), on ``M`` points sampled along each stroke ``(B, N, M, 2)``:
-  ``track_loss``: points follow their tracked positions where the tracker sees them;
-  ``shape_loss``: distances between neighbouring points stay as in the previous frame;
+  ``track_loss`` / ``track_distance_loss``: points follow their tracked positions where the
+  tracker sees them (mean squared distance for the chamfer guidance; mean distance, the
+  reference's, for CLIP);
+  ``shape_loss`` / ``triplet_shape_loss``: distances between neighbouring points stay as in
+  the previous frame (squared, neighbours; or absolute, over the three distances of every
+  run of three points, the reference's);
   ``group_loss``: strokes that touch keep their placement relative to each other once the
   group's rigid motion is removed.
 """
@@ -134,17 +137,29 @@ def length_loss(points: Tensor, anchor: Tensor) -> Tensor:
     return ((length - anchor) / anchor.clamp_min(1.0)).square().mean(-1)
 
 
-def short_stroke_loss(points: Tensor, min_length: float) -> Tensor:
-    """Squared shortfall (px^2) of each stroke's length below ``min_length``, summed over strokes."""
-    length = (points[..., 1:, :] - points[..., :-1, :]).norm(dim=-1).sum(-1)     # (B, N)
-    return (min_length - length).clamp_min(0.0).square().sum(-1)
-
-
 def track_loss(points: Tensor, tracks: Tensor, visible: Tensor) -> Tensor:
     """Mean squared distance (canvas px^2) of points to their tracks, where visible."""
     weight = visible.to(points.dtype)
     sq = (points - tracks).square().sum(-1) * weight
     return sq.sum((1, 2)) / weight.sum((1, 2)).clamp_min(1.0)
+
+
+def track_distance_loss(points: Tensor, tracks: Tensor, visible: Tensor) -> Tensor:
+    """Mean distance (canvas px) of points to their tracks, where visible (DynaSketch's)."""
+    weight = visible.to(points.dtype)
+    distance = ((points - tracks).square().sum(-1) + 1e-12).sqrt() * weight
+    return distance.sum((1, 2)) / weight.sum((1, 2)).clamp_min(1.0)
+
+
+def triplet_shape_loss(points: Tensor, reference: Tensor) -> Tensor:
+    """Mean absolute change (px) of the distances ``(j, j+1)``, ``(j, j+2)`` and ``(j+1, j+2)``
+    within every run of three points ``j, j+1, j+2`` along each stroke (DynaSketch's shape term)."""
+    def distances(p: Tensor) -> Tensor:
+        a, b, c = p[..., :-2, :], p[..., 1:-1, :], p[..., 2:, :]
+        pairs = torch.stack([a - b, a - c, b - c], -2)
+        return (pairs.square().sum(-1) + 1e-12).sqrt()        # a gradient where points meet
+
+    return (distances(points) - distances(reference)).abs().mean((1, 2, 3))
 
 
 def shape_loss(points: Tensor, reference: Tensor) -> Tensor:

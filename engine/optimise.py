@@ -15,24 +15,44 @@ from torch import Tensor
 from . import bezier
 from .initialise import random_strokes, sample_starts
 from .lines import line_strokes
-from .losses import coverage_loss, group_loss, length_loss, overlap_loss, shape_loss, short_stroke_loss, track_loss
+from .losses import (coverage_loss, group_loss, length_loss, overlap_loss, shape_loss, track_distance_loss,
+                     track_loss, triplet_shape_loss)
 from .settings import Settings
 
 
 def adam(points: Tensor, steps: int, lr: float, loss_fn: Callable[[Tensor], Tensor],
          should_stop: Callable[[], bool], trainable: Tensor | None = None,
-         area: tuple[float, float, float, float] | None = None) -> tuple[Tensor, Tensor]:
+         area: tuple[float, float, float, float] | None = None,
+         evaluate: Callable[[Tensor], Tensor] | None = None, every: int = 10) -> tuple[Tensor, Tensor]:
     """Minimise ``loss_fn(points) -> (B,)`` summed over the batch; returns points and losses.
 
     ``trainable`` ``(B, N)`` bool freezes the strokes where it is False; ``area``
-    ``(x0, y0, x1, y1)`` keeps every control point inside that rectangle.
+    ``(x0, y0, x1, y1)`` keeps every control point inside that rectangle. With ``evaluate``
+    (``(B,)`` losses, no gradients) the iterate is rated every ``every`` steps and at the end,
+    and each row's best rated points are returned with their rating (CLIPasso keeps its
+    best evaluated iterate); without it, the last points and ``loss_fn`` of them.
     """
     points = points.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([points], lr=lr, fused=True)     # one kernel a step, not a dozen
     keep = None if trainable is None else trainable[..., None, None].to(points.dtype)
-    for _ in range(steps):
+    best, best_loss = None, None
+
+    def rate() -> None:
+        nonlocal best, best_loss
+        with torch.no_grad():
+            loss = evaluate(points.detach())
+            if best is None:
+                best, best_loss = points.detach().clone(), loss
+                return
+            better = loss < best_loss
+            best = torch.where(better.view(-1, *[1] * (points.dim() - 1)), points.detach(), best)
+            best_loss = torch.minimum(loss, best_loss)
+
+    for step in range(steps):
         if should_stop():
             break
+        if evaluate is not None and step % every == 0:
+            rate()
         opt.zero_grad(set_to_none=True)
         loss_fn(points).sum().backward()
         if keep is not None:
@@ -42,6 +62,9 @@ def adam(points: Tensor, steps: int, lr: float, loss_fn: Callable[[Tensor], Tens
             with torch.no_grad():
                 points[..., 0].clamp_(area[0], area[2])
                 points[..., 1].clamp_(area[1], area[3])
+    if evaluate is not None:
+        rate()
+        return best, best_loss
     with torch.no_grad():
         return points.detach(), loss_fn(points)
 
@@ -86,18 +109,25 @@ class StrokeOptimiser:
         return (pts[..., 1:, :] - pts[..., :-1, :]).norm(dim=-1).sum(-1)
 
     def sketch_loss(self, points: Tensor, target, anchor: Tensor | None = None) -> Tensor:
-        """Guidance plus the stroke-length prior, ``(B,)``: with the chamfer guidance each
-        stroke keeps its ``anchor`` length, with CLIP strokes keep a minimum length."""
-        if self.on_lines:
-            dense = bezier.evaluate_along(points, 16)
-            prior = (self.s.anchor_weight * length_loss(dense, anchor)
-                     + self.s.coverage_weight * coverage_loss(dense, target.outline, target.outline_valid,
-                                                              self.guidance.cap * self.unit) / self.unit
-                     + self.s.overlap_weight * overlap_loss(dense, target.reach) / self.unit ** 2)
-        else:
-            floor = self.s.min_length * self.unit
-            prior = self.s.length_weight * short_stroke_loss(self.samples(points), floor) / self.unit ** 2
-        return self.guidance(self.render(points), target) + prior
+        """The guidance ``(B,)``; with the chamfer guidance also its priors: each stroke keeps
+        its ``anchor`` length, covers the outline and keeps off the others. CLIP has no prior,
+        as CLIPasso."""
+        loss = self.guidance(self.render(points), target)
+        if not self.on_lines:
+            return loss
+        dense = bezier.evaluate_along(points, 16)
+        return (loss + self.s.anchor_weight * length_loss(dense, anchor)
+                + self.s.coverage_weight * coverage_loss(dense, target.outline, target.outline_valid,
+                                                         self.guidance.cap * self.unit) / self.unit
+                + self.s.overlap_weight * overlap_loss(dense, target.reach) / self.unit ** 2)
+
+    def rating(self, target) -> Callable[[Tensor], Tensor] | None:
+        """What the keyframe's iterates and seeds are rated by: the guidance on the plain pair
+        (CLIP's ``evaluate``, CLIPasso's choice), or None where the guidance has no such rating."""
+        evaluate = getattr(self.guidance, "evaluate", None)
+        if evaluate is None:
+            return None
+        return lambda points: evaluate(self.render(points), target)
 
     def new_strokes(self, frames: Tensor, masks: Tensor | None, count: int,
                     generator: torch.Generator, saliency: Tensor | None = None,
@@ -108,7 +138,7 @@ class StrokeOptimiser:
         from salient pixels (also for what the lines cannot fill)."""
         saliency = self.saliency(frames, masks) if saliency is None else saliency
         starts = sample_starts(saliency, count, generator)
-        out = random_strokes(starts, self.s.segments, 0.05 * self.s.canvas, generator)
+        out = random_strokes(starts, self.s.segments, 0.05 * self.s.canvas, generator)   # CLIPasso's growth
         if not self.on_lines or lines is None:
             return out
         for b, item in enumerate(lines):
@@ -141,7 +171,8 @@ class StrokeOptimiser:
         steps, lr = self.s.keyframe_steps, self.s.keyframe_lr
         if self.on_lines:                # on the lines already: a few gentle steps settle them
             steps, lr = steps // 5, self.s.frame_lr
-        points, losses = self._adam(init, steps, lr, lambda x: self.sketch_loss(x, target, anchor))
+        points, losses = self._adam(init, steps, lr, lambda x: self.sketch_loss(x, target, anchor),
+                                    evaluate=self.rating(target))
         best = losses.view(b, seeds).argmin(1) + torch.arange(b, device=losses.device) * seeds
         return points[best], losses[best]
 
@@ -171,23 +202,31 @@ class StrokeOptimiser:
         anchor = self.lengths(init[:1]).detach() if anchor is None else anchor
         before = self.samples(previous)[None]
         s = self.s
-        scale = 1.0 / self.unit ** 2                     # temporal terms in 224-canvas px^2
+        if self.on_lines:             # squared terms, in 224-canvas px^2, tuned with the chamfer loss
+            def temporal(pts, reference):
+                return (s.track_weight * track_loss(pts, tracks, visible) + s.shape_weight * shape_loss(pts, reference)
+                        + s.group_weight * group_loss(pts, reference, groups)) / self.unit ** 2
+            lr = s.frame_lr
+        else:                         # DynaSketch's balance with CLIP: distances, in 224-canvas px
+            def temporal(pts, reference):
+                return (s.track_weight * track_distance_loss(pts, tracks, visible)
+                        + s.shape_weight * triplet_shape_loss(pts, reference)) / self.unit \
+                    + s.group_weight * group_loss(pts, reference, groups) / self.unit ** 2
+            lr = s.keyframe_lr
 
         def loss(x: Tensor) -> Tensor:
             pts = self.samples(x)
             reference = torch.cat([before, pts[:-1]], 0)
             if restart is not None:
                 reference = torch.where(restart[..., None, None], pts.detach(), reference)
-            return (self.sketch_loss(x, target, anchor)
-                    + scale * (s.track_weight * track_loss(pts, tracks, visible)
-                               + s.shape_weight * shape_loss(pts, reference)
-                               + s.group_weight * group_loss(pts, reference, groups)))
+            return self.sketch_loss(x, target, anchor) + temporal(pts, reference)
 
-        return self._adam(init, s.frame_steps, s.frame_lr, loss)
+        return self._adam(init, s.frame_steps, lr, loss)
 
-    def _adam(self, init: Tensor, steps: int, lr: float, loss_fn, trainable: Tensor | None = None):
+    def _adam(self, init: Tensor, steps: int, lr: float, loss_fn, trainable: Tensor | None = None,
+              evaluate=None):
         """``adam`` in this canvas (``lr`` in 224-canvas px), with a fresh rasterizer plan."""
         forget = getattr(self.rasterizer, "forget_plans", None)
         if forget is not None:           # other strokes than the last run's: plan them anew
             forget()
-        return adam(init, steps, lr * self.unit, loss_fn, self.should_stop, trainable, self.area)
+        return adam(init, steps, lr * self.unit, loss_fn, self.should_stop, trainable, self.area, evaluate)

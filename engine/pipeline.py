@@ -18,11 +18,12 @@ import torch
 
 from . import bezier
 from .canvas import Letterbox, SubjectFraming
+from .devices import pick_device
 from .colour import ShownColours
 from .errors import EngineError, Interrupted
 from .export import SketchFolder, stroke_records
 from .backends import (build_guidance, build_masker, build_rasterizer, build_saliency,
-                       build_tracker, choose_backends, pick_device, require_masker_weights)
+                       build_tracker, choose_backends, require_masker_weights)
 from .lines import extract_lines
 from .losses import find_groups
 from .masking import mask_file_identity

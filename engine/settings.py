@@ -34,16 +34,14 @@ class Settings:
     reinit_steps: int = 80
     window: int = 8                 # later frames optimised together
     keyframe_lr: float = 1.0        # Adam step, canvas pixels
-    frame_lr: float = 0.4
-    # stroke prior: strokes shorter than this (canvas px at 224) are pushed to grow
-    min_length: float = 12.0
-    length_weight: float = 0.01
+    frame_lr: float = 0.4           # later frames with the chamfer guidance (CLIP: keyframe_lr)
     # with the chamfer guidance: each stroke keeps its keyframe length (losses.length_loss)
     anchor_weight: float = 2.0
     coverage_weight: float = 0.3    # ... and the strokes cover the silhouette (losses.coverage_loss)
     overlap_weight: float = 0.5     # ... and no two strokes draw one line (losses.overlap_loss)
     reseed_distance: float = 0.06   # re-seed a stroke further than this (x subject diagonal) off the lines
-    # temporal terms
+    # temporal terms (squared with the chamfer guidance; distances with CLIP, as DynaSketch:
+    # optimise.StrokeOptimiser.window)
     track_points: int = 8           # points sampled along each stroke for the track term
     track_grid: int = 40            # a grid of N x N points inside the mask is tracked
     track_weight: float = 0.02

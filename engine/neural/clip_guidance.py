@@ -1,9 +1,13 @@
 """CLIP guidance, CLIPasso's loss, on OpenAI's RN101 image encoder (through open_clip).
 
 For a sketch and its frame: L2 between their features at the outputs of ``layer2`` and
-``layer3`` (weight 1 each) plus 0.1 x the cosine distance of the final embeddings, on the
-plain pair and on ``views`` augmented pairs (the same random perspective, distortion 0.5,
-and random resized crop at scale 0.8-1 applied to sketch and frame). Everything is batched:
+``layer3`` (weight 1 each) plus 0.1 x the cosine distance of the final embeddings, averaged
+over the plain pair and ``views`` augmented pairs (the same warp for sketch and frame:
+torchvision's ``RandomPerspective(distortion_scale=0.5, fill=0)`` then
+``RandomResizedCrop(224, scale=(0.8, 0.8), ratio=(1, 1))``, as CLIPasso; the content shrinks
+and what falls outside is black). ``evaluate`` is the same distance on the plain pair alone,
+CLIPasso's evaluation loss (the optimiser keeps the iterate and the seed it rates best).
+Everything is batched:
 the views of all frames go through the encoder together, and the augmentation is a
 homography per view, applied with ``grid_sample``. A keyframe's seeds share their frame's
 warps each step, so its views are encoded once per step, not once per seed.
@@ -21,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..devices import encoder_dtype
 from ..errors import EngineError
 from ..imageops import composite_on_white
 from ..prefetch import cuda_capture_lock
@@ -106,42 +111,84 @@ def homographies(corners_from: Tensor, corners_to: Tensor) -> Tensor:
 
 @functools.lru_cache(maxsize=None)
 def _pixel_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """Homogeneous pixel centres ``(1, H*W, 3)`` in [-1, 1]^2, made once per device."""
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=device, dtype=dtype),
-                            torch.linspace(-1, 1, w, device=device, dtype=dtype), indexing="ij")
+    """Homogeneous pixel centres ``(1, H*W, 3)`` in [-1, 1]^2 (the corners of the image are at
+    -1 and 1, as ``grid_sample(align_corners=False)`` reads them), made once per device."""
+    ys, xs = torch.meshgrid((torch.arange(h, device=device, dtype=dtype) + 0.5) * (2.0 / h) - 1,
+                            (torch.arange(w, device=device, dtype=dtype) + 0.5) * (2.0 / w) - 1,
+                            indexing="ij")
     return torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, -1, 3)
 
 
+REFERENCE_SIZE = 224          # CLIPasso draws its views' parameters in pixels of a 224 image
+
+
+def view_parameters(n: int, generator: torch.Generator | None, device: torch.device,
+                    distortion: float = 0.5, crop_scale: float = 0.8, size: int = REFERENCE_SIZE):
+    """CLIPasso's augmentation drawn ``n`` times, as torchvision draws it for a ``size`` image:
+    ``RandomPerspective(distortion_scale=distortion)`` moves each corner inwards by a whole
+    number of pixels in ``[0, int(distortion * size // 2)]`` per axis (``endpoints``
+    ``(n, 4, 2)``: where the image's corners land, top-left, top-right, bottom-right,
+    bottom-left), then ``RandomResizedCrop(size, scale=(crop_scale, crop_scale), ratio=(1, 1))``
+    takes a square of ``crop`` pixels at a whole-pixel ``offset`` ``(n, 2)`` (x, y). Returns
+    ``(endpoints, offsets, crop)``."""
+    reach = int(distortion * (size // 2))
+    whole = lambda count, *shape: (torch.rand(*shape, generator=generator, device=device)  # noqa: E731
+                                   * count).floor().clamp(max=count - 1)
+    moved = whole(reach + 1, n, 4, 2)                                   # inwards, per corner and axis
+    crop = int(round(math.sqrt(crop_scale * size * size)))
+    return _square(0, size - 1 - reach, device, moved.dtype) + moved, whole(size - crop + 1, n, 2), crop
+
+
 @functools.lru_cache(maxsize=None)
-def _unit_square(device: torch.device, dtype: torch.dtype) -> Tensor:
-    """The corners of [-1, 1]^2 ``(4, 2)``, copied to the device once (a copy waits for it)."""
-    return torch.tensor([[-1, -1], [1, -1], [1, 1], [-1, 1]], device=device, dtype=dtype)
+def _square(low: float, high: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The corners ``(4, 2)`` of the square [low, high]^2, top-left first, clockwise; made once
+    per device (a tensor made from Python numbers waits for the device)."""
+    return torch.tensor([[low, low], [high, low], [high, high], [low, high]], device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _unit_maps(size: int, crop: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """Pixel units (centres at ``i + 0.5``) of a ``size`` image to [-1, 1] units, back, and
+    the scale of a ``crop`` resized to ``size`` (3 x 3 each)."""
+    to_unit = torch.tensor([[2.0 / size, 0, -1], [0, 2.0 / size, -1], [0, 0, 1]], device=device, dtype=dtype)
+    from_unit = torch.tensor([[size / 2.0, 0, size / 2.0], [0, size / 2.0, size / 2.0], [0, 0, 1]],
+                             device=device, dtype=dtype)
+    scaled = torch.tensor([[crop / size, 0, 0], [0, crop / size, 0], [0, 0, 1]], device=device, dtype=dtype)
+    return to_unit, from_unit, scaled
+
+
+def view_homographies(endpoints: Tensor, offsets: Tensor, crop: int, size: int = REFERENCE_SIZE) -> Tensor:
+    """The warps ``(n, 3, 3)`` (output -> input, in [-1, 1] coordinates, ``warp`` applies
+    them) of the views ``view_parameters`` drew: the crop of the perspective's output,
+    resized to the whole image, and the perspective that put the image's corners at
+    ``endpoints`` (content shrinks inwards; what falls outside the image is black). In pixel
+    units with pixel centres at ``i + 0.5``, as torchvision's ``perspective`` and
+    ``resized_crop`` compute them."""
+    n, dtype, device = endpoints.shape[0], endpoints.dtype, endpoints.device
+    start = _square(0, size - 1, device, dtype).expand(n, 4, 2)
+    perspective = homographies(endpoints, start)                        # its output -> the image
+    to_unit, from_unit, scaled = _unit_maps(size, crop, device, dtype)
+    resized = scaled.expand(n, 3, 3).clone()                            # the view -> the crop
+    resized[:, :2, 2] = offsets
+    return to_unit @ perspective @ resized @ from_unit
 
 
 def random_homographies(n: int, generator: torch.Generator | None, device: torch.device,
                         dtype: torch.dtype = torch.float32, distortion: float = 0.5,
-                        min_scale: float = 0.8) -> Tensor:
-    """``n`` random perspective + resized-crop warps ``(n, 3, 3)``, each mapping output
-    coordinates in [-1, 1]^2 to input coordinates (``warp`` applies them)."""
-    rand = lambda *s: torch.rand(*s, generator=generator, device=device, dtype=dtype)  # noqa: E731
-    scale = min_scale + (1 - min_scale) * rand(n, 1)
-    ratio = torch.exp((rand(n, 1) - 0.5) * (2 * math.log(4 / 3)))
-    cw = (scale * ratio).sqrt().clamp(max=1.0) * 2                       # crop size in [-1, 1] units
-    ch = (scale / ratio).sqrt().clamp(max=1.0) * 2
-    cx = -1 + cw / 2 + rand(n, 1) * (2 - cw)
-    cy = -1 + ch / 2 + rand(n, 1) * (2 - ch)
-    unit = _unit_square(device, dtype)
-    inward = -unit * rand(n, 4, 2) * distortion / 2                      # corners move inwards
-    quad = (unit + inward) * torch.stack([cw, ch], -1) / 2 + torch.stack([cx, cy], -1)
-    return homographies(unit.expand(n, 4, 2), quad)
+                        crop_scale: float = 0.8) -> Tensor:
+    """``n`` random CLIPasso views ``(n, 3, 3)`` (``view_parameters``, ``view_homographies``),
+    each mapping output coordinates in [-1, 1]^2 to input coordinates (``warp`` applies them)."""
+    endpoints, offsets, crop = view_parameters(n, generator, device, distortion, crop_scale)
+    return view_homographies(endpoints.to(dtype), offsets.to(dtype), crop)
 
 
 def warp(images: Tensor, hom: Tensor) -> Tensor:
-    """Each image ``(n, C, H, W)`` resampled through its homography ``(n, 3, 3)``."""
+    """Each image ``(n, C, H, W)`` resampled through its homography ``(n, 3, 3)``; what falls
+    outside the image is 0 (black, as CLIPasso's ``fill=0``)."""
     n, _, h, w = images.shape
     mapped = _pixel_grid(h, w, images.device, images.dtype) @ hom.transpose(1, 2)
     mapped = (mapped[..., :2] / mapped[..., 2:].clamp_min(1e-6)).view(n, h, w, 2)
-    return F.grid_sample(images, mapped, mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(images, mapped, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
@@ -279,7 +326,7 @@ class ClipTarget(NamedTuple):
 
 
 class ClipGuidance:
-    """CLIPasso's perceptual loss; the same interface as ``losses.LineLoss``."""
+    """CLIPasso's perceptual loss; the same interface as ``losses.ChamferLoss``."""
 
     name = "clip"
 
@@ -306,8 +353,9 @@ class ClipGuidance:
         self.channels_last = channels_last if channels_last is not None else cuda
         if self.channels_last:
             self.visual = self.visual.to(memory_format=torch.channels_last)
-        if cuda:   # stored as autocast would cast them, not cast again at every call (~450 kernels a step)
-            self.visual = self.visual.to(torch.bfloat16)
+        self.dtype = encoder_dtype(self.device)        # bf16 on CUDA only (MPS: needs macOS 14)
+        if self.dtype != torch.float32:   # stored as autocast would cast them (~450 kernels a step fewer)
+            self.visual = self.visual.to(self.dtype)
         if graphs is None:
             graphs = cuda and os.environ.get("DYNASKETCH_CUDA_GRAPHS", "1") != "0"
         if compiled is None:
@@ -322,11 +370,13 @@ class ClipGuidance:
                                   "per frame (such as 64), or 0 for fresh warps every step")
             view_bank = int(text)
         self.view_bank = -(-view_bank // views) * views if views and view_bank > 0 else 0
-        self.bank_dtype = torch.bfloat16 if cuda else torch.float32   # what autocast's layers give
+        self.bank_dtype = self.dtype                   # what autocast's layers give
         self.size = 224
         self.mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        # warps are drawn on the CPU for Apple's GPUs (a batched 8 x 8 solve there is not sure)
+        self.draw_device = torch.device("cpu") if self.device.type == "mps" else self.device
+        self.generator = torch.Generator(device=self.draw_device).manual_seed(seed)
         self._drawn, self._next_drawn = None, 0            # warps drawn ahead (_fresh_warps)
 
     def features(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -368,7 +418,7 @@ class ClipGuidance:
             if not self.view_bank:
                 return ClipTarget(frames, plain, copies=copies)
             b, k = frames.shape[0], self.view_bank
-            warps = random_homographies(b * k, self.generator, self.device).view(b, k, 3, 3)
+            warps = random_homographies(b * k, self.generator, self.draw_device).to(self.device).view(b, k, 3, 3)
             chunks, repeated = [], frames.repeat_interleave(self.views, 0)
             for start in range(0, k, self.views):       # batches of the steps' no-grad shape
                 hom = warps[:, start:start + self.views].reshape(-1, 3, 3)
@@ -386,7 +436,8 @@ class ClipGuidance:
             return self._distance(self.features(sketches), target.plain)
         repeated = sketches.repeat_interleave(self.views, 0)
         if target.bank is not None:
-            pick = torch.randint(self.view_bank, (b, self.views), generator=self.generator, device=sketches.device)
+            pick = torch.randint(self.view_bank, (b, self.views), generator=self.generator,
+                                 device=self.draw_device).to(sketches.device)
             rows = (torch.arange(b, device=sketches.device) // copies)[:, None]     # each sketch's frame
             sketch_views = warp(repeated, target.warps[rows, pick].flatten(0, 1))
             frame_views = [f[rows, pick].flatten(0, 1) for f in target.bank]
@@ -400,7 +451,13 @@ class ClipGuidance:
         drawn = self.features(torch.cat([sketches, sketch_views]))
         wanted = [torch.cat(pair) for pair in zip(target.plain, frame_views)]   # no slices to backward
         distance = self._distance(drawn, wanted)
-        return distance[:b] + distance[b:].view(b, self.views).sum(1)
+        return (distance[:b] + distance[b:].view(b, self.views).sum(1)) / (1 + self.views)
+
+    @torch.no_grad()
+    def evaluate(self, sketches: Tensor, target: ClipTarget) -> Tensor:
+        """The loss of each sketch on the plain pair alone ``(B,)``, no augmentation: what
+        CLIPasso rates its iterates and seeds by."""
+        return self._distance(self.features(sketches), target.plain)
 
     def _fresh_warps(self, n: int, dtype: torch.dtype, ahead: int = 50) -> Tensor:
         """``n`` random warps ``(n, 3, 3)``, a fresh set every call, drawn ``ahead`` calls' worth
@@ -408,7 +465,8 @@ class ClipGuidance:
         (and the host's time, where a step is bound by launching)."""
         if self._drawn is None or self._drawn.shape[1:] != (n, 3, 3) or self._drawn.dtype != dtype \
                 or self._next_drawn == len(self._drawn):
-            self._drawn = random_homographies(ahead * n, self.generator, self.device, dtype).view(ahead, n, 3, 3)
+            self._drawn = random_homographies(ahead * n, self.generator, self.draw_device, dtype).to(
+                self.device).view(ahead, n, 3, 3)
             self._next_drawn = 0
         self._next_drawn += 1
         return self._drawn[self._next_drawn - 1]

@@ -1,4 +1,4 @@
-"""CLIP ViT saliency (attention rollout) through the engine's CLIP loader, on a small random
+"""CLIP ViT saliency (CLIPasso's class-token attention x XDoG lines) through the engine's CLIP loader, on a small random
 ViT-B/32-family model saved as OpenAI releases CLIP."""
 import pytest
 import torch
@@ -71,5 +71,36 @@ def test_weights_found_since_a_sketch_are_not_mixed_into_it(tiny_vit, tmp_path, 
     run_sketch(Job(clip, str(out), Settings.from_preset("fast", **settings), overwrite=True, preview=False),
                Progress())
     again = json.loads((out / "sketch.json").read_text())
-    assert again["settings"]["backends"]["saliency"] == "clip-rollout" and again["complete"]
+    assert again["settings"]["backends"]["saliency"] == "clip-attention" and again["complete"]
     assert len(again["frames"]) == 3
+
+
+def test_saliency_is_clipassos_start(tiny_vit):
+    """The map is CLIPasso's: relevance upsampled bicubically and min-max normalised, times
+    its binarised XDoG of the CLIP-normalised frame (scipy and scikit-image here, as the
+    reference), times the mask, then a softmax at T = 0.3 over the positive pixels only."""
+    import sys
+
+    import numpy as np
+    import torch.nn.functional as F
+
+    sys.path.insert(0, __file__.rsplit("/neural/", 1)[0])
+    from test_clipasso_reference import clip_normalised, reference_xdog, smooth_image
+
+    sal = ClipSaliency(tiny_vit, "cpu")
+    frames = torch.from_numpy(smooth_image(2)).permute(2, 0, 1)[None].float()
+    mask = torch.zeros(1, 1, 224, 224)
+    mask[..., 30:200, 40:190] = 1
+    ours = sal(frames, mask)[0].numpy()
+
+    on_white = frames * mask + 1 - mask                   # the subject on white, as the reference's
+    rel = F.interpolate(sal.relevance(on_white)[:, None], size=(224, 224), mode="bicubic")[0, 0].numpy()
+    rel = (rel - rel.min()) / (rel.max() - rel.min())
+    on_white = on_white[0].permute(1, 2, 0).numpy().astype(np.float64)
+    score = rel * reference_xdog(clip_normalised(on_white)) * mask[0, 0].numpy()
+    expected = np.zeros_like(score)
+    positive = score > 0
+    expected[positive] = np.exp(score[positive] / 0.3) / np.exp(score[positive] / 0.3).sum()
+    assert positive.mean() > 0.01
+    assert (ours[~positive] == 0).mean() > 0.999           # no start off the salient lines
+    assert np.abs(ours - expected).sum() < 0.01
