@@ -21,8 +21,10 @@ from dataclasses import dataclass
 # The folder holding ``dynasketch_blender/`` when the add-on runs from the project's source tree.
 ADDON_SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Blender's own Python settings must not leak into the engine's interpreter.
-BLENDER_ONLY_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONNOUSERSITE")
+# Blender's own Python settings (and a virtual environment Blender was started from) must not
+# leak into the engine's interpreter.
+BLENDER_ONLY_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONNOUSERSITE", "VIRTUAL_ENV",
+                          "__PYVENV_LAUNCHER__")
 
 
 class EngineNotFound(Exception):
@@ -34,7 +36,7 @@ class EngineCommand:
     """How to run the engine: ``prefix + ["sketch", ...]``, and where it was found."""
 
     prefix: tuple
-    found_by: str               # "preferences", "$DYNASKETCH_PYTHON", "PATH", "project .venv"
+    found_by: str               # "preferences", "$DYNASKETCH_PYTHON", "Install Engine", "PATH", "project .venv"
     cwd: str = ""
 
     def __str__(self) -> str:
@@ -64,14 +66,17 @@ def _interpreter(path: str, found_by: str) -> EngineCommand:
     return EngineCommand((path, "-m", "engine"), found_by)
 
 
-def find_engine(interpreter: str = "") -> EngineCommand:
+def find_engine(interpreter: str = "", installed: str = "") -> EngineCommand:
     """How to run the engine, in this order: the interpreter set in the preferences,
-    ``$DYNASKETCH_PYTHON``, a ``dynasketch`` command on PATH (run with its shebang
-    interpreter), the project's ``.venv`` beside the add-on's source folder."""
+    ``$DYNASKETCH_PYTHON``, the engine Install Engine made (``installed``: its interpreter,
+    ``engine_install.installed_python``), a ``dynasketch`` command on PATH (run with its
+    shebang interpreter), the project's ``.venv`` beside the add-on's source folder."""
     if interpreter:
         return _interpreter(interpreter, "preferences")
     if os.environ.get("DYNASKETCH_PYTHON"):
         return _interpreter(os.environ["DYNASKETCH_PYTHON"], "$DYNASKETCH_PYTHON")
+    if installed and os.path.isfile(installed):
+        return EngineCommand((installed, "-m", "engine"), "Install Engine")
     command = shutil.which("dynasketch")
     if command:
         python = shebang_interpreter(command)
@@ -81,8 +86,8 @@ def find_engine(interpreter: str = "") -> EngineCommand:
                         os.path.join(ADDON_SOURCE_ROOT, ".venv", "Scripts", "python.exe")):
         if os.path.isfile(venv_python) and os.path.isdir(os.path.join(ADDON_SOURCE_ROOT, "engine")):
             return EngineCommand((venv_python, "-m", "engine"), "project .venv", ADDON_SOURCE_ROOT)
-    raise EngineNotFound("no DynaSketch engine found: set Engine Python in Preferences > Add-ons > "
-                         "DynaSketch (the engine's .venv/bin/python), or put dynasketch on PATH")
+    raise EngineNotFound("no DynaSketch engine found: press Install Engine in Preferences > Add-ons > "
+                         "DynaSketch (or set Engine Python there, or put dynasketch on PATH)")
 
 
 def engine_environment(extra: dict | None = None) -> dict:

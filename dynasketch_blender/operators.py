@@ -11,6 +11,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from . import job_folders
 from . import source as sources
+from .engine_install import installed_python
 from .engine_process import EngineNotFound, find_engine, run_doctor
 from .model_download import AUTO_MODELS, ModelDownload
 from .preferences import preferences
@@ -61,7 +62,10 @@ def preference_path(context, name: str) -> str:
 
 
 def engine_command(context):
-    return find_engine(preference_path(context, "engine_python"))
+    """The engine to run: see ``engine_process.find_engine`` (Install Engine's comes third)."""
+    from .install_operators import install_home
+
+    return find_engine(preference_path(context, "engine_python"), installed_python(install_home(context)))
 
 
 def model_folder(context) -> str:

@@ -1,17 +1,24 @@
-"""Add-on preferences: where the engine is, the model and work folders, default settings,
-and what Check Engine found."""
+"""Add-on preferences: Install Engine (its folder, compute backend, progress), where the
+engine is, the model and work folders, default settings, and what Check Engine found."""
 from __future__ import annotations
 
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .model_download import AUTO_MODELS
-from .properties import BACKGROUNDS, DEVICES, PRESETS
+from .properties import BACKGROUNDS, COMPUTE_BACKENDS, DEVICES, PRESETS
 
 
 class DynaSketchPreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
+    engine_folder: StringProperty(
+        name="Engine Folder", subtype="DIR_PATH",
+        description="Where Install Engine puts the engine's own Python and packages (a few GB). Empty: "
+                    "the per-user default (%LOCALAPPDATA%\\DynaSketch, ~/Library/Application Support/DynaSketch, "
+                    "~/.local/share/dynasketch)")
+    compute_backend: EnumProperty(name="Compute", items=COMPUTE_BACKENDS, default="auto",
+                                  description="Which PyTorch build Install Engine installs")
     engine_python: StringProperty(
         name="Engine Python", subtype="FILE_PATH",
         description="Python interpreter of the DynaSketch engine (e.g. the project's .venv/bin/python). "
@@ -36,6 +43,7 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
     def draw(self, context):
         layout = self.layout
         layout.use_property_split = True
+        self._draw_install(layout, context.window_manager.dynasketch_install)
         col = layout.column(heading="Engine")
         col.prop(self, "engine_python")
         col.prop(self, "model_dir")
@@ -60,6 +68,28 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
             box = layout.box()
             for line in self.doctor_report.splitlines()[:40]:
                 box.label(text=line)
+
+
+    def _draw_install(self, layout, install) -> None:
+        col = layout.column(heading="Install")
+        col.prop(self, "engine_folder")
+        col.prop(self, "compute_backend")
+        if install.running:
+            row = col.row()
+            row.progress(factor=install.progress, type="BAR", text=install.status or "Installing")
+            row.operator("dynasketch.cancel_install", text="", icon="CANCEL")
+            if install.last_line:
+                col.label(text=install.last_line[:120])
+        else:
+            row = col.row()
+            row.operator("dynasketch.install_engine", icon="IMPORT")
+            row.operator("dynasketch.remove_engine", icon="TRASH")
+            if install.status:
+                col.label(text=install.status, icon="ERROR" if install.failed else "CHECKMARK")
+        if install.log_path:
+            row = col.row()
+            row.operator("dynasketch.open_install_log", icon="TEXT")
+            row.operator("dynasketch.copy_install_report", icon="COPYDOWN")
 
 
 def preferences(context=None) -> DynaSketchPreferences | None:

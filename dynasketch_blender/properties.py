@@ -80,6 +80,24 @@ class DynaSketchDownload(bpy.types.PropertyGroup):
     failed: BoolProperty(default=False)
 
 
+class DynaSketchInstall(bpy.types.PropertyGroup):
+    """Install Engine's live status (written by its operators, read by the preferences)."""
+
+    running: BoolProperty(default=False)
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    status: StringProperty(default="")
+    last_line: StringProperty(default="")
+    failed: BoolProperty(default=False)
+    log_path: StringProperty(default="", subtype="FILE_PATH")
+
+
+COMPUTE_BACKENDS = [("auto", "Auto", "Chosen from this machine: CUDA where an NVIDIA driver is found, the Apple "
+                                     "GPU on Apple silicon, else the CPU"),
+                    ("cuda", "NVIDIA CUDA", "PyTorch for NVIDIA GPUs (Linux and Windows)"),
+                    ("cpu", "CPU", "PyTorch for the processor only (smaller)"),
+                    ("mps", "Apple GPU", "PyTorch for Apple silicon Macs")]
+
+
 def apply_defaults(settings, prefs, force: bool = False) -> None:
     """Copy the preferences' defaults into a scene's settings (once, or again on request)."""
     if prefs is None or (settings.defaults_applied and not force):
@@ -125,8 +143,10 @@ def _give_defaults(prefs) -> None:
 def register() -> None:
     bpy.utils.register_class(DynaSketchSettings)
     bpy.utils.register_class(DynaSketchDownload)
+    bpy.utils.register_class(DynaSketchInstall)
     bpy.types.Scene.dynasketch = PointerProperty(type=DynaSketchSettings)
     bpy.types.WindowManager.dynasketch_download = PointerProperty(type=DynaSketchDownload)
+    bpy.types.WindowManager.dynasketch_install = PointerProperty(type=DynaSketchInstall)
     bpy.app.handlers.load_post.append(_after_load)
     bpy.app.handlers.depsgraph_update_post.append(_new_scenes)
 
@@ -136,7 +156,9 @@ def unregister() -> None:
         bpy.app.handlers.depsgraph_update_post.remove(_new_scenes)
     if _after_load in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_after_load)
+    del bpy.types.WindowManager.dynasketch_install
     del bpy.types.WindowManager.dynasketch_download
     del bpy.types.Scene.dynasketch
+    bpy.utils.unregister_class(DynaSketchInstall)
     bpy.utils.unregister_class(DynaSketchDownload)
     bpy.utils.unregister_class(DynaSketchSettings)

