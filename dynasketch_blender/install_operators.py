@@ -12,7 +12,7 @@ import bpy
 
 from . import engine_install
 from .engine_process import ADDON_SOURCE_ROOT, RUNNING
-from .operators import CANCELLED, DONE, EngineJobOperator
+from .operators import StatusJobOperator
 from .preferences import preferences
 
 ADDON_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -54,12 +54,13 @@ def install_running() -> bool:
     return _install is not None and _install.state == RUNNING
 
 
-class DYNASKETCH_OT_install_engine(EngineJobOperator, bpy.types.Operator):
+class DYNASKETCH_OT_install_engine(StatusJobOperator, bpy.types.Operator):
     """Install the DynaSketch engine with its own Python and PyTorch into the Engine Folder
     (a few GB; Esc stops, and the engine that was there stays)"""
 
     bl_idname = "dynasketch.install_engine"
     bl_label = "Install Engine"
+    status_name = "dynasketch_install"
 
     def _start(self, context) -> bool:
         global _install
@@ -82,34 +83,8 @@ class DYNASKETCH_OT_install_engine(EngineJobOperator, bpy.types.Operator):
         status.status, status.last_line = _install.message, ""
         return True
 
-    def _fail(self, context, message: str) -> bool:
-        status = context.window_manager.dynasketch_install
-        status.running, status.failed, status.status = False, True, message
-        self.report({"ERROR"}, message)
-        return False
-
-    def _update(self, context) -> str:
-        state = self._job.step()
-        status = context.window_manager.dynasketch_install
-        status.progress, status.status, status.last_line = self._job.progress, self._job.message, self._job.last_line
-        return state
-
-    def _finish(self, context, state: str) -> set:
-        status = context.window_manager.dynasketch_install
-        status.running, status.status, status.last_line = False, self._job.message, ""
-        if state == DONE:
-            status.failed = False
-            prefs = preferences(context)
-            if prefs:
-                prefs.doctor_report = ""                 # it described the engine found before
-            self.report({"INFO"}, self._job.message)
-            return {"FINISHED"}
-        if state == CANCELLED:
-            status.failed = False
-            self.report({"WARNING"}, self._job.message)
-            return {"CANCELLED"}
-        self._fail(context, self._job.message)
-        return {"CANCELLED"}
+    def _failure(self) -> str:
+        return self._job.message                     # "Install failed: ..."
 
 
 class DYNASKETCH_OT_cancel_install(bpy.types.Operator):

@@ -392,12 +392,60 @@ class DYNASKETCH_OT_remove_job_folders(bpy.types.Operator):
 _download: ModelDownload | None = None       # the download running in this Blender session
 
 
-class DYNASKETCH_OT_download_models(EngineJobOperator, bpy.types.Operator):
+class StatusJobOperator(EngineJobOperator):
+    """An ``EngineJobOperator`` whose live status is a window-manager property group
+    (``status_name``: running, progress, status, failed, and ``last_line`` where it has one),
+    which the preferences draw."""
+
+    status_name = ""
+
+    def _status(self, context):
+        return getattr(context.window_manager, self.status_name)
+
+    def _failure(self) -> str:
+        return self._job.error
+
+    def _fail(self, context, message: str) -> bool:
+        status = self._status(context)
+        status.running, status.failed, status.status = False, True, message
+        self.report({"ERROR"}, message)
+        return False
+
+    def _update(self, context) -> str:
+        state = self._job.step()
+        status = self._status(context)
+        status.progress, status.status = self._job.progress, self._job.message
+        if hasattr(status, "last_line"):
+            status.last_line = getattr(self._job, "last_line", "")
+        return state
+
+    def _finish(self, context, state: str) -> set:
+        status = self._status(context)
+        status.running, status.status = False, self._job.message
+        if hasattr(status, "last_line"):
+            status.last_line = ""
+        if state == DONE:
+            status.failed = False
+            prefs = preferences(context)
+            if prefs:
+                prefs.doctor_report = ""        # it described the engine or folder before the job
+            self.report({"INFO"}, self._job.message)
+            return {"FINISHED"}
+        if state == CANCELLED:
+            status.failed = False
+            self.report({"WARNING"}, self._job.message)
+            return {"CANCELLED"}
+        self._fail(context, self._failure())
+        return {"CANCELLED"}
+
+
+class DYNASKETCH_OT_download_models(StatusJobOperator, bpy.types.Operator):
     """Download the chosen weight files into the Model Folder (`dynasketch models download`;
     Esc stops, and a stopped download resumes)"""
 
     bl_idname = "dynasketch.download_models"
     bl_label = "Download Models"
+    status_name = "dynasketch_download"
 
     def _start(self, context) -> bool:
         global _download
@@ -420,35 +468,6 @@ class DYNASKETCH_OT_download_models(EngineJobOperator, bpy.types.Operator):
             return self._fail(context, _download.error)
         status.running, status.failed, status.progress, status.status = True, False, 0.0, _download.message
         return True
-
-    def _fail(self, context, message: str) -> bool:
-        status = context.window_manager.dynasketch_download
-        status.running, status.failed, status.status = False, True, message
-        self.report({"ERROR"}, message)
-        return False
-
-    def _update(self, context) -> str:
-        state = self._job.step()
-        status = context.window_manager.dynasketch_download
-        status.progress, status.status = self._job.progress, self._job.message
-        return state
-
-    def _finish(self, context, state: str) -> set:
-        status = context.window_manager.dynasketch_download
-        status.running, status.status = False, self._job.message
-        if state == DONE:
-            status.failed = False
-            prefs = preferences(context)
-            if prefs:
-                prefs.doctor_report = ""            # it described the folder before the download
-            self.report({"INFO"}, self._job.message)
-            return {"FINISHED"}
-        if state == CANCELLED:
-            status.failed = False
-            self.report({"WARNING"}, self._job.message)
-            return {"CANCELLED"}
-        self._fail(context, self._job.error)
-        return {"CANCELLED"}
 
 
 def download_running() -> bool:
