@@ -406,6 +406,7 @@ class InstallJob:
             size = SIZE.search(line)
             if size:
                 self.downloaded += int(float(size.group(2)) * UNITS[size.group(3)])
+                self.message = f"{self.plan.steps[self._index].name} ({self.downloaded / GB:.2f} GB to download)"
             done = sum(s.share for s in self.plan.steps[:self._index])
             self.progress = max(self.progress, min(done + share * 0.95, self.progress + share * 0.02))
 
@@ -421,12 +422,19 @@ class InstallJob:
         """The smoke test passed: env.new becomes env (the old one removed only now)."""
         home = self.plan.home
         new, current, old = (os.path.join(home, n) for n in ("env.new", "env", "env.old"))
-        with open(os.path.join(new, MARKER), "w", encoding="utf-8") as f:
-            json.dump(marker_for(self.plan), f)
-        remove_tree(old)
-        if os.path.isdir(current):
-            os.replace(current, old)
-        os.replace(new, current)
+        try:
+            with open(os.path.join(new, MARKER), "w", encoding="utf-8") as f:
+                json.dump(marker_for(self.plan), f)
+            remove_tree(old)
+            if os.path.isdir(current):
+                os.replace(current, old)              # (Windows: fails while the old engine runs)
+            os.replace(new, current)
+        except OSError as exc:
+            if not os.path.isdir(current) and os.path.isdir(old):
+                os.replace(old, current)              # the old engine back where it was
+            self._fail(explain(str(exc)) or f"cannot put the new engine in place ({exc.strerror or exc}): "
+                       "close anything using the engine (a running sketch) and Install Engine again")
+            return
         remove_tree(old)
         self._next()
 

@@ -236,3 +236,13 @@ def test_a_sketch_sends_no_float64_tensor_to_its_device(tmp_path):
         run_sketch(Job(clip, str(tmp_path / "out"), settings, preview=False), Progress())
     assert not mode.found, sorted(set(mode.found))
 
+
+
+def test_doctor_reports_apples_gpu():
+    from engine.doctor import diagnose
+
+    usable, why = diagnose()["devices"]["mps"]
+    assert usable == devices.mps_available()
+    assert why and "\n" not in why
+    if not torch.backends.mps.is_built():
+        assert "no MPS support" in why

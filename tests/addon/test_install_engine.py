@@ -320,3 +320,28 @@ def test_the_installed_engine_is_found_after_dynasketch_python_and_before_path(t
     assert find_engine("", str(installed)).found_by == "Install Engine"
     assert find_engine("", "").found_by == "PATH"
     assert dataclasses.is_dataclass(find_engine("", str(installed)))
+
+
+def test_an_old_engine_that_cannot_be_moved_stays_and_the_new_one_goes(tmp_path, monkeypatch):
+    """Windows cannot rename an environment whose Python runs (a sketch going on): the install
+    fails in one line, the old engine stays in place, the new one is removed."""
+    home = tmp_path / "home"
+    old = old_engine(home)
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    constraints = tmp_path / "constraints"
+    constraints.mkdir()
+    (constraints / "linux-cpu.txt").write_text("")
+    job = E.InstallJob(offline_plan(home, fake_engine_wheel(str(tmp_path), doctor_exit=0), str(constraints),
+                                    str(empty)))
+    replace = os.replace
+
+    def locked(src, dst):
+        if str(src).endswith(os.sep + "env"):
+            raise PermissionError(5, "Access is denied", str(src))
+        return replace(src, dst)
+
+    monkeypatch.setattr(E.os, "replace", locked)
+    assert run(job) == E.FAILED
+    assert job.error.startswith("a file was locked"), job.error
+    assert old.read_text() == "old" and not (home / "env.new").exists()
