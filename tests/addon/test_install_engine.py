@@ -345,3 +345,23 @@ def test_an_old_engine_that_cannot_be_moved_stays_and_the_new_one_goes(tmp_path,
     assert run(job) == E.FAILED
     assert job.error.startswith("a file was locked"), job.error
     assert old.read_text() == "old" and not (home / "env.new").exists()
+
+
+def test_the_preferences_show_the_install_and_its_progress(blender, prefs):
+    from helpers import RecordingLayout, WithLayout
+
+    bpy = blender
+    status = bpy.context.window_manager.dynasketch_install
+    status.log_path = "/tmp/install.log"
+    for running in (False, True):
+        status.running, status.progress = running, 0.4
+        status.status, status.last_line = "Installing the engine and PyTorch", "Downloading torch (800.1MiB)"
+        drawn = []
+        type(prefs).draw(WithLayout(prefs, RecordingLayout(bpy, drawn)), bpy.context)
+        assert ("prop", "engine_folder") in drawn and ("prop", "compute_backend") in drawn
+        assert (("progress", 0.4, "Installing the engine and PyTorch") in drawn) == running
+        assert (("label", "Downloading torch (800.1MiB)") in drawn) == running
+        assert (("operator", "dynasketch.cancel_install") in drawn) == running
+        assert (("operator", "dynasketch.install_engine") in drawn) != running
+        assert ("operator", "dynasketch.open_install_log") in drawn
+        assert ("operator", "dynasketch.copy_install_report") in drawn
