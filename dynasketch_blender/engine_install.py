@@ -242,12 +242,6 @@ def uv_binary() -> str:
     return path
 
 
-def clean_environment(extra: dict | None = None) -> dict:
-    """The environment for uv and the new engine: Blender's Python settings removed
-    (``engine_process.engine_environment``), then ``extra``."""
-    return engine_environment(extra)
-
-
 def remove_tree(path: str) -> None:
     """Remove a folder; a read-only file (Windows) is made writable first."""
     def writable(func, target, _exc):
@@ -375,7 +369,7 @@ class InstallJob:
         self._write("$ " + " ".join(step.argv))
         kwargs = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32" \
             else {"start_new_session": True}
-        env = clean_environment(self.plan.env)
+        env = engine_environment(self.plan.env)      # none of Blender's Python settings
         try:
             self._process = subprocess.Popen(step.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, text=True, encoding="utf-8",

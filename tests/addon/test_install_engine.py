@@ -241,7 +241,9 @@ def fake_engine_wheel(folder, doctor_exit: int) -> str:
     return path
 
 
-def test_a_failed_smoke_test_rolls_back(tmp_path):
+def fake_engine_install(tmp_path, doctor_exit: int):
+    """An old engine in ``tmp_path/home`` and an install of ``fake_engine_wheel`` over it
+    (no dependencies, no constraints): ``(home, the old engine's python, the job)``."""
     home = tmp_path / "home"
     old = old_engine(home)
     empty = tmp_path / "no-wheels"
@@ -249,8 +251,12 @@ def test_a_failed_smoke_test_rolls_back(tmp_path):
     constraints = tmp_path / "constraints"
     constraints.mkdir()
     (constraints / "linux-cpu.txt").write_text("")
-    wheel = fake_engine_wheel(str(tmp_path), doctor_exit=1)
-    job = E.InstallJob(offline_plan(home, wheel, str(constraints), str(empty)))
+    wheel = fake_engine_wheel(str(tmp_path), doctor_exit)
+    return home, old, E.InstallJob(offline_plan(home, wheel, str(constraints), str(empty)))
+
+
+def test_a_failed_smoke_test_rolls_back(tmp_path):
+    home, old, job = fake_engine_install(tmp_path, doctor_exit=1)
     assert run(job) == E.FAILED
     assert job.error.startswith("testing the engine failed (exit code 1): engine broken"), job.error
     assert not (home / "env.new").exists() and old.read_text() == "old"
@@ -325,15 +331,7 @@ def test_the_installed_engine_is_found_after_dynasketch_python_and_before_path(t
 def test_an_old_engine_that_cannot_be_moved_stays_and_the_new_one_goes(tmp_path, monkeypatch):
     """Windows cannot rename an environment whose Python runs (a sketch going on): the install
     fails in one line, the old engine stays in place, the new one is removed."""
-    home = tmp_path / "home"
-    old = old_engine(home)
-    empty = tmp_path / "no-wheels"
-    empty.mkdir()
-    constraints = tmp_path / "constraints"
-    constraints.mkdir()
-    (constraints / "linux-cpu.txt").write_text("")
-    job = E.InstallJob(offline_plan(home, fake_engine_wheel(str(tmp_path), doctor_exit=0), str(constraints),
-                                    str(empty)))
+    home, old, job = fake_engine_install(tmp_path, doctor_exit=0)
     replace = os.replace
 
     def locked(src, dst):
