@@ -9,7 +9,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import job_folders
+from . import job_folders, subject
 from . import source as sources
 from .engine_install import installed_python
 from .engine_process import EngineNotFound, find_engine, run_doctor
@@ -22,22 +22,31 @@ from .sketch_job import CANCELLED, DONE, RUNNING, SketchJob, build_result
 _cancel_requested: set[str] = set()     # scenes whose running sketch should stop
 
 
-def job_options(settings, source, default_device: str = "auto") -> dict:
+def job_options(settings, source, default_device: str = "auto", work_dir: str = "") -> dict:
+    """The engine's settings for a sketch of ``source``. The Subject: Auto and None as they
+    are, a Mask File's frames, Box's ``--subject`` boxes, or a Blender Mask rendered here
+    (into ``work_dir``, for the job folder: ``mask_raster``; it takes a while)."""
     if settings.use_source_range:
         first, last = source.default_range
     else:
         first, last = source.source_range(settings.frame_start, settings.frame_end)
-    mask, mask_files = ["--mask", settings.mask_mode], []
-    if settings.mask_mode == "file":
+    mode = settings.mask_mode
+    mask, mask_files, raster = ["--mask", mode], [], None
+    if mode == "file":
         if not settings.mask_path:
-            raise sources.SourceError("choose a mask file, or set Mask to Auto or None")
+            raise sources.SourceError("choose a mask file, or set Subject to Auto or None")
         path = os.path.abspath(bpy.path.abspath(settings.mask_path))
         if not os.path.exists(path):
             raise sources.SourceError(f"mask file not found: {path}")
         mask, mask_files = sources.mask_input(path)
+    elif mode == "box":
+        mask = subject.box_arguments(settings, source, first, last)
+    elif mode == "blender_mask":
+        raster = subject.rasterise_mask(settings.subject_mask, source, first, last, job_folders.work_root(work_dir))
+        mask = raster.key()
     return {"strokes": settings.strokes, "width": settings.width, "preset": settings.preset,
             "frames": (first, last, settings.frame_step), "mask": mask, "mask_files": mask_files,
-            "seeds": settings.seeds,
+            "mask_raster": raster, "seeds": settings.seeds,
             "device": default_device if settings.device == "auto" else settings.device}
 
 
@@ -95,6 +104,7 @@ class EngineJobOperator:
 
     _job = None
     _timer = None
+    _warned = ""                # the engine warning already reported
 
     def _stop_requested(self) -> bool:
         return False
@@ -189,13 +199,15 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
             check_local(bpy.data.scenes[self._scene_name])
             settings = self._settings()
             prefs = preferences(context)
-            options = job_options(settings, self._src, prefs.default_device if prefs else "auto")
-            self._job = SketchJob(engine_command(context), self._src, options, model_folder(context),
+            engine = engine_command(context)
+            options = job_options(settings, self._src, prefs.default_device if prefs else "auto",
                                   work_folder(context))
+            self._job = SketchJob(engine, self._src, options, model_folder(context), work_folder(context))
         except (sources.SourceError, EngineNotFound) as exc:
             return self._fail(f"DynaSketch: {exc}")
         self._target = settings.target_object
         _cancel_requested.discard(self._scene_name)
+        settings.warning, self._warned = "", ""
         if self._job.start() != RUNNING:
             return self._fail(self._job.error)
         settings.running, settings.failed, settings.progress = True, False, 0.0
@@ -214,11 +226,20 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
         state = self._job.step()
         settings = self._settings()
         settings.progress, settings.status, settings.log_path = self._job.progress, self._job.message, self._job.log
+        self._show_warning(settings)
         return state
+
+    def _show_warning(self, settings) -> None:
+        """The engine's latest warning, in the panel and (once) in the Info report."""
+        settings.warning = self._job.warning
+        if self._job.warning and self._job.warning != self._warned:
+            self._warned = self._job.warning
+            self.report({"WARNING"}, f"DynaSketch: {self._job.warning}")
 
     def _finish(self, context, state: str) -> set:
         settings = self._settings()
         settings.running = False
+        self._show_warning(settings)
         if state == CANCELLED:
             settings.failed = False
             settings.status = "Cancelled: the scene is unchanged (Sketch again resumes)"

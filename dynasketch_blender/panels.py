@@ -4,6 +4,7 @@ from __future__ import annotations
 import bpy
 
 from . import source as sources
+from . import subject
 
 
 class DynaSketchPanel:
@@ -29,13 +30,18 @@ class DynaSketchMainPanel(DynaSketchPanel):
         if settings.running:
             layout.progress(factor=settings.progress, type="BAR", text=settings.status or "Working")
             layout.operator("dynasketch.cancel", icon="CANCEL")
+            if settings.warning:
+                layout.box().label(text=settings.warning, icon="ERROR")
         else:
             layout.label(text=sources.describe(context), icon="SEQUENCE" if context.space_data.type ==
                          "SEQUENCE_EDITOR" else "FILE_MOVIE")
             layout.operator("dynasketch.sketch", icon="OUTLINER_OB_GREASEPENCIL")
-            if settings.status:
+            if settings.status or settings.warning:
                 box = layout.box()
-                box.label(text=settings.status, icon="ERROR" if settings.failed else "INFO")
+                if settings.status:
+                    box.label(text=settings.status, icon="ERROR" if settings.failed else "INFO")
+                if settings.warning:
+                    box.label(text=settings.warning, icon="ERROR")
                 if settings.failed and settings.log_path:
                     box.label(text=f"Log: {settings.log_path}")
 
@@ -57,6 +63,15 @@ class DynaSketchMainPanel(DynaSketchPanel):
         layout.prop(settings, "mask_mode")
         if settings.mask_mode == "file":
             layout.prop(settings, "mask_path")
+        elif settings.mask_mode == "box":
+            tracks = subject.track_owner(context)
+            if tracks is not None:
+                layout.prop_search(settings, "subject_track", tracks, "tracks", icon="TRACKER")
+            else:
+                layout.prop(settings, "subject_track", icon="TRACKER")
+            layout.label(text=subject.describe_box(settings, context), icon="SELECT_SET")
+        elif settings.mask_mode == "blender_mask":
+            layout.prop(settings, "subject_mask")
         layout.prop(settings, "seeds")
         layout.prop(settings, "device")
 

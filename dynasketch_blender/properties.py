@@ -9,9 +9,16 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, Po
 PRESETS = [("fast", "Fast", "Few optimisation steps: a quick look"),
            ("default", "Default", "Balanced quality and time"),
            ("paper", "Paper", "The paper's budget; slow without a GPU")]
-MASKS = [("auto", "Auto", "The clip's alpha channel, else InSPyReNet or ISNet where their weights are here"),
-         ("none", "None", "Sketch the whole frame"),
-         ("file", "Mask File", "A mask video or image sequence, white = subject")]
+# The numbers are what a .blend file saves: the first three are those of files saved before
+# Box and Blender Mask came.
+MASKS = [("auto", "Auto", "The clip's alpha channel, else a masking network (InSPyReNet or ISNet) where its "
+                          "weights are here", "", 0),
+         ("box", "Box", "A box around the subject: a tracking marker's search area in the Clip Editor, one "
+                        "box per keyframed marker; the masking network follows what is in it", "", 3),
+         ("blender_mask", "Blender Mask", "A Mask drawn in the Clip Editor's Mask mode, rendered for each "
+                                          "frame", "", 4),
+         ("file", "Mask File", "A mask video or image sequence, white = subject", "", 2),
+         ("none", "None", "Sketch the whole frame", "", 1)]
 DEVICES = [("auto", "Auto", "The GPU when there is one (NVIDIA, else Apple)"), ("cpu", "CPU", "The processor"),
            ("cuda", "CUDA GPU", "An NVIDIA GPU"), ("mps", "Apple GPU", "The GPU of an Apple silicon Mac")]
 BACKGROUNDS = [("paper", "Paper", "Strokes on white"),
@@ -45,8 +52,16 @@ class DynaSketchSettings(bpy.types.PropertyGroup):
     frame_end: IntProperty(name="End", default=250, description="Last scene frame to sketch")
     frame_step: IntProperty(name="Step", default=1, min=1, max=100,
                             description="Sketch every n-th frame (each keyframe holds until the next)")
-    mask_mode: EnumProperty(name="Mask", items=MASKS, default="auto",
-                            description="Which part of the frame the strokes draw")
+    mask_mode: EnumProperty(name="Subject", items=MASKS, default="auto",
+                            description="What the strokes draw: the subject, found by the engine or "
+                                        "picked here, or the whole frame")
+    subject_track: StringProperty(name="Track",
+                                  description="The tracking track whose marker's search area frames the "
+                                              "subject; each keyframed marker is a box on its frame "
+                                              "(empty: the clip's active track)")
+    subject_mask: PointerProperty(name="Mask", type=bpy.types.Mask,
+                                  description="The Mask whose shapes cover the subject, rendered white on "
+                                              "black for each frame sketched")
     mask_path: StringProperty(name="Mask File", subtype="FILE_PATH",
                               description="Mask video or image sequence with the clip's size and length. "
                                           "A numbered image is read with the images numbered after it, "
@@ -67,6 +82,7 @@ class DynaSketchSettings(bpy.types.PropertyGroup):
     running: BoolProperty(default=False, options={"HIDDEN"})
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"HIDDEN"})
     status: StringProperty(default="", options={"HIDDEN"})
+    warning: StringProperty(default="", options={"HIDDEN"})        # the engine's latest warning event
     failed: BoolProperty(default=False, options={"HIDDEN"})
     log_path: StringProperty(default="", subtype="FILE_PATH", options={"HIDDEN"})
 

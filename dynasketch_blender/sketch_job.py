@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import bpy
 
-from . import job_folders, scene_setup
+from . import job_folders, scene_setup, subject
 from .engine_process import CANCELLED, DONE, FAILED, RUNNING, EngineCommand, EngineJob  # noqa: F401
 from .grease_pencil_builder import Placement, build_sketch_object, replace_sketch_layer
 from .sketch_file import SketchFileError, load_sketch
@@ -47,9 +48,18 @@ def engine_arguments(options: dict) -> list[str]:
             *options["mask"], "--device", options["device"], "--preset", options["preset"]]
 
 
+def in_blender_terms(message: str) -> str:
+    """The engine's advice as it is followed in Blender: its commands are buttons here."""
+    message = re.sub(r"run `dynasketch models download ([\w.-]+)`",
+                     r"get \1 with Download Models (add-on preferences)", message)
+    return re.sub(r"pick the subject with --subject \S+", "pick the subject with Subject: Box or Blender Mask",
+                  message)
+
+
 class SketchJob(EngineJob):
     def __init__(self, engine: EngineCommand, source, options: dict, model_dir: str = "", work_dir: str = ""):
         self.source = source
+        self.warning = ""                              # the engine's latest warning event
         footage = source.engine_input()                # the movie, or an image sequence's pattern
         settings = engine_arguments(options)
         args = footage[1:] + settings
@@ -57,6 +67,11 @@ class SketchJob(EngineJob):
         # which a Blender update rewrites: where it matters, the engine's own resume check sees it)
         self.inputs = job_folders.input_stamps(source.files() + options["mask_files"] + settings)
         self.out = output_folder(source.path, args, self.inputs, work_dir)
+        # A Blender Mask rendered for this job goes into its folder, named above by its content.
+        self.mask_raster = options.get("mask_raster")
+        if self.mask_raster is not None:
+            self.mask_folder = os.path.join(self.out, subject.MASK_FOLDER)
+            args = footage[1:] + engine_arguments({**options, "mask": self.mask_raster.arguments(self.mask_folder)})
         self.log = os.path.join(self.out, "dynasketch.log")
         self.sketch_path = os.path.join(self.out, "sketch.json")
         # The job folder is the add-on's own: the same job resumes there, and what the engine
@@ -69,7 +84,11 @@ class SketchJob(EngineJob):
     def start(self) -> str:
         try:                     # what the folder is for, so that it can be cleaned up later
             job_folders.write_record(self.out, self.source.path, self.inputs)
+            if self.mask_raster is not None:
+                self.mask_raster.place(self.mask_folder)
         except OSError as exc:
+            if self.mask_raster is not None:
+                self.mask_raster.discard()
             self._fail(f"cannot write the job folder {self.out} ({exc.strerror}); "
                        "choose another Work Folder in the add-on preferences")
             return self.state
@@ -79,6 +98,9 @@ class SketchJob(EngineJob):
         super()._read(events)
         for event in events:
             kind = event.get("event")
+            if kind == "warning":            # one line saying what to do; the run goes on
+                self.warning = in_blender_terms(str(event.get("message", "")).strip())
+                continue
             fraction = overall_progress(str(event.get("stage", "")), event.get("done") or 0, event.get("total") or 0)
             if fraction is not None and kind in ("start", "progress"):
                 self.progress = max(self.progress, fraction)

@@ -64,6 +64,11 @@ class RecordingLayout:
         assert data.bl_rna.properties.get(name) is not None, name
         self.drawn.append(("prop", name))
 
+    def prop_search(self, data, name, search_data, search_name, **kwargs):
+        assert data.bl_rna.properties.get(name) is not None, name
+        assert search_data.bl_rna.properties.get(search_name) is not None, search_name
+        self.drawn.append(("prop_search", name, search_name))
+
     def operator(self, idname, **kwargs):
         group, name = idname.split(".")
         assert hasattr(getattr(self.bpy.ops, group), name), idname
