@@ -28,7 +28,7 @@ import numpy as np
 
 from engine import models
 from engine.backends import require_isnet
-from engine.neural.isnet_masker import EXPORT_SIZE, ISNetMasker
+from engine.masks.isnet import EXPORT_SIZE, ISNetMasker
 from engine.video import FrameRange, open_video
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "clips")

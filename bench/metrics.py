@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from engine.canvas import Letterbox
-from engine.masking import MaskFileMasker
+from engine.masks.files import MaskFileMasker
 from engine.rasterizer import SplatRasterizer
 from engine.video import FrameRange, open_video
 

@@ -101,7 +101,7 @@ def time_components() -> dict:
     import torch
 
     timers: dict = {}
-    targets = [("engine.neural.inspyrenet_masker", "InSPyReNetMasker", "__call__", "mask (per frame)"),
+    targets = [("engine.masks.inspyrenet", "InSPyReNetMasker", "__call__", "mask (per frame)"),
                ("engine.pipeline", "Sketcher", "track", "track"),
                ("engine.neural.clip_saliency", "ClipSaliency", "__call__", "saliency"),
                ("engine.optimise", "StrokeOptimiser", "keyframe", "optimise: first frame"),

@@ -40,7 +40,7 @@ def mask_for(clip: str, count: int, folder: str) -> str:
     if not os.path.exists(path):
         from bench.masks import write_mask_video
         from engine.backends import require_isnet
-        from engine.neural.isnet_masker import ISNetMasker
+        from engine.masks.isnet import ISNetMasker
 
         source = open_video(clip)
         frames = FrameRange(0, count)

@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto | none | alpha | inspyrenet | inspyrenet-fast | isnet | isnet-small | PATH of a mask video or "
                          "image sequence (auto: the clip's alpha channel, else InSPyReNet, else ISNet, when their "
                          "weights are here, else none)")
+    sk.add_argument("--subject", action="append", default=[], metavar="X,Y,W,H[@FRAME]",
+                    help="a box around the subject on one source frame (default: the first sketched), in "
+                         "source pixels: the masking network follows what is in it; repeat on later frames "
+                         "to correct the follow")
     sk.add_argument("--mask-start-number", type=int, default=None, metavar="N",
                     help="with a mask image pattern: its image for the clip's first frame, read up to the "
                          "first missing number as --start-number reads the clip")
@@ -109,6 +113,7 @@ def cmd_sketch(args) -> int:
     try:
         settings = Settings.from_preset(args.preset, strokes=args.strokes, width=args.width,
                                         seeds=args.seeds, mask=args.mask, mask_start_number=args.mask_start_number,
+                                        subject=args.subject,
                                         device=args.device,
                                         temporal=not args.no_temporal, guidance=args.guidance, saliency=args.saliency,
                                         tracker=args.tracker, seed=args.seed, framing=args.framing)

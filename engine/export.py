@@ -203,8 +203,9 @@ class SketchFolder:
                 os.unlink(path)
         self.replacing = False
 
-    def add_frame(self, index: int, strokes: list[dict]) -> None:
-        self.frames.append({"index": int(index), "strokes": strokes})
+    def add_frame(self, index: int, strokes: list[dict], mask_note: str | None = None) -> None:
+        """Frame ``index``'s strokes; ``mask_note``: why its mask was not trusted (``masks.trust``)."""
+        self.frames.append({"index": int(index), "strokes": strokes, **({"mask_note": mask_note} if mask_note else {})})
         svg = svg_document(strokes, self.header["width"], self.header["height"])
         _atomic_write(os.path.join(self.path, "svg", f"frame_{index:06d}.svg"), svg.encode())
 

@@ -26,7 +26,8 @@ from .backends import (build_guidance, build_masker, build_rasterizer, build_sal
                        build_tracker, choose_backends, require_masker_weights)
 from .lines import extract_lines
 from .losses import find_groups
-from .masking import mask_file_identity
+from .masks import mask_file_identity
+from .masks.subject import resolve_boxes
 from .optimise import StrokeOptimiser
 from .prefetch import Prefetcher
 from .preview import write_preview
@@ -379,6 +380,8 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
     header = {"width": info.width, "height": info.height, "fps": info.fps,
               "source": {"path": os.path.abspath(info.path), "frames": frame_range.as_list()}}
     notes: list[str] = []                 # why `auto` took an offline default, for the log
+    if s.subject:                         # the artist's boxes, checked before the folder is touched
+        s.subject = resolve_boxes(s.subject, info.width, info.height, frame_range)
     chosen = choose_backends(s, info.has_alpha, device, notes)
     require_masker_weights(chosen["mask"])      # missing weights: one line, the folder untouched
     # A resumed run continues the same job: the same input, settings and backends (weights
@@ -405,7 +408,9 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
     todo = frame_range
     if state is not None and folder.frames:
         todo = FrameRange(folder.frames[-1]["index"], frame_range.stop, frame_range.step)
-    masker = build_masker(chosen["mask"], source, todo, device, s.mask_start_number)
+    follow_from = None if state is None else state.get("subject_box")
+    masker = build_masker(chosen["mask"], source, todo, device, s.mask_start_number, s.subject, follow_from)
+    flags = getattr(masker, "notes", {})          # the trust check's notes, by frame index
     # A resumed run goes on framing the subject from the window its last frame had.
     framing = SubjectFraming(info.width, info.height, s.canvas, follow=s.framing == "subject",
                              state=None if state is None else state.get("framing"))
@@ -428,6 +433,12 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
                               f"guidance {sketcher.optimiser.guidance.name}", folder.path)
         for note in notes:
             progress.log(note)
+        if masker.name == "none" and s.mask == "auto" and not info.has_alpha:
+            progress.warn("no mask: the whole frame is sketched, background included; run `dynasketch models "
+                          "download isnet-general-use` for masks, or pick the subject with --subject X,Y,W,H")
+        elif masker.name == "box":
+            progress.warn("no masking model: the box around the subject is the mask, background included; "
+                          "run `dynasketch models download isnet-general-use`")
 
         # One line weight for the whole clip, in source pixels: the stroke width on the whole
         # frame's canvas, whatever the subject window's zoom.
@@ -435,12 +446,16 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
 
         def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
             for frame, points in zip(frames, strokes.detach().cpu().numpy()):
-                folder.add_frame(frame.index, stroke_records(frame.box.to_source(points), weight[0]))
+                flag = flags.get(frame.index)
+                folder.add_frame(frame.index, stroke_records(frame.box.to_source(points), weight[0]), mask_note=flag)
+                if flag:
+                    progress.log(f"frame {frame.index}: mask {flag}")
 
         def save(frame: CanvasFrame, strokes: torch.Tensor) -> None:
             """The resume state: the last frame's strokes in source pixels, and its framing."""
             folder.save({"strokes": frame.box.to_source(strokes.detach().cpu().double()),
                          "framing": frame.framing, "reseeds": sketcher.reseeds, "weight": weight[0],
+                         "subject_box": getattr(masker, "followed", {}).get(frame.index),
                          "anchor": None if sketcher.anchor is None
                          else sketcher.anchor.cpu() / frame.box.scale},      # source px
                         complete=len(folder.frames) == total)
@@ -514,4 +529,5 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
                                 folder.frames, info.fps, should_stop=should_stop)
         sketcher.check_stop()
     return {"sketch": folder.sketch_path, "frames": len(folder.frames), "preview": preview,
-            "out": folder.path, "reseeds": sketcher.reseeds}
+            "out": folder.path, "reseeds": sketcher.reseeds,
+            "mask_flags": sum("mask_note" in f for f in folder.frames)}

@@ -40,6 +40,11 @@ class Progress:
             return False
         return True
 
+    def warn(self, message: str) -> None:
+        """One line the user should see at once (the run goes on): logged and on stderr."""
+        self.log(f"warning: {message}")
+        tell(f"dynasketch: warning: {message}")
+
     def finished(self, summary: dict) -> None:
         pass
 
@@ -97,6 +102,11 @@ class JsonProgress(Progress):
         super().stage(stage, done, total, message)
         self.emit("progress", message)
 
+    def warn(self, message):
+        """The ``warning`` event (docs/CONTRACT.md), logged."""
+        self.log(f"warning: {message}")
+        self.emit("warning", message)
+
     def finished(self, summary):
         stage, done, total = self.current
         self.current = ("export", summary["frames"], max(total, summary["frames"]))
@@ -131,6 +141,12 @@ class BarProgress(Progress):
             self.bar.set_description(stage)
             self.bar.set_postfix_str(message[:60], refresh=False)
             self.bar.update(done - self.bar.n)
+
+    def warn(self, message):
+        if self.bar is None:
+            return super().warn(message)
+        self.log(f"warning: {message}")
+        self.bar.write(f"dynasketch: warning: {message}", file=sys.stderr)
 
     def finished(self, summary):
         self.close()

@@ -26,6 +26,7 @@ class Settings:
     segments: int = 1               # cubic segments per stroke
     mask: str = "auto"
     mask_start_number: int | None = None   # a mask image pattern's first image (--mask-start-number)
+    subject: list = field(default_factory=list)   # --subject boxes "X,Y,W,H@FRAME" (masks.subject)
     device: str = "auto"
     seed: int = 0
     # optimisation budget (from the preset unless given)

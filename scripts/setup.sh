@@ -38,11 +38,25 @@ if ! .venv/bin/python -c "import engine, torch, av, cv2, bpy, skia, pytest, open
     "torch==2.14.1" "torchvision==0.29.1" "numpy<2" "opencv-python-headless==4.10.0.84"
   touch .venv/.installed
 fi
-# Real ISNet weights for the tests (docs/MODELS.md): IMG.LY's npm package, fetched with npm's
-# own configuration and assembled into .venv/models. Without npm the tests that need them skip.
-if command -v npm >/dev/null && ! DYNASKETCH_HOME=.venv/models .venv/bin/dynasketch models verify isnet-imgly-medium >/dev/null 2>&1; then
-  echo "setup: fetching the ISNet weights the tests use (npm pack, about 140 MB)"
-  DYNASKETCH_HOME=.venv/models .venv/bin/dynasketch models download isnet-imgly-medium --progress none
+# The masking model, into the model folder `dynasketch sketch` reads (`dynasketch models path`;
+# docs/MODELS.md), so that `--mask auto` masks straight after this set-up: rembg's release of
+# ISNet over HTTPS where it can be reached, else IMG.LY's npm package of the same network. The
+# tests use this same copy.
+if ! .venv/bin/dynasketch models verify isnet-general-use >/dev/null 2>&1 \
+   && ! .venv/bin/dynasketch models verify isnet-imgly-medium >/dev/null 2>&1; then
+  echo "setup: fetching the masking model (ISNet) into $(.venv/bin/dynasketch models path)"
+  if ! .venv/bin/dynasketch models download isnet-general-use --progress none >/dev/null 2>&1; then
+    if ! .venv/bin/dynasketch models verify isnet-imgly-medium >/dev/null 2>&1; then
+      if command -v npm >/dev/null; then
+        echo "setup: rembg's release cannot be reached; fetching IMG.LY's npm package instead (about 140 MB)"
+        .venv/bin/dynasketch models download isnet-imgly-medium --progress none \
+          || echo "setup: no masking model; run \`.venv/bin/dynasketch models download isnet-general-use\` later"
+      else
+        echo "setup: no masking model (rembg's release cannot be reached and npm is absent); run" \
+             "\`.venv/bin/dynasketch models download isnet-general-use\` where it can be"
+      fi
+    fi
+  fi
 fi
 # A local wheel folder for the Install Engine tests (tests/addon/test_install_engine.py): the
 # engine's dependencies at the pins of constraints/linux-cpu.txt, so uv installs offline.

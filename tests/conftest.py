@@ -9,6 +9,38 @@ import pytest
 
 from media import moving_disc, write_video
 
+# The model folder `dynasketch sketch` reads by default, where scripts/setup.sh puts the masking
+# model (docs/MODELS.md); read before the suite points DYNASKETCH_HOME elsewhere.
+SETUP_MODELS = os.path.abspath(os.path.expanduser(os.environ.get("DYNASKETCH_HOME") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dynasketch")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_model_folder(tmp_path_factory):
+    """Every test (and every engine it starts) sees an empty model folder unless it sets its
+    own: what `auto` picks must not depend on the weights this machine happens to have."""
+    before = os.environ.get("DYNASKETCH_HOME")
+    os.environ["DYNASKETCH_HOME"] = str(tmp_path_factory.mktemp("no-models"))
+    yield
+    if before is None:
+        os.environ.pop("DYNASKETCH_HOME", None)
+    else:
+        os.environ["DYNASKETCH_HOME"] = before
+
+
+@pytest.fixture(scope="session")
+def setup_isnet() -> str:
+    """The path of the ISNet file scripts/setup.sh put in the default model folder (rembg's
+    release, or IMG.LY's npm package where that cannot be reached); skips without one."""
+    from engine import models
+    from engine.masks.choose import ISNET_WEIGHTS
+
+    for name in ISNET_WEIGHTS:
+        spec = models.lookup(name)
+        if models.check_file(spec, models.path_of(spec, SETUP_MODELS)) is None:
+            return models.path_of(spec, SETUP_MODELS)
+    pytest.skip(f"no ISNet weights in {SETUP_MODELS}: scripts/setup.sh fetches them")
+
 @pytest.fixture(scope="session")
 def disc_clip(tmp_path_factory) -> dict:
     """A 12-frame mp4 of a moving disc, its mask video, and the truth (speed, px/frame)."""

@@ -110,7 +110,7 @@ def test_the_log_says_why_auto_took_an_offline_default(disc_clip, tmp_path):
     assert "run `dynasketch models download clip-vit-b-32`" in notes["saliency:"]
     assert "--guidance clip" in notes["guidance:"]                   # CLIP is not picked on a CPU
     assert "ckpt_base.pth is missing" in notes["mask:"] or "not installed" in notes["mask:"]
-    assert "dynasketch models download isnet-imgly-medium" in notes["mask:"]           # nor ISNet's
+    assert "dynasketch models download isnet-general-use" in notes["mask:"]            # nor ISNet's
 
 
 def test_a_name_the_locale_cannot_spell_is_sketched_and_logged(disc_clip, tmp_path):

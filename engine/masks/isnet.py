@@ -14,7 +14,6 @@ is that map resized to the frame and thresholded at 0.5.
 """
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
@@ -23,13 +22,13 @@ import numpy as np
 
 from ..errors import EngineError
 from ..video import FrameRange
-from .mask_cache import MaskCache
+from .cache import MaskCache
+from .flow import carry, flow_grey, new_flow
 
 THRESHOLD = 0.5
 EXPORT_SIZE = 1024          # the input size the ONNX files were exported for
 DEFAULT_SIZE = 1024         # docs/BENCHMARKS.md: sizes, frames between network runs, seconds
 DEFAULT_EVERY = 2           # per frame, IoU against the full-size network on every frame
-FLOW_SIDE = 480             # the carrying optical flow runs on frames this long at most
 
 
 def providers_for(device_type: str, available: list[str], system: str = sys.platform) -> list[str]:
@@ -127,31 +126,6 @@ def segment(session, rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
     return ((full_size_probability(session, rgb, size) > THRESHOLD) * 255).astype(np.uint8)
 
 
-def flow_grey(rgb: np.ndarray) -> np.ndarray:
-    """The grey frame the carrying flow runs on: at most ``FLOW_SIDE`` pixels long."""
-    scale = min(1.0, FLOW_SIDE / max(rgb.shape[:2]))
-    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-    return cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-
-
-@functools.lru_cache(maxsize=2)
-def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each pixel's x and y, ``(h, w)`` float32 each: made once per frame size."""
-    return tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
-
-
-def carry(prob: np.ndarray, grey_then: np.ndarray, grey_now: np.ndarray, flow) -> np.ndarray:
-    """``prob`` (an ``(H, W)`` float32 map of the frame ``grey_then`` shows) moved to the frame
-    ``grey_now`` shows: each pixel takes the map where the backward flow says it was."""
-    h, w = prob.shape
-    back = flow.calc(grey_now, grey_then, None)
-    back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
-    back[..., 0] *= w / grey_now.shape[1]
-    back[..., 1] *= h / grey_now.shape[0]
-    xx, yy = _pixel_grid(h, w)
-    return cv2.remap(prob, xx + back[..., 0], yy + back[..., 1], cv2.INTER_LINEAR, borderValue=0)
-
-
 class ISNetMasker:
     """The network on every ``every``-th source frame; each frame between is the two network
     maps on either side carried to it by optical flow and blended by distance, so it needs the
@@ -176,7 +150,7 @@ class ISNetMasker:
         if self.cache.stored is not None:
             self.name = "isnet (cached)"
         self.session = None
-        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self.flow = new_flow()
         self.count = 0
         self.ahead = None               # the look-ahead decoder: (position, rgb) pairs
         self.before = self.after = None  # (position, map, flow grey) of the network frames around

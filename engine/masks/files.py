@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import EngineError
-from .video import FrameRange, VideoInfo, is_pattern, open_video
+from ..errors import EngineError
+from ..video import FrameRange, VideoInfo, is_pattern, open_video
 
 THRESHOLD = 0.5
 MODES = ("auto", "none", "alpha", "inspyrenet", "inspyrenet-fast", "isnet", "isnet-small")    # --mask: these, or a mask file

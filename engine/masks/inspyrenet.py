@@ -1,5 +1,5 @@
 """Masking with InSPyReNet through transparent-background's ``Remover``, from a local
-checkpoint, with the masks cached per clip (``mask_cache.MaskCache``) so re-runs skip the
+checkpoint, with the masks cached per clip (``cache.MaskCache``) so re-runs skip the
 network. Masks are the network's map thresholded at 0.5.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import EngineError
 from ..video import FrameRange
-from .mask_cache import MaskCache
+from .cache import MaskCache
 
 THRESHOLD = 0.5
 

@@ -1,0 +1,231 @@
+"""The subject the artist picked: boxes around it (``--subject X,Y,W,H[@FRAME]``) and the
+follower that masks it on every frame.
+
+A salient-object network finds the one thing in a tight crop far better than in a busy
+frame, so ``SubjectMasker`` runs ISNet on a square crop around the subject's box on each
+frame, keeps the pieces of its mask that lie in the box (or on the subject carried from the
+frame before), and moves the box for the next frame to where the mask went, carried by
+optical flow. A box the artist gives on a later frame corrects the follow there. The trust
+check (``trust.MaskTrust``) holds the carried mask where the crop's mask jumps. Without a
+network (no weights) the followed box itself is the mask.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import EngineError
+from ..video import FrameRange
+from .flow import backward, flow_grey, new_flow, warp
+from .trust import HOLD, MaskTrust
+
+CROP_MARGIN = 1.6        # the crop's side, times the box's longer side
+GATE_MARGIN = 0.15       # a piece of the crop's mask is the subject's when it lies in the box grown by this
+KEEP_INSIDE = 0.5        # ... by at least this share of its area (or on the carried subject)
+CROP_SIZE = 512          # ISNet's input on the crop (docs/BENCHMARKS.md: masks)
+MIN_CROP = 96            # source pixels
+
+
+@dataclass(frozen=True)
+class SubjectBox:
+    """A box around the subject on one source frame: top-left ``x, y``, size ``w, h`` in
+    source pixels (y down); ``frame`` None until resolved to the first sketched frame."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    frame: int | None = None
+
+    PATTERN = re.compile(r"^\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*(?:@\s*(-?\d+))?\s*$")
+
+    @classmethod
+    def parse(cls, text: str) -> "SubjectBox":
+        match = cls.PATTERN.match(text)
+        if not match:
+            raise EngineError(f"--subject {text!r}: give a box as X,Y,W,H or X,Y,W,H@FRAME in source "
+                              "pixels, e.g. --subject 120,80,300,400@0")
+        x, y, w, h = (float(v) for v in match.groups()[:4])
+        frame = None if match.group(5) is None else int(match.group(5))
+        return cls(x, y, w, h, frame)
+
+    def text(self) -> str:
+        return f"{self.x:g},{self.y:g},{self.w:g},{self.h:g}@{self.frame}"
+
+    @property
+    def corners(self) -> tuple[float, float, float, float]:
+        return self.x, self.y, self.x + self.w, self.y + self.h
+
+
+def resolve_boxes(texts: list[str], width: int, height: int, frame_range: FrameRange) -> list[str]:
+    """``--subject`` boxes checked against the clip and the sketched range, clipped to the
+    frame, each on its frame (default: the first sketched frame), in frame order, as text.
+    A box that cannot be used raises the EngineError that says why."""
+    boxes = {}
+    first, last = frame_range.start, frame_range.stop - 1
+    for text in texts:
+        box = SubjectBox.parse(text)
+        frame = first if box.frame is None else box.frame
+        if box.w <= 0 or box.h <= 0:
+            raise EngineError(f"--subject {text}: the box has no size ({box.w:g} x {box.h:g}); "
+                              "give its width and height in source pixels")
+        x0, y0, x1, y1 = max(box.x, 0), max(box.y, 0), min(box.x + box.w, width), min(box.y + box.h, height)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise EngineError(f"--subject {text}: the box lies outside the {width}x{height} frame; "
+                              "give it in source pixels, origin at the top left")
+        if not first <= frame <= last:
+            raise EngineError(f"--subject {text}: frame {frame} is not sketched (frames {first} to {last}); "
+                              "put the box on a frame of --frames")
+        if frame in boxes:
+            raise EngineError(f"--subject: two boxes on frame {frame}; give one box per frame")
+        boxes[frame] = SubjectBox(round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2), frame)
+    return [boxes[f].text() for f in sorted(boxes)]
+
+
+def bounds(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The bounding box ``(x0, y0, x1, y1)`` of ``mask`` (bool), or None when it is empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def shifted(box: tuple, back: np.ndarray, width: int, height: int) -> tuple:
+    """``box`` moved by the median motion inside it (from the small backward flow ``back``)."""
+    sh, sw = back.shape[:2]
+    x0, y0, x1, y1 = box
+    region = back[int(y0 * sh / height):max(int(y1 * sh / height), int(y0 * sh / height) + 1),
+                  int(x0 * sw / width):max(int(x1 * sw / width), int(x0 * sw / width) + 1)]
+    if region.size == 0:
+        return box
+    dx = -float(np.median(region[..., 0])) * width / sw
+    dy = -float(np.median(region[..., 1])) * height / sh
+    return x0 + dx, y0 + dy, x1 + dx, y1 + dy
+
+
+def crop_around(box: tuple, width: int, height: int) -> tuple[int, int, int, int]:
+    """The square crop ``(x0, y0, x1, y1)`` around ``box``, ``CROP_MARGIN`` times its longer
+    side, moved to lie in the frame (and cut to it where the frame is smaller)."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * CROP_MARGIN
+    side = min(max(side, MIN_CROP), max(width, height))
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    left = int(round(np.clip(cx - side / 2.0, 0, max(width - side, 0))))
+    top = int(round(np.clip(cy - side / 2.0, 0, max(height - side, 0))))
+    return left, top, min(width, left + int(round(side))), min(height, top + int(round(side)))
+
+
+def subject_pieces(found: np.ndarray, gate: tuple, carried: np.ndarray | None) -> np.ndarray:
+    """The part of ``found`` (``(H, W)`` bool) that is the subject's. Its pieces are cut apart
+    where they touch through something thin (a hand on the subject, a leash): opened by a
+    disc about 4% of the box's size; each piece is kept when at least ``KEEP_INSIDE`` of it
+    lies in the box ``gate`` grown by ``GATE_MARGIN``, or on the subject ``carried`` from the
+    frame before, and grown back over the pixels of ``found`` it had."""
+    x0, y0, x1, y1 = gate
+    radius = int(max(1, 0.04 * np.sqrt(max((x1 - x0) * (y1 - y0), 1.0))))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    core = cv2.erode(found.astype(np.uint8), disc)
+    count, labels, _, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    if count <= 1:
+        return found & (cv2.dilate(core, disc) > 0) if core.any() else found
+    h, w = found.shape
+    gx, gy = (x1 - x0) * GATE_MARGIN, (y1 - y0) * GATE_MARGIN
+    inside = np.zeros_like(found)
+    inside[max(int(y0 - gy), 0):min(int(y1 + gy) + 1, h), max(int(x0 - gx), 0):min(int(x1 + gx) + 1, w)] = True
+    if carried is not None:
+        inside = inside & carried if carried.any() else inside
+    area = np.bincount(labels.ravel(), minlength=count).astype(np.float64)
+    within = np.bincount(labels.ravel(), weights=inside.ravel(), minlength=count)
+    keep = within / np.maximum(area, 1) >= KEEP_INSIDE
+    keep[0] = False
+    if not keep[1:].any():
+        keep[1 + int(np.argmax(within[1:]))] = within[1:].max() > 0
+    kept = keep[labels].astype(np.uint8)
+    return found & (cv2.dilate(kept, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * radius + 1,) * 2)) > 0)
+
+
+class SubjectMasker:
+    """Masks the subject the artist boxed on every frame of ``frame_range``, in order: ISNet
+    (``session_of()`` gives its ONNX Runtime session) on a crop around the followed box, or,
+    with ``session_of`` None, the followed box itself. ``boxes``: ``resolve_boxes``'s text.
+    ``start``: the box ``(x0, y0, x1, y1)`` on the range's first frame when a resumed run
+    continues a follow. ``notes`` holds the trust check's notes by frame index, ``followed``
+    each frame's box (the resume state)."""
+
+    def __init__(self, session_of, clip, frame_range: FrameRange, boxes: list[str],
+                 start: tuple | None = None, size: int = CROP_SIZE, hold: int = HOLD):
+        self.session_of, self.session = session_of, None
+        self.name = "isnet-subject" if session_of is not None else "box"
+        self.width, self.height = clip.info.width, clip.info.height
+        self.given = {}
+        for text in boxes:
+            b = SubjectBox.parse(text)
+            self.given[b.frame] = b.corners
+        self.pending = sorted(self.given)
+        self.size = size
+        self.flow = new_flow()
+        self.box = start
+        self.grey = None
+        self.trust = MaskTrust(hold)
+        self.trusted = None              # the last mask used, float32 (H, W)
+        self.notes: dict[int, str] = {}
+        self.followed: dict[int, tuple] = {}
+        if self.box is None:
+            before = [f for f in self.pending if f <= frame_range.start]
+            if before:
+                self.box = self.given[before[-1]]
+            else:                        # the first box is on a later frame: follow it back
+                self.box = self._followed_back(clip, frame_range)
+
+    def _followed_back(self, clip, frame_range: FrameRange) -> tuple:
+        """The first box carried back by optical flow to the range's first frame (a box given
+        on a later frame than the first sketched)."""
+        frame = self.pending[0]
+        greys = [flow_grey(rgb) for _, rgb, _ in clip.frames(FrameRange(frame_range.start, frame + 1))]
+        box = self.given[frame]
+        for later, earlier in zip(greys[::-1], greys[-2::-1]):
+            box = shifted(box, backward(self.flow, later, earlier), self.width, self.height)
+        return box
+
+    def _network(self, rgb: np.ndarray, crop: tuple) -> np.ndarray:
+        """ISNet's subject map on ``crop`` of ``rgb``, pasted into a frame-sized float32 map."""
+        from .isnet import probability
+
+        if self.session is None:
+            self.session = self.session_of()
+        x0, y0, x1, y1 = crop
+        part = rgb[y0:y1, x0:x1]
+        prob = np.zeros(rgb.shape[:2], np.float32)
+        prob[y0:y1, x0:x1] = cv2.resize(probability(self.session, part, self.size), (x1 - x0, y1 - y0),
+                                        interpolation=cv2.INTER_LINEAR)
+        return prob
+
+    def __call__(self, index, rgb, alpha):
+        grey = flow_grey(rgb)
+        carried = None
+        if self.grey is not None:
+            back = backward(self.flow, self.grey, grey)
+            if self.trusted is not None:
+                carried = warp(self.trusted, back) > 0.5
+            moved = bounds(carried) if carried is not None else None
+            self.box = moved if moved is not None else shifted(self.box, back, self.width, self.height)
+        self.grey = grey
+        if index in self.given:                          # the artist's box corrects the follow
+            self.box, carried, self.trust.held = self.given[index], None, 0
+        if self.session_of is None:
+            found = np.zeros(rgb.shape[:2], bool)
+            x0, y0, x1, y1 = (int(round(v)) for v in self.box)
+            found[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+        else:
+            found = self._network(rgb, crop_around(self.box, self.width, self.height)) > 0.5
+            found = subject_pieces(found, self.box, carried)
+        mask, why = self.trust.decide(found, carried)
+        if why is not None:
+            self.notes[index] = why
+        self.trusted = mask.astype(np.float32)
+        self.box = bounds(mask) or self.box
+        self.followed[index] = tuple(round(v, 2) for v in self.box)
+        return mask.astype(np.float32)
