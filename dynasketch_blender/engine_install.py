@@ -31,6 +31,7 @@ from .engine_process import CANCELLED, DONE, FAILED, RUNNING, engine_environment
 PYTHON_VERSION = "3.11"
 MARKER = "dynasketch-install.json"        # in env/: what was installed, for a second install's no-op
 GB = 1024 ** 3
+MASKING_MODEL = "isnet-general-use"       # the masking network Install Engine fetches last (docs/MODELS.md)
 
 
 class InstallRefused(Exception):
@@ -127,6 +128,7 @@ class Step:
     name: str                        # shown to the user
     argv: tuple = ()                 # a command, or () for work done here
     share: float = 0.0               # of the progress bar
+    optional: bool = False           # its failure is told, not an install's failure (the engine works without it)
 
 
 @dataclass(frozen=True)
@@ -142,10 +144,14 @@ class Plan:
 
 
 def plan_install(uv: str, home: str, target: Target, wheel: str, constraints_dir: str,
-                 python: str = PYTHON_VERSION, wheelhouse: str = "", system: str = sys.platform) -> Plan:
+                 python: str = PYTHON_VERSION, wheelhouse: str = "", system: str = sys.platform,
+                 masking_model: bool = False, model_dir: str = "") -> Plan:
     """The install as commands: uv's managed Python (or ``python``, an interpreter's path),
     a new environment ``env.new``, the engine wheel with its constraints and PyTorch build,
-    and the smoke test. ``wheelhouse``: install offline from that folder of wheels only."""
+    and the smoke test. ``wheelhouse``: install offline from that folder of wheels only.
+    ``masking_model``: once the engine is in place, the installed engine downloads the
+    masking network into ``model_dir`` (the Model Folder; "": the engine's default), an
+    optional last step."""
     new = os.path.join(home, "env.new")
     offline = ("--offline", "--no-index", "--find-links", wheelhouse) if wheelhouse else ()
     constraints = os.path.join(constraints_dir, target.constraints)
@@ -161,12 +167,18 @@ def plan_install(uv: str, home: str, target: Target, wheel: str, constraints_dir
     packages = (uv, "pip", "install", "--python", env_python(new, system), wanted, "--constraints", constraints)
     if target.torch_backend and not wheelhouse:
         packages += ("--torch-backend", target.torch_backend)
-    steps.append(Step("Installing the engine and PyTorch", packages + offline, 0.75))
+    steps.append(Step("Installing the engine and PyTorch", packages + offline, 0.67 if masking_model else 0.75))
     steps.append(Step("Testing the engine", (env_python(new, system), "-m", "engine", "doctor"), 0.08))
     steps.append(Step("Finishing", share=0.02))
+    if masking_model:
+        installed = env_python(os.path.join(home, "env"), system)
+        steps.append(Step("Getting the masking model", (installed, "-m", "engine", "models", "download",
+                                                        MASKING_MODEL, "--progress", "json"), 0.08, optional=True))
     env = {"UV_CACHE_DIR": os.path.join(home, "cache"), "UV_PYTHON_INSTALL_DIR": os.path.join(home, "python"),
            "UV_PYTHON_PREFERENCE": "only-managed" if managed else "only-system",
            "UV_NO_PROGRESS": "1", "UV_LINK_MODE": "copy" if system == "win32" else "hardlink"}
+    if model_dir:
+        env["DYNASKETCH_HOME"] = model_dir         # the engine's Model Folder (its smoke test reads it too)
     needed = (6 if target.backend == "cuda" else 2) * GB
     return Plan(home, target, wheel, constraints, tuple(steps), env, needed)
 
@@ -252,18 +264,50 @@ def remove_tree(path: str) -> None:
         shutil.rmtree(path, onerror=writable)
 
 
-def kill_tree(process: subprocess.Popen) -> None:
-    """Stop a process and everything it started (uv's workers, a compiler it ran)."""
-    if process.poll() is not None:
-        return
-    if sys.platform == "win32":
-        subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)], capture_output=True)
-    else:
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the group ``pgid`` still runs. Members that have exited and wait
+    to be reaped (zombies, which an init may reap a while later) do not count: where /proc
+    lists the group's members (Linux), only those not in state Z do."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:              # a member another user owns: still there
+        return True
+    if not os.path.isdir("/proc"):
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            os.killpg(process.pid, signal.SIGKILL)       # its own session: the whole group
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue                     # gone meanwhile
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+def kill_tree(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a process and everything it started (uv's workers, a compiler it ran), and wait
+    (up to ``timeout`` seconds) until none of them runs, so that the files they held can be
+    removed."""
+    if sys.platform == "win32":
+        if process.poll() is None:
+            subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)], capture_output=True)
+        process.wait()
+        return
+    # its own session: the whole group (its leader not reaped yet, or members left: the id is theirs)
+    if process.returncode is None or group_alive(process.pid):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     process.wait()
+    deadline = time.monotonic() + timeout
+    while group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 SIZE = re.compile(r"Downloading (\S+) \(([\d.]+)\s*(KiB|MiB|GiB)\)")
@@ -284,6 +328,8 @@ class InstallJob:
         self.last_line = ""
         self.error = ""
         self.downloaded = 0                  # bytes uv said it is downloading
+        self.warning = ""                    # an optional step that failed: one line (the install stands)
+        self._step_error = ""                # the engine's own error line in the running step's output
         self.log_path = os.path.join(plan.home, "install.log")
         self._index = -1
         self._process: subprocess.Popen | None = None
@@ -326,9 +372,13 @@ class InstallJob:
         self._drain()
         if code != 0:
             output = "\n".join(self._output[-60:])
-            step = self.plan.steps[self._index].name.lower()
-            line = explain(output) or f"{step} failed (exit code {code}): {self.last_line or 'no output'}"
-            return self._fail(line)
+            step = self.plan.steps[self._index]
+            line = (self._step_error or explain(output)
+                    or f"{step.name.lower()} failed (exit code {code}): {self.last_line or 'no output'}")
+            if not step.optional:
+                return self._fail(line)
+            self.warning = line
+            self._write(f"{step.name} failed: {line}")
         self._next()
         return self.state
 
@@ -338,7 +388,12 @@ class InstallJob:
         if self._process is not None:
             kill_tree(self._process)
         remove_tree(os.path.join(self.plan.home, "env.new"))
-        self.state, self.message = CANCELLED, "Install cancelled; the engine that was there is unchanged"
+        if self.plan.steps[self._index].optional:       # after the engine was put in place
+            self.message = (f"Engine installed ({self.plan.target.label}) in {self.plan.home}; the masking model's "
+                            "download was stopped (Download Models resumes it)")
+        else:
+            self.message = "Install cancelled; the engine that was there is unchanged"
+        self.state = CANCELLED
         self._write(self.message)
         self._close()
 
@@ -347,7 +402,8 @@ class InstallJob:
         lines = [f"DynaSketch Install Engine: {self.state}", f"folder: {self.plan.home}",
                  f"target: {self.plan.target.label} ({self.plan.target.constraints})",
                  f"platform: {sys.platform}, Python {sys.version.split()[0]}",
-                 f"step: {self.message}", f"error: {self.error or '-'}", f"log: {self.log_path}", ""]
+                 f"step: {self.message}", f"error: {self.error or '-'}", f"warning: {self.warning or '-'}",
+                 f"log: {self.log_path}", ""]
         return "\n".join(lines + self._output[-40:])
 
     # -- the steps -------------------------------------------------------------------------
@@ -358,7 +414,7 @@ class InstallJob:
             if self._index >= len(self.plan.steps):
                 return self._finish()
             step = self.plan.steps[self._index]
-            self.message = step.name
+            self.message, self.last_line, self._step_error = step.name, "", ""
             self._write(f"== {step.name}")
             if step.argv:
                 return self._run(step)
@@ -397,12 +453,39 @@ class InstallJob:
             self._output.append(line)
             del self._output[:-400]
             self._write(line)
+            if line.startswith("{") and self._read_event(line, share):
+                continue
             size = SIZE.search(line)
             if size:
                 self.downloaded += int(float(size.group(2)) * UNITS[size.group(3)])
                 self.message = f"{self.plan.steps[self._index].name} ({self.downloaded / GB:.2f} GB to download)"
             done = sum(s.share for s in self.plan.steps[:self._index])
             self.progress = max(self.progress, min(done + share * 0.95, self.progress + share * 0.02))
+
+    def _read_event(self, line: str, share: float) -> bool:
+        """A ``--progress json`` line of the engine (docs/CONTRACT.md: ``models download``), shown
+        as the step's progress and message; False if the line is not one."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(event, dict) or "event" not in event:
+            return False
+        kind, text = event.get("event"), str(event.get("message", ""))
+        step = self.plan.steps[self._index].name
+        if kind == "error":
+            self._step_error = text.replace("DYNASKETCH_HOME", "the Model Folder (preferences)")
+        elif kind == "progress":
+            done, total = event.get("done") or 0, event.get("total") or 0
+            size = f": {done / 1e6:.0f} of {total / 1e6:.0f} MB" if total else ""
+            text = f"{text}{size}"
+            fraction = (((event.get("file") or 0) + (min(1.0, done / total) if total else 0.0))
+                        / (event.get("files") or 1))
+            before = sum(s.share for s in self.plan.steps[:self._index])
+            self.progress = max(self.progress, before + share * fraction)
+            self.message = f"{step} ({text})" if text else step
+        self.last_line = text or self.last_line
+        return True
 
     def _already_installed(self) -> bool:
         marker = os.path.join(self.plan.home, "env", MARKER)
@@ -435,6 +518,9 @@ class InstallJob:
     def _finish(self) -> None:
         self.state, self.progress = DONE, 1.0
         self.message = f"Engine installed ({self.plan.target.label}) in {self.plan.home}"
+        if self.warning:                    # the engine works without it: said in the same line
+            self.message += (f"; the masking model was not downloaded: {self.warning} "
+                             "(Download Models gets it later)")
         self._write(self.message)
         self._close()
 

@@ -40,6 +40,8 @@ def make_plan(context) -> engine_install.Plan:
     """The install for this machine. ``$DYNASKETCH_WHEELHOUSE`` (a folder of wheels) installs
     offline from it, and ``$DYNASKETCH_INSTALL_PYTHON`` uses that interpreter instead of
     uv's managed Python: for machines without internet."""
+    from .operators import model_folder
+
     prefs = preferences(context)
     target = engine_install.choose_target(sys.platform, platform.machine(), engine_install.nvidia_driver(),
                                           prefs.compute_backend if prefs else "auto")
@@ -47,7 +49,8 @@ def make_plan(context) -> engine_install.Plan:
     return engine_install.plan_install(
         engine_install.uv_binary(), install_home(context), target, wheel, constraints,
         python=os.environ.get("DYNASKETCH_INSTALL_PYTHON") or engine_install.PYTHON_VERSION,
-        wheelhouse=os.environ.get("DYNASKETCH_WHEELHOUSE", ""))
+        wheelhouse=os.environ.get("DYNASKETCH_WHEELHOUSE", ""),
+        masking_model=prefs.install_masking_model if prefs else True, model_dir=model_folder(context))
 
 
 def install_running() -> bool:

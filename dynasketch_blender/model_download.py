@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from .engine_process import EngineCommand, EngineJob
 
-# The files `auto` picks up (docs/MODELS.md): about 1.1 GB in all.
+# The files `auto` picks up (docs/MODELS.md): about 1.3 GB in all. ISNet (rembg's release)
+# first: it masks the subject on any machine and needs nothing but the download.
 AUTO_MODELS = (
+    ("isnet-general-use", "ISNet", "Masks of the subject on any machine (about 180 MB)"),
     ("clip-rn101", "CLIP RN101", "CLIPasso's guidance loss (used on a CUDA GPU)"),
     ("clip-vit-b-32", "CLIP ViT-B/32", "Where strokes start (saliency)"),
     ("inspyrenet-base", "InSPyReNet", "Masks of the subject (368 MB; slow without a GPU)"),
     ("cotracker3-offline", "CoTracker3", "Point tracking (CoTracker itself must be installed, docs/MODELS.md)"),
-    ("isnet-imgly-medium", "ISNet", "Masks of the subject on any machine (88 MB; needs Node.js's npm)"),
+    ("isnet-imgly-medium", "ISNet (IMG.LY)", "ISNet's smaller IMG.LY build (88 MB; needs Node.js's npm)"),
 )
+# The preference's flags, as saved: each model keeps its bit whatever the order shown.
+FLAG_BITS = {"clip-rn101": 1, "clip-vit-b-32": 2, "inspyrenet-base": 4, "cotracker3-offline": 8,
+             "isnet-imgly-medium": 16, "isnet-general-use": 32}
+MODEL_ITEMS = [(name, label, description, "", FLAG_BITS[name]) for name, label, description in AUTO_MODELS]
 
 
 class ModelDownload(EngineJob):

@@ -450,7 +450,8 @@ class StatusJobOperator(EngineJobOperator):
             prefs = preferences(context)
             if prefs:
                 prefs.doctor_report = ""        # it described the engine or folder before the job
-            self.report({"INFO"}, self._job.message)
+            # a part the job could do without that failed (Install Engine's masking model) is a warning
+            self.report({"WARNING"} if getattr(self._job, "warning", "") else {"INFO"}, self._job.message)
             return {"FINISHED"}
         if state == CANCELLED:
             status.failed = False

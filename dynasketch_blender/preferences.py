@@ -3,9 +3,9 @@ engine is, the model and work folders, default settings, and what Check Engine f
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from .model_download import AUTO_MODELS
+from .model_download import AUTO_MODELS, MODEL_ITEMS
 from .properties import BACKGROUNDS, COMPUTE_BACKENDS, DEVICES, PRESETS
 
 
@@ -19,6 +19,10 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
                     "~/.local/share/dynasketch)")
     compute_backend: EnumProperty(name="Compute", items=COMPUTE_BACKENDS, default="auto",
                                   description="Which PyTorch build Install Engine installs")
+    install_masking_model: BoolProperty(
+        name="Masking Model", default=True,
+        description="Install Engine ends by downloading ISNet (isnet-general-use, about 180 MB), the network "
+                    "that masks the subject; without it the engine sketches the whole frame, or a Box as it is")
     engine_python: StringProperty(
         name="Engine Python", subtype="FILE_PATH",
         description="Python interpreter of the DynaSketch engine (e.g. the project's .venv/bin/python). "
@@ -36,8 +40,9 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
     default_device: EnumProperty(name="Device", items=DEVICES, default="auto")
     default_background: EnumProperty(name="Background", items=BACKGROUNDS, default="paper")
     doctor_report: StringProperty(default="", options={"HIDDEN"})
-    download_models: EnumProperty(name="Models", items=AUTO_MODELS, options={"ENUM_FLAG"},
-                                  default={name for name, _, _ in AUTO_MODELS},
+    download_models: EnumProperty(name="Models", items=MODEL_ITEMS, options={"ENUM_FLAG"},
+                                  # IMG.LY's ISNet build needs npm: asked for, not by default
+                                  default={name for name, _, _ in AUTO_MODELS if name != "isnet-imgly-medium"},
                                   description="Which weight files Download Models fetches into the Model Folder")
 
     def draw(self, context):
@@ -74,6 +79,7 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
         col = layout.column(heading="Install")
         col.prop(self, "engine_folder")
         col.prop(self, "compute_backend")
+        col.prop(self, "install_masking_model")
         if install.running:
             row = col.row()
             row.progress(factor=install.progress, type="BAR", text=install.status or "Installing")

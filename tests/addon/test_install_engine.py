@@ -15,6 +15,7 @@ import time
 import zipfile
 
 import pytest
+from model_server import serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WHEELHOUSE = os.path.join(ROOT, ".venv", "wheelhouse")
@@ -172,15 +173,24 @@ def test_install_engine_offline_then_sketch_through_blender(blender, prefs, engi
     monkeypatch.delenv("DYNASKETCH_PYTHON")                              # the installed engine, not the tests'
     monkeypatch.setenv("VIRTUAL_ENV", os.path.join(ROOT, ".venv"))       # Blender's own: never inherited
     monkeypatch.setenv("PYTHONPATH", os.path.join(ROOT, "tests"))
+    prefs.model_dir = str(tmp_path / "models")
     started = time.time()
-    assert bpy.ops.dynasketch.install_engine() == {"FINISHED"}
+    with serving() as url:       # the masking model from a local mirror: its file is not ISNet's, so refused
+        monkeypatch.setenv("DYNASKETCH_MODEL_MIRROR", url)
+        assert bpy.ops.dynasketch.install_engine() == {"FINISHED"}
     status = bpy.context.window_manager.dynasketch_install
-    assert not status.failed and status.status.startswith("Engine installed (CPU)"), status.status
+    assert not status.failed and status.status.startswith(f"Engine installed (CPU) in {home}; the masking model "
+                                                          "was not downloaded: download of isnet-general-use is "
+                                                          "corrupt"), status.status
+    assert status.status.endswith("(Download Models gets it later)") and "\n" not in status.status
     python = E.installed_python(str(home))
     assert python and os.path.isfile(os.path.join(home, "env", E.MARKER))
     assert not os.path.exists(home / "env.new")
     first = time.time() - started
-    assert "== Testing the engine" in open(status.log_path).read()
+    log = open(status.log_path).read()
+    assert "== Testing the engine" in log and "== Getting the masking model" in log
+    assert f"$ {python} -m engine models download isnet-general-use --progress json" in log
+    assert not list((tmp_path / "models").glob("isnet-general-use.onnx*"))     # nothing corrupt kept
 
     bpy.ops.dynasketch.check_engine()
     assert prefs.doctor_report.startswith(f"engine: {python} -m engine (from Install Engine)"), prefs.doctor_report
@@ -222,28 +232,96 @@ def test_cancel_mid_install_removes_the_half_made_environment_and_keeps_the_old_
     process = job._process
     job.cancel()
     assert job.state == E.CANCELLED and process.poll() is not None
-    assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).stdout == b""  # the tree
+    assert not running_members(process.pid)                             # the tree: nothing runs on
+    wait_until_gone(process.pid)                                        # and its zombies get reaped
     assert not (home / "env.new").exists()
     assert old.read_text() == "old"                                       # untouched
     assert "Install cancelled" in open(job.log_path).read()
 
 
-def fake_engine_wheel(folder, doctor_exit: int) -> str:
-    """A wheel named dynasketch whose ``python -m engine doctor`` exits with ``doctor_exit``."""
+def group_states(pgid: int) -> list[str]:
+    """The states (R, S, Z, ...) of the processes in the process group ``pgid``, from /proc."""
+    states = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            states.append(fields[0].decode())
+    return states
+
+
+def running_members(pgid: int) -> list[str]:
+    return [state for state in group_states(pgid) if state != "Z"]
+
+
+def wait_until_gone(pgid: int, timeout: float = 10.0) -> None:
+    """The group has no process left, zombies included (`pgrep -g`), within ``timeout``: an
+    init that reaps a second late is fine."""
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True).stdout:
+        assert time.monotonic() < deadline, group_states(pgid)
+        time.sleep(0.05)
+
+
+def test_kill_tree_waits_for_the_whole_group(tmp_path):
+    """A step whose command started workers of its own (a shell with a sleeping child that
+    ignores SIGTERM): once kill_tree returns, none of them runs."""
+    process = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & sleep 60 & wait"], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while len(group_states(process.pid)) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    E.kill_tree(process)
+    assert process.returncode is not None and not running_members(process.pid)
+    assert not E.group_alive(process.pid)
+    wait_until_gone(process.pid)
+    E.kill_tree(process)                                                   # a second time: nothing to do
+
+
+ENGINE_MAIN = "import sys\nprint('engine broken')\nsys.exit({doctor_exit})\n"
+
+# `python -m engine`: a doctor that passes, and a `models download` that writes its JSON lines a
+# few times a second (docs/CONTRACT.md), then the file into DYNASKETCH_HOME, or fails as asked.
+DOWNLOADING_MAIN = """import json, os, sys, time
+def say(**kw): print(json.dumps(kw), flush=True)
+if sys.argv[1] == "doctor":
+    sys.exit(0)
+home = os.environ["DYNASKETCH_HOME"]
+say(event="start", stage="download", done=0, total=0, message="1 model", out=home)
+for done in (0, 60, 120, 176):
+    say(event="progress", stage="download", done=done * 10**6, total=176 * 10**6,
+        message="isnet-general-use.onnx (1 of 1)", file=0, files=1, model=sys.argv[3])
+    time.sleep({pause})
+if {fail}:
+    say(event="error", stage="download", done=0, total=0, message="cannot reach github.com: check the network")
+    sys.exit(2)
+os.makedirs(home, exist_ok=True)
+open(os.path.join(home, sys.argv[3] + ".onnx"), "w").write("weights")
+say(event="done", stage="download", done=1, total=1, message="1 model", out=home)
+"""
+
+
+def fake_engine_wheel(folder, doctor_exit: int = 0, main: str = ENGINE_MAIN) -> str:
+    """A wheel named dynasketch whose ``python -m engine`` runs ``main`` (by default a doctor
+    that exits with ``doctor_exit``)."""
     path = os.path.join(folder, "dynasketch-0.1.0-py3-none-any.whl")
     info = "dynasketch-0.1.0.dist-info"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("engine/__init__.py", "")
-        zf.writestr("engine/__main__.py", f"import sys\nprint('engine broken')\nsys.exit({doctor_exit})\n")
+        zf.writestr("engine/__main__.py", main.format(doctor_exit=doctor_exit))
         zf.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: dynasketch\nVersion: 0.1.0\n")
         zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         zf.writestr(f"{info}/RECORD", "")
     return path
 
 
-def fake_engine_install(tmp_path, doctor_exit: int):
+def fake_engine_install(tmp_path, doctor_exit: int = 0, main: str = ENGINE_MAIN, masking_model: bool = False):
     """An old engine in ``tmp_path/home`` and an install of ``fake_engine_wheel`` over it
-    (no dependencies, no constraints): ``(home, the old engine's python, the job)``."""
+    (no dependencies, no constraints): ``(home, the old engine's python, the job)``; with
+    ``masking_model``, its last step downloads the masking model into ``tmp_path/models``."""
     home = tmp_path / "home"
     old = old_engine(home)
     empty = tmp_path / "no-wheels"
@@ -251,8 +329,11 @@ def fake_engine_install(tmp_path, doctor_exit: int):
     constraints = tmp_path / "constraints"
     constraints.mkdir()
     (constraints / "linux-cpu.txt").write_text("")
-    wheel = fake_engine_wheel(str(tmp_path), doctor_exit)
-    return home, old, E.InstallJob(offline_plan(home, wheel, str(constraints), str(empty)))
+    wheel = fake_engine_wheel(str(tmp_path), doctor_exit, main)
+    plan = E.plan_install(uv(), str(home), E.choose_target("linux", "x86_64", False), wheel, str(constraints),
+                          python=machine_python(), wheelhouse=str(empty), masking_model=masking_model,
+                          model_dir=str(tmp_path / "models"))
+    return home, old, E.InstallJob(plan)
 
 
 def test_a_failed_smoke_test_rolls_back(tmp_path):
@@ -363,3 +444,98 @@ def test_the_preferences_show_the_install_and_its_progress(blender, prefs):
         assert (("operator", "dynasketch.install_engine") in drawn) != running
         assert ("operator", "dynasketch.open_install_log") in drawn
         assert ("operator", "dynasketch.copy_install_report") in drawn
+
+
+# -- the masking model, Install Engine's last step ------------------------------------------------
+def test_the_masking_model_is_the_last_step_and_runs_the_installed_engine():
+    target = E.choose_target("linux", "x86_64", False)
+    plan = E.plan_install("uv", "/h", target, "/w.whl", "/c", masking_model=True, model_dir="/models")
+    last = plan.steps[-1]
+    assert [s.name for s in plan.steps[-3:]] == ["Testing the engine", "Finishing", "Getting the masking model"]
+    assert last.argv == ("/h/env/bin/python", "-m", "engine", "models", "download", "isnet-general-use",
+                         "--progress", "json")
+    assert last.optional and not any(s.optional for s in plan.steps[:-1])
+    assert plan.env["DYNASKETCH_HOME"] == "/models"
+    assert sum(s.share for s in plan.steps) == pytest.approx(1.0)
+    without = E.plan_install("uv", "/h", target, "/w.whl", "/c")
+    assert without.steps[-1].name == "Finishing" and "DYNASKETCH_HOME" not in without.env
+    assert sum(s.share for s in without.steps) == pytest.approx(1.0)
+
+
+def drive(job, timeout=120):
+    """Run ``job`` to its end; what it showed at each step: (message, last line, progress)."""
+    seen = []
+    job.start()
+    deadline = time.time() + timeout
+    while job.step() == E.RUNNING:
+        assert time.time() < deadline, job.message
+        seen.append((job.message, job.last_line, round(job.progress, 3)))
+        time.sleep(0.02)
+    return seen
+
+
+def test_the_masking_model_download_shows_its_progress_then_the_engine_is_installed(tmp_path):
+    home, old, job = fake_engine_install(tmp_path, main=DOWNLOADING_MAIN.format(pause=0.3, fail=False),
+                                         masking_model=True)
+    seen = drive(job)
+    assert job.state == E.DONE and job.message == f"Engine installed (CPU) in {home}" and not job.warning
+    assert (tmp_path / "models" / "isnet-general-use.onnx").read_text() == "weights"
+    shown = [s for s in seen if s[0].startswith("Getting the masking model (")]
+    assert ("Getting the masking model (isnet-general-use.onnx (1 of 1): 60 of 176 MB)",
+            "isnet-general-use.onnx (1 of 1): 60 of 176 MB") in [s[:2] for s in shown]
+    progress = [s[2] for s in shown]                                     # within the step's share of the bar
+    before = sum(step.share for step in job.plan.steps[:-1])
+    assert progress == sorted(progress) and before - 0.001 <= progress[0] < progress[-1] <= before + 0.081
+    assert E.installed_python(str(home)) and old.read_bytes() != b"old"        # the new engine is in place
+
+
+def test_a_failed_masking_model_is_one_line_and_the_engine_stays_installed(tmp_path):
+    home, _, job = fake_engine_install(tmp_path, main=DOWNLOADING_MAIN.format(pause=0, fail=True),
+                                       masking_model=True)
+    drive(job)
+    assert job.state == E.DONE and job.warning == "cannot reach github.com: check the network"
+    assert job.message == (f"Engine installed (CPU) in {home}; the masking model was not downloaded: cannot "
+                           "reach github.com: check the network (Download Models gets it later)")
+    assert E.installed_python(str(home)) and os.path.isfile(home / "env" / E.MARKER)
+    assert not (home / "env.new").exists() and "warning: cannot reach github.com" in job.report()
+
+
+def test_cancel_during_the_masking_model_keeps_the_installed_engine(tmp_path):
+    home, _, job = fake_engine_install(tmp_path, main=DOWNLOADING_MAIN.format(pause=5, fail=False),
+                                       masking_model=True)
+    job.start()
+    deadline = time.time() + 120
+    while not job.message.startswith("Getting the masking model ("):
+        assert job.step() == E.RUNNING and time.time() < deadline, job.message
+        time.sleep(0.02)
+    process = job._process
+    job.cancel()
+    assert job.state == E.CANCELLED and not running_members(process.pid)
+    assert job.message == (f"Engine installed (CPU) in {home}; the masking model's download was stopped "
+                           "(Download Models resumes it)")
+    assert E.installed_python(str(home)) and os.path.isfile(home / "env" / E.MARKER)
+
+
+def test_install_engine_asks_for_the_masking_model_unless_it_is_turned_off(blender, prefs, monkeypatch, tmp_path):
+    from dynasketch_blender import install_operators
+
+    monkeypatch.setattr(E, "uv_binary", lambda: "uv")
+    prefs.engine_folder, prefs.model_dir = str(tmp_path / "engine"), str(tmp_path / "models")
+    assert prefs.install_masking_model                                   # on by default
+    plan = install_operators.make_plan(blender.context)
+    assert plan.steps[-1].name == "Getting the masking model"
+    assert plan.env["DYNASKETCH_HOME"] == str(tmp_path / "models")
+    prefs.install_masking_model = False
+    assert install_operators.make_plan(blender.context).steps[-1].name == "Finishing"
+
+
+def test_download_models_offers_isnet_first_and_keeps_saved_choices(blender, prefs):
+    from dynasketch_blender.model_download import AUTO_MODELS
+
+    assert AUTO_MODELS[0][0] == "isnet-general-use"
+    assert "isnet-general-use" in prefs.download_models and "isnet-imgly-medium" not in prefs.download_models
+    items = prefs.bl_rna.properties["download_models"].enum_items
+    # preferences saved before keep their choices: each model keeps its bit
+    assert {i.identifier: i.value for i in items} == {
+        "clip-rn101": 1, "clip-vit-b-32": 2, "inspyrenet-base": 4, "cotracker3-offline": 8,
+        "isnet-imgly-medium": 16, "isnet-general-use": 32}
