@@ -181,3 +181,26 @@ def shared_clip(name: str) -> str:
     if not os.path.exists(path):
         pytest.skip(f"{name} not found in ../shared/clips (development clips are optional)")
     return path
+
+
+def two_subjects(t_len: int = 16, size: tuple[int, int] = (180, 320)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two textured subjects on a plain floor: a striped disc moving right from the left, and a
+    checked square moving left from the right, never touching. Frames (T,H,W,3) and each
+    one's masks (T,H,W) bool."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames, discs, squares = [], [], []
+    for t in range(t_len):
+        img = np.full((h, w, 3), 205, np.uint8)
+        img[..., 2] = 190
+        dx, dy = 60 + 3 * t, h / 2 + 10
+        disc = (xx - dx) ** 2 + (yy - dy) ** 2 < 32 ** 2
+        img[disc] = np.where(((xx - dx) // 6 % 2 == 0)[disc, None], [40, 50, 150], [220, 80, 40])
+        sx, sy = w - 90 - 3 * t, h / 2 - 10
+        square = (np.abs(xx - sx) < 28) & (np.abs(yy - sy) < 28)
+        checks = (((xx - sx) // 8 + (yy - sy) // 8) % 2 == 0)
+        img[square] = np.where(checks[square, None], [20, 120, 40], [240, 220, 60])
+        frames.append(img)
+        discs.append(disc)
+        squares.append(square)
+    return np.stack(frames), np.stack(discs), np.stack(squares)

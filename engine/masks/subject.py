@@ -93,16 +93,24 @@ def bounds(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
-def shifted(box: tuple, back: np.ndarray, width: int, height: int) -> tuple:
-    """``box`` moved by the median motion inside it (from the small backward flow ``back``)."""
+def shifted(box: tuple, back: np.ndarray, width: int, height: int, grey: np.ndarray | None = None) -> tuple:
+    """``box`` moved by the median motion inside it (from the small backward flow ``back``);
+    with ``grey`` (the small frame the flow ran on), of its most textured quarter only, where
+    the flow is sure (a flat floor shows no motion, whatever moves over it)."""
     sh, sw = back.shape[:2]
     x0, y0, x1, y1 = box
-    region = back[int(y0 * sh / height):max(int(y1 * sh / height), int(y0 * sh / height) + 1),
-                  int(x0 * sw / width):max(int(x1 * sw / width), int(x0 * sw / width) + 1)]
+    rows = slice(max(int(y0 * sh / height), 0), max(int(np.ceil(y1 * sh / height)), int(y0 * sh / height) + 1))
+    cols = slice(max(int(x0 * sw / width), 0), max(int(np.ceil(x1 * sw / width)), int(x0 * sw / width) + 1))
+    region = back[rows, cols].reshape(-1, 2)
     if region.size == 0:
         return box
-    dx = -float(np.median(region[..., 0])) * width / sw
-    dy = -float(np.median(region[..., 1])) * height / sh
+    if grey is not None:
+        g = grey[rows, cols].astype(np.float32)
+        texture = (np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1))).ravel()
+        if texture.max() > 0:
+            region = region[texture >= np.quantile(texture, 0.75)]
+    dx = -float(np.median(region[:, 0])) * width / sw
+    dy = -float(np.median(region[:, 1])) * height / sh
     return x0 + dx, y0 + dy, x1 + dx, y1 + dy
 
 
@@ -187,7 +195,7 @@ class SubjectMasker:
         greys = [flow_grey(rgb) for _, rgb, _ in clip.frames(FrameRange(frame_range.start, frame + 1))]
         box = self.given[frame]
         for later, earlier in zip(greys[::-1], greys[-2::-1]):
-            box = shifted(box, backward(self.flow, later, earlier), self.width, self.height)
+            box = shifted(box, backward(self.flow, later, earlier), self.width, self.height, earlier)
         return box
 
     def _network(self, rgb: np.ndarray, crop: tuple) -> np.ndarray:
@@ -208,10 +216,10 @@ class SubjectMasker:
         carried = None
         if self.grey is not None:
             back = backward(self.flow, self.grey, grey)
-            if self.trusted is not None:
+            if self.trusted is not None and self.session_of is not None:
                 carried = warp(self.trusted, back) > 0.5
             moved = bounds(carried) if carried is not None else None
-            self.box = moved if moved is not None else shifted(self.box, back, self.width, self.height)
+            self.box = moved if moved is not None else shifted(self.box, back, self.width, self.height, grey)
         self.grey = grey
         if index in self.given:                          # the artist's box corrects the follow
             self.box, carried, self.trust.held = self.given[index], None, 0
