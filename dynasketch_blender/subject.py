@@ -344,7 +344,7 @@ def rasterise_mask(mask, src: sources.Source, first: int, last: int, work_dir: s
     os.makedirs(work_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".mask-", dir=work_dir)
     rendered = os.path.join(staging, "rendered")
-    had_result = "Render Result" in bpy.data.images
+    images = {image.as_pointer() for image in bpy.data.images}
     scene = bpy.data.scenes.new(RENDER_SCENE)
     tree = None
     try:
@@ -368,8 +368,9 @@ def rasterise_mask(mask, src: sources.Source, first: int, last: int, work_dir: s
         bpy.data.scenes.remove(scene)
         if tree is not None:
             bpy.data.node_groups.remove(tree)
-        if not had_result and "Render Result" in bpy.data.images:
-            bpy.data.images.remove(bpy.data.images["Render Result"])
+        for image in [i for i in bpy.data.images if i.as_pointer() not in images]:
+            if image.type in ("RENDER_RESULT", "COMPOSITING"):      # the render's, and 4.5's Viewer Node
+                bpy.data.images.remove(image)
     try:
         digest = _collect(staging, rendered, scene_frames, paths, size, first)
     except OSError as exc:
