@@ -13,9 +13,11 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 
 RECORD = "dynasketch-job.json"
+STAGING = ".mask-"               # a Blender Mask rendered for a job about to start (subject.py)
 
 
 def work_root(work_dir: str = "") -> str:
@@ -116,14 +118,27 @@ def remove(job: JobFolder) -> bool:
     return not os.path.exists(job.path)
 
 
+def remove_leftovers(root: str, older_than: float = 3600.0) -> None:
+    """Remove the mask images rendered for a job that never started (Blender ended between
+    the render and the engine's start): a job moves them into its folder within seconds."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            with contextlib.suppress(OSError):
+                if entry.name.startswith(STAGING) and entry.is_dir() and now - entry.stat().st_mtime > older_than:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+
 def remove_stale(root: str) -> list[str]:
     """Remove the job folders whose input files were saved again since: they can never
-    resume. Returns the folders removed."""
+    resume (and masks rendered for jobs that never started). Returns the folders removed."""
+    remove_leftovers(root)
     return [job.path for job in job_folders(root) if job.stale() and remove(job)]
 
 
 def remove_all(root: str) -> tuple[int, int, int]:
     """Remove every job folder no engine is writing: (removed, bytes freed, left in use)."""
+    remove_leftovers(root)
     removed = freed = busy = 0
     for job in job_folders(root):
         size = job.size()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import bpy
 
+from . import job_folders
 from . import source as sources
 from .source import SourceError
 
@@ -342,7 +343,7 @@ def rasterise_mask(mask, src: sources.Source, first: int, last: int, work_dir: s
         raise SourceError(f"Blender Mask: {src.label} plays before scene frame 0 (from {lo}), where Blender "
                           "cannot render a mask: move it to later frames")
     os.makedirs(work_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".mask-", dir=work_dir)
+    staging = tempfile.mkdtemp(prefix=job_folders.STAGING, dir=work_dir)
     rendered = os.path.join(staging, "rendered")
     images = {image.as_pointer() for image in bpy.data.images}
     scene = bpy.data.scenes.new(RENDER_SCENE)
