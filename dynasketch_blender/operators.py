@@ -193,6 +193,7 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
         settings = self._settings()
         if settings.running:
             return self._fail("a sketch is already running in this scene (Cancel stops it)")
+        settings.warning = ""                        # the last run's; this one's come from its engine
         try:
             self._src = self._source(context)
             self._scene_name = self._src.scene_name

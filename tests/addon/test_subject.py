@@ -345,7 +345,8 @@ def fake_engine(tmp_path, monkeypatch, body: str):
     monkeypatch.setenv("DYNASKETCH_PYTHON", str(wrapper))
 
 
-def test_the_engines_latest_warning_is_kept_and_said_in_blenders_terms(blender, disc_movie, tmp_path, monkeypatch):
+def test_the_engines_latest_warning_is_kept_and_said_in_blenders_terms(blender, disc_movie, tmp_path, monkeypatch,
+                                                                       capfd):
     """The engine's ``warning`` events: the latest is the job's warning (its advice as it is
     followed in Blender), the progress messages go on as before, and a failed run says its
     error with the warning still shown."""
@@ -376,9 +377,16 @@ def test_the_engines_latest_warning_is_kept_and_said_in_blenders_terms(blender, 
                            "Subject: Box or Blender Mask")
     assert job.message.startswith("DynaSketch failed: out of paper")
 
+    capfd.readouterr()
     with pytest.raises(RuntimeError, match="out of paper"):
         bpy.ops.dynasketch.sketch(clip=clip.name)
     assert settings.failed and settings.warning == job.warning
+    reported = capfd.readouterr().out                                  # the Info report, once each
+    assert reported.count(f"DynaSketch: {job.warning}") == 1 and reported.count("DynaSketch: first one") <= 1
+    settings.mask_mode = "box"                                         # a run that fails before the engine
+    with pytest.raises(RuntimeError, match="Box: choose a track"):
+        bpy.ops.dynasketch.sketch(clip=clip.name)
+    assert settings.warning == ""                                      # the last run's warning is gone
 
 
 # -- with the engine ---------------------------------------------------------------------------
