@@ -72,6 +72,39 @@ def sketch_ink(clip: str, reference: str, frames: int, subject: list[str] | None
             "flags": sum("mask_note" in f for f in sketch["frames"]), "mask": sketch["settings"]["backends"]["mask"]}
 
 
+def overlay_sheet(paths: list[str], labels: list[str], out: str, rows: int = 3, width: int = 400) -> str:
+    """Each sketch's strokes drawn in red over its source frame (dimmed), one column per
+    sketch, ``rows`` frames spread over the clip: which subject each one drew."""
+    from PIL import Image, ImageDraw
+
+    from bench.contact_sheet import chosen_rows
+
+    sketches = [metrics.load(p) for p in paths]
+    first = sketches[0]
+    scale = width / first["width"]
+    height = round(first["height"] * scale)
+    picked = chosen_rows(len(first["frames"]), rows)
+    frames = {}
+    for t, (_, rgb, _) in enumerate(metrics.sketch_source(first).frames(FrameRange(*first["source"]["frames"]))):
+        if t in picked:
+            frames[t] = Image.fromarray((rgb * 0.55 + 110).astype(np.uint8)).resize((width, height), Image.LANCZOS)
+        if t >= picked[-1]:
+            break
+    sheet = Image.new("RGB", (len(sketches) * (width + 4) - 4, 18 + len(picked) * (height + 4) - 4), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, (sketch, label) in enumerate(zip(sketches, labels)):
+        draw.text((c * (width + 4) + 4, 2), label, fill="black")
+        lines = metrics.polylines(sketch, scale)
+        for r, t in enumerate(picked):
+            cell = frames[t].copy()
+            pen = ImageDraw.Draw(cell)
+            for stroke in lines[t]:
+                pen.line([tuple(p) for p in stroke], fill=(220, 0, 0), width=2)
+            sheet.paste(cell, (c * (width + 4), 18 + r * (height + 4)))
+    sheet.save(out)
+    return out
+
+
 def trust_counts(frames: int) -> dict:
     """Frames flagged by the trust check with whole-frame ISNet, per shared clip."""
     from engine.masks.choose import build_masker
@@ -96,6 +129,7 @@ def main() -> None:
     parser.add_argument("--only", default="speed,ink,trust")
     parser.add_argument("--busy", default=None, help="the folder bench/busy_background.py wrote")
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "dynasketch-subjects"))
+    parser.add_argument("--sheets", default=None, help="write auto-against-box contact sheets here")
     args = parser.parse_args()
     report = {}
     if "speed" in args.only:
@@ -114,6 +148,12 @@ def main() -> None:
                     report["ink"][key] = sketch_ink(case["clip"], mask, args.frames, subject,
                                                     os.path.join(args.out, key.replace(" ", "_")))
                     print(key, json.dumps(report["ink"][key]), flush=True)
+                if args.sheets:
+                    os.makedirs(args.sheets, exist_ok=True)
+                    runs = [os.path.join(args.out, f"{case['label']} {m}".replace(" ", "_"), "sketch.json")
+                            for m in ("auto", "box")]
+                    overlay_sheet(runs, ["--mask auto", f"--subject {case['box']}"],
+                                  os.path.join(args.sheets, f"subject-{case['label'].replace(' ', '-')}.png"))
     if "trust" in args.only:
         report["trust"] = trust_counts(args.frames)
         print(json.dumps(report["trust"]), flush=True)

@@ -447,6 +447,8 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
         def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
             for frame, points in zip(frames, strokes.detach().cpu().numpy()):
                 flag = flags.get(frame.index)
+                if flag is None and frame.masked and not bool(frame.mask.any()):
+                    flag = "empty: no subject on this frame; the strokes follow the tracks"
                 folder.add_frame(frame.index, stroke_records(frame.box.to_source(points), weight[0]), mask_note=flag)
                 if flag:
                     progress.log(f"frame {frame.index}: mask {flag}")

@@ -175,3 +175,18 @@ def test_a_lasting_change_is_taken_after_the_hold(two, tmp_path):
     assert sorted(trusted.notes) == list(range(3, 3 + HOLD + 1))
     assert "taken after" in trusted.notes[3 + HOLD]
     assert iou(used[-1], squares[-1]) >= 0.95
+
+
+def test_a_mask_file_empty_on_some_frames_keeps_the_strokes_and_says_so(two, tmp_path):
+    masks = two["disc"].copy()
+    masks[3:5] = False
+    path = write_video(str(tmp_path / "gaps.mask.mp4"), np.repeat(masks[..., None] * np.uint8(255), 3, -1))
+    out = tmp_path / "out"
+    result = dynasketch("sketch", two["video"], "--out", out, "--mask", path, "--frames", "0:8", "--strokes", 6,
+                        "--preset", "fast", "--seeds", 1, "--no-preview", "--progress", "none")
+    assert result.returncode == 0, result.stderr
+    frames = json.loads((out / "sketch.json").read_text())["frames"]
+    assert all(len(f["strokes"]) == 6 for f in frames)
+    assert [f["index"] for f in frames if "mask_note" in f] == [3, 4]
+    assert frames[3]["mask_note"].startswith("empty")
+    assert "frame 3: mask empty" in (out / "dynasketch.log").read_text()
