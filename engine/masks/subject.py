@@ -3,9 +3,11 @@ follower that masks it on every frame.
 
 A salient-object network finds the one thing in a tight crop far better than in a busy
 frame, so ``SubjectMasker`` runs ISNet on a square crop around the subject's box on each
-frame, keeps the pieces of its mask that lie in the box (or on the subject carried from the
-frame before), and moves the box for the next frame to where the mask went, carried by
-optical flow. A box the artist gives on a later frame corrects the follow there. The trust
+frame and keeps the pieces of its mask that lie in the box and on the subject carried from
+the frame before, never further out than the box grown by ``GATE_MARGIN``. The box moves with
+the subject (the shift and zoom that carry the subject's pixels by optical flow, so it does
+not grow with whatever the mask takes in) and settles a fifth of the way towards the mask's
+bounds each frame, so it follows changes of shape. A box the artist gives on a later frame corrects the follow there. The trust
 check (``trust.MaskTrust``) holds the carried mask where the crop's mask jumps. Without a
 network (no weights) the followed box itself is the mask.
 """
@@ -24,7 +26,7 @@ from .trust import HOLD, MaskTrust
 
 CROP_MARGIN = 1.6        # the crop's side, times the box's longer side
 GATE_MARGIN = 0.15       # a piece of the crop's mask is the subject's when it lies in the box grown by this
-KEEP_INSIDE = 0.5        # ... by at least this share of its area (or on the carried subject)
+KEEP_INSIDE = 0.7        # ... by at least this share of its area (or on the carried subject)
 CROP_SIZE = 512          # ISNet's input on the crop (docs/BENCHMARKS.md: masks)
 MIN_CROP = 96            # source pixels
 
@@ -93,25 +95,58 @@ def bounds(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
-def shifted(box: tuple, back: np.ndarray, width: int, height: int, grey: np.ndarray | None = None) -> tuple:
-    """``box`` moved by the median motion inside it (from the small backward flow ``back``);
-    with ``grey`` (the small frame the flow ran on), of its most textured quarter only, where
-    the flow is sure (a flat floor shows no motion, whatever moves over it)."""
-    sh, sw = back.shape[:2]
+def shifted(box: tuple, grey_then: np.ndarray, grey_now: np.ndarray, width: int, height: int) -> tuple:
+    """``box`` moved from the small grey frame ``grey_then`` to ``grey_now`` (``flow_grey``) by
+    the median motion of the corners inside it that Lucas-Kanade follows both ways (a flat
+    floor shows no motion, whatever moves over it); unmoved without such corners."""
+    sh, sw = grey_then.shape[:2]
+    fx, fy = sw / width, sh / height
     x0, y0, x1, y1 = box
-    rows = slice(max(int(y0 * sh / height), 0), max(int(np.ceil(y1 * sh / height)), int(y0 * sh / height) + 1))
-    cols = slice(max(int(x0 * sw / width), 0), max(int(np.ceil(x1 * sw / width)), int(x0 * sw / width) + 1))
-    region = back[rows, cols].reshape(-1, 2)
-    if region.size == 0:
+    region = np.zeros_like(grey_then)
+    region[max(int(y0 * fy), 0):max(int(np.ceil(y1 * fy)), 0), max(int(x0 * fx), 0):max(int(np.ceil(x1 * fx)), 0)] = 255
+    corners = cv2.goodFeaturesToTrack(grey_then, 200, 0.01, 3, mask=region)
+    if corners is None or len(corners) < 3:
         return box
-    if grey is not None:
-        g = grey[rows, cols].astype(np.float32)
-        texture = (np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1))).ravel()
-        if texture.max() > 0:
-            region = region[texture >= np.quantile(texture, 0.75)]
-    dx = -float(np.median(region[:, 0])) * width / sw
-    dy = -float(np.median(region[:, 1])) * height / sh
+    ahead, ok, _ = cv2.calcOpticalFlowPyrLK(grey_then, grey_now, corners, None)
+    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(grey_now, grey_then, ahead, None)
+    good = (ok[:, 0] == 1) & (ok_back[:, 0] == 1) & (np.linalg.norm((back - corners)[:, 0], axis=1) < 1.0)
+    if good.sum() < 3:
+        return box
+    dx, dy = np.median((ahead - corners)[good, 0], axis=0)
+    dx, dy = float(dx) / fx, float(dy) / fy
     return x0 + dx, y0 + dy, x1 + dx, y1 + dy
+
+
+def carried_box(box: tuple, carried: np.ndarray, back: np.ndarray, width: int, height: int) -> tuple | None:
+    """``box`` carried to this frame with the subject: the shift and zoom that best map where
+    the carried subject's pixels were (``back``: the small backward flow) to where they are
+    now, so the box keeps its own size and does not grow with whatever the mask takes in."""
+    sh, sw = back.shape[:2]
+    small = cv2.resize(carried.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
+    ys, xs = np.nonzero(small)
+    if len(xs) < 8:
+        return None
+    now = np.stack([xs, ys], 1).astype(np.float64)
+    then = now + back[ys, xs].astype(np.float64)
+    mn, mt = now.mean(0), then.mean(0)
+    spread = ((then - mt) ** 2).sum()
+    zoom = float(np.clip(((now - mn) * (then - mt)).sum() / spread, 0.9, 1.1)) if spread > 0 else 1.0
+    fx, fy = width / sw, height / sh
+    x0, y0, x1, y1 = box
+    cx, cy = (mt[0] * fx, mt[1] * fy)
+    nx, ny = (mn[0] * fx, mn[1] * fy)
+    return (nx + zoom * (x0 - cx), ny + zoom * (y0 - cy), nx + zoom * (x1 - cx), ny + zoom * (y1 - cy))
+
+
+SETTLE = 0.2             # each frame the box moves this share of the way to the mask's bounds
+
+
+def settled(box: tuple, found: tuple | None) -> tuple:
+    """The box moved ``SETTLE`` of the way towards the bounds of the subject's mask, so it
+    takes the subject's changes of shape over a few frames but no sudden grab."""
+    if found is None:
+        return box
+    return tuple(a + SETTLE * (b - a) for a, b in zip(box, found))
 
 
 def crop_around(box: tuple, width: int, height: int) -> tuple[int, int, int, int]:
@@ -143,6 +178,7 @@ def subject_pieces(found: np.ndarray, gate: tuple, carried: np.ndarray | None) -
     gx, gy = (x1 - x0) * GATE_MARGIN, (y1 - y0) * GATE_MARGIN
     inside = np.zeros_like(found)
     inside[max(int(y0 - gy), 0):min(int(y1 + gy) + 1, h), max(int(x0 - gx), 0):min(int(x1 + gx) + 1, w)] = True
+    box_only = inside.copy()
     if carried is not None:
         inside = inside & carried if carried.any() else inside
     area = np.bincount(labels.ravel(), minlength=count).astype(np.float64)
@@ -152,7 +188,8 @@ def subject_pieces(found: np.ndarray, gate: tuple, carried: np.ndarray | None) -
     if not keep[1:].any():
         keep[1 + int(np.argmax(within[1:]))] = within[1:].max() > 0
     kept = keep[labels].astype(np.uint8)
-    return found & (cv2.dilate(kept, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * radius + 1,) * 2)) > 0)
+    grown = cv2.dilate(kept, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * radius + 1,) * 2)) > 0
+    return found & grown & box_only              # and no further out than the grown box
 
 
 class SubjectMasker:
@@ -195,7 +232,7 @@ class SubjectMasker:
         greys = [flow_grey(rgb) for _, rgb, _ in clip.frames(FrameRange(frame_range.start, frame + 1))]
         box = self.given[frame]
         for later, earlier in zip(greys[::-1], greys[-2::-1]):
-            box = shifted(box, backward(self.flow, later, earlier), self.width, self.height, earlier)
+            box = shifted(box, later, earlier, self.width, self.height)
         return box
 
     def _network(self, rgb: np.ndarray, crop: tuple) -> np.ndarray:
@@ -218,8 +255,8 @@ class SubjectMasker:
             back = backward(self.flow, self.grey, grey)
             if self.trusted is not None and self.session_of is not None:
                 carried = warp(self.trusted, back) > 0.5
-            moved = bounds(carried) if carried is not None else None
-            self.box = moved if moved is not None else shifted(self.box, back, self.width, self.height, grey)
+            moved = None if carried is None else carried_box(self.box, carried, back, self.width, self.height)
+            self.box = moved if moved is not None else shifted(self.box, self.grey, grey, self.width, self.height)
         self.grey = grey
         if index in self.given:                          # the artist's box corrects the follow
             self.box, carried, self.trust.held = self.given[index], None, 0
@@ -228,12 +265,12 @@ class SubjectMasker:
             x0, y0, x1, y1 = (int(round(v)) for v in self.box)
             found[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
         else:
-            found = self._network(rgb, crop_around(self.box, self.width, self.height)) > 0.5
-            found = subject_pieces(found, self.box, carried)
+            crop = crop_around(self.box, self.width, self.height)
+            found = subject_pieces(self._network(rgb, crop) > 0.5, self.box, carried)
         mask, why = self.trust.decide(found, carried)
         if why is not None:
             self.notes[index] = why
         self.trusted = mask.astype(np.float32)
-        self.box = bounds(mask) or self.box
+        self.box = settled(self.box, bounds(mask))
         self.followed[index] = tuple(round(v, 2) for v in self.box)
         return mask.astype(np.float32)
