@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--only", default="speed,ink,trust")
     parser.add_argument("--busy", default=None, help="the folder bench/busy_background.py wrote")
+    parser.add_argument("--cases", default=None, help="only these cases (labels, comma-separated)")
+    parser.add_argument("--tag", default="", help="added to the busy case's label (its seed)")
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "dynasketch-subjects"))
     parser.add_argument("--sheets", default=None, help="write auto-against-box contact sheets here")
     args = parser.parse_args()
@@ -141,6 +143,10 @@ def main() -> None:
 
         report["ink"] = {}
         for case in references.cases(args.busy):
+            if case["label"] == "busy" and args.tag:
+                case["label"] = f"busy {args.tag}"
+            if args.cases and case["label"] not in args.cases.split(","):
+                continue
             with tempfile.TemporaryDirectory() as folder:
                 mask = references.mask_video(case, folder, args.frames)
                 for label, subject in (("auto", None), ("box", [case["box"]])):

@@ -87,9 +87,9 @@ class TrustedMasker:
         self.grey = None
         self.notes: dict[int, str] = {}
 
-    @property
-    def name(self) -> str:
-        return self.masker.name
+    def __getattr__(self, attribute):
+        """The wrapped masker's own (``name``, ``cache``, ...)."""
+        return getattr(self.__dict__["masker"], attribute)
 
     def __call__(self, index, rgb, alpha):
         mask = self.masker(index, rgb, alpha)
