@@ -72,8 +72,10 @@ def sketch_ink(clip: str, reference: str, frames: int, subject: list[str] | None
             "flags": sum("mask_note" in f for f in sketch["frames"]), "mask": sketch["settings"]["backends"]["mask"]}
 
 
-def overlay_sheet(paths: list[str], labels: list[str], out: str, rows: int = 3, width: int = 400) -> str:
-    """Each sketch's strokes drawn in red over its source frame (dimmed), one column per
+def overlay_sheet(paths: list[str], labels: list[str], out: str, rows: int = 3, width: int = 400,
+                  source: bool = True) -> str:
+    """Each sketch's strokes drawn in red over its source frame (dimmed; on white without
+    ``source``: third-party footage stays out of the repository's docs), one column per
     sketch, ``rows`` frames spread over the clip: which subject each one drew."""
     from PIL import Image, ImageDraw
 
@@ -87,7 +89,8 @@ def overlay_sheet(paths: list[str], labels: list[str], out: str, rows: int = 3, 
     frames = {}
     for t, (_, rgb, _) in enumerate(metrics.sketch_source(first).frames(FrameRange(*first["source"]["frames"]))):
         if t in picked:
-            frames[t] = Image.fromarray((rgb * 0.55 + 110).astype(np.uint8)).resize((width, height), Image.LANCZOS)
+            shown = (rgb * 0.55 + 110).astype(np.uint8) if source else np.full_like(rgb, 255)
+            frames[t] = Image.fromarray(shown).resize((width, height), Image.LANCZOS)
         if t >= picked[-1]:
             break
     sheet = Image.new("RGB", (len(sketches) * (width + 4) - 4, 18 + len(picked) * (height + 4) - 4), "white")
@@ -101,6 +104,8 @@ def overlay_sheet(paths: list[str], labels: list[str], out: str, rows: int = 3, 
             for stroke in lines[t]:
                 pen.line([tuple(p) for p in stroke], fill=(220, 0, 0), width=2)
             sheet.paste(cell, (c * (width + 4), 18 + r * (height + 4)))
+            draw.rectangle([c * (width + 4), 18 + r * (height + 4), c * (width + 4) + width - 1,
+                            18 + r * (height + 4) + height - 1], outline=(160, 160, 160))
     sheet.save(out)
     return out
 
@@ -158,8 +163,10 @@ def main() -> None:
                     os.makedirs(args.sheets, exist_ok=True)
                     runs = [os.path.join(args.out, f"{case['label']} {m}".replace(" ", "_"), "sketch.json")
                             for m in ("auto", "box")]
-                    overlay_sheet(runs, ["--mask auto", f"--subject {case['box']}"],
-                                  os.path.join(args.sheets, f"subject-{case['label'].replace(' ', '-')}.png"))
+                    for source in (True, False):       # with the footage (to look at), and without (docs)
+                        name = f"subject-{case['label'].replace(' ', '-')}{'' if source else '-sketch'}.png"
+                        overlay_sheet(runs, ["--mask auto", f"--subject {case['box']}"],
+                                      os.path.join(args.sheets, name), source=source)
     if "trust" in args.only:
         report["trust"] = trust_counts(args.frames)
         print(json.dumps(report["trust"]), flush=True)

@@ -109,6 +109,9 @@ def test_the_boxes_are_part_of_the_job_and_a_run_without_weights_says_so(two, tm
     assert sketch["settings"]["subject"] == ["20,48,84,84@0"] and sketch["settings"]["backends"]["mask"] == "box"
     pts = np.concatenate([np.array(s["points"]) for f in sketch["frames"] for s in f["strokes"]])
     assert pts[:, 0].max() < 160                             # on the disc's half, not the square's
+    same = dynasketch("sketch", two["video"], "--out", out, "--frames", "0:6", "--subject", DISC_BOX,
+                      "--preset", "fast", "--seeds", 1, "--no-preview", "--progress", "json")
+    assert same.returncode == 0 and "resuming after 6 frames" in same.stdout, same.stderr
     again = dynasketch("sketch", two["video"], "--out", out, "--frames", "0:6", "--subject", "20,48,84,90",
                        "--preset", "fast", "--seeds", 1, "--no-preview", "--progress", "none")
     assert again.returncode == 2 and "other settings" in again.stderr

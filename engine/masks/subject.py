@@ -272,5 +272,5 @@ class SubjectMasker:
             self.notes[index] = why
         self.trusted = mask.astype(np.float32)
         self.box = settled(self.box, bounds(mask))
-        self.followed[index] = tuple(round(v, 2) for v in self.box)
+        self.followed[index] = tuple(round(float(v), 2) for v in self.box)     # plain floats: the resume state
         return mask.astype(np.float32)
