@@ -1,6 +1,6 @@
 """DynaSketch engine: a video becomes a temporally coherent animated stroke sketch.
 
-Pipeline (see docs/ARCHITECTURE.md): ``video`` decode -> ``masking`` -> ``tracking`` ->
+Pipeline (see docs/ARCHITECTURE.md): ``video`` decode -> ``masks`` -> ``tracking`` ->
 ``initialise`` -> ``optimise`` (``rasterizer`` + ``losses``) -> ``export``;
 ``pipeline.run_sketch`` runs it, ``cli`` is the ``dynasketch`` command.
 """
