@@ -239,7 +239,7 @@ def isnet_session(weights: str | None):
     except ImportError:
         from engine.neural.isnet_masker import full_size_probability, load_session
     if weights is None:
-        from engine.backends import require_isnet
+        from engine.masks.choose import require_isnet
         weights = require_isnet("isnet")
     return load_session(weights), full_size_probability, os.path.basename(weights)
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from engine import models
-from engine.backends import require_isnet
+from engine.masks.choose import require_isnet
 from engine.masks.isnet import EXPORT_SIZE, ISNetMasker
 from engine.video import FrameRange, open_video
 

@@ -39,7 +39,7 @@ def mask_for(clip: str, count: int, folder: str) -> str:
     path = os.path.join(folder, os.path.basename(clip).replace(".mp4", f".isnet-{count}.mkv"))
     if not os.path.exists(path):
         from bench.masks import write_mask_video
-        from engine.backends import require_isnet
+        from engine.masks.choose import require_isnet
         from engine.masks.isnet import ISNetMasker
 
         source = open_video(clip)

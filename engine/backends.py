@@ -4,21 +4,19 @@ Every stage has an offline default that needs no weights; ``auto`` picks a neura
 when it is installed with its weights, and the default otherwise. ``choose_backends``
 resolves ``auto`` for every stage before anything is built (a resumed run must use the same
 backends as the run it continues); where ``auto`` fell back, it adds why to ``notes`` (the
-run writes them to its log). The ``build_*`` functions make a stage's backend from its name.
+run writes them to its log). The ``build_*`` functions make a stage's backend from its name;
+the mask stage's are in ``masks.choose``.
 ``Settings.backends`` records what ran in ``sketch.json``.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
+from .availability import note_fallback, usable
 from .errors import EngineError
 from .initialise import EdgeSaliency
 from .losses import ChamferLoss
-from .availability import INSTALL, make_importable, note_fallback, usable  # noqa: F401  (doctor, cotracker)
-from .masks.choose import (ISNET_WEIGHTS, build_masker, choose_masker, isnet_weights,  # noqa: F401
-                           require_isnet, require_masker_weights)
+from .masks.choose import choose_masker
 from .rasterizer import SplatRasterizer
 from .tracking import LucasKanadeTracker
 

@@ -21,7 +21,7 @@ def _module(name: str) -> tuple[bool, str]:
 def _neural(package: str, model: str) -> tuple[bool, str]:
     """Usable when ``package`` imports and a good copy of ``model`` is in the model folder."""
     from . import models
-    from .backends import INSTALL, make_importable
+    from .availability import INSTALL, make_importable
 
     make_importable(package)
     ok, why = _module(package)
@@ -37,7 +37,8 @@ def _neural(package: str, model: str) -> tuple[bool, str]:
 
 def _isnet() -> tuple[bool, str]:
     """ISNet through ONNX Runtime: the first good file of ``backends.ISNET_WEIGHTS``."""
-    from .backends import INSTALL, ISNET_WEIGHTS
+    from .availability import INSTALL
+    from .masks.choose import ISNET_WEIGHTS
 
     ok, why = _module("onnxruntime")
     if not ok:

@@ -22,11 +22,10 @@ from .devices import pick_device
 from .colour import ShownColours
 from .errors import EngineError, Interrupted
 from .export import SketchFolder, stroke_records
-from .backends import (build_guidance, build_masker, build_rasterizer, build_saliency,
-                       build_tracker, choose_backends, require_masker_weights)
+from .backends import build_guidance, build_rasterizer, build_saliency, build_tracker, choose_backends
 from .lines import extract_lines
 from .losses import find_groups
-from .masks import mask_file_identity
+from .masks import build_masker, mask_file_identity, require_masker_weights
 from .masks.subject import resolve_boxes
 from .optimise import StrokeOptimiser
 from .prefetch import Prefetcher

@@ -2,7 +2,7 @@
 
 A masker is called once per frame, in order: ``masker(index, rgb, alpha)`` returns an
 ``(H, W) float32`` mask in [0, 1] (1 = subject) or ``None`` for "the whole frame".
-The offline maskers read the clip's alpha channel or a mask file; ``backends.build_masker``
+The offline maskers read the clip's alpha channel or a mask file; ``choose.build_masker``
 chooses one.
 """
 from __future__ import annotations

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..canvas import subject_bounds
 from ..errors import EngineError
 from ..video import FrameRange
 from .flow import backward, flow_grey, new_flow, warp
@@ -26,9 +27,10 @@ from .trust import HOLD, MaskTrust
 
 CROP_MARGIN = 1.6        # the crop's side, times the box's longer side
 GATE_MARGIN = 0.15       # a piece of the crop's mask is the subject's when it lies in the box grown by this
-KEEP_INSIDE = 0.7        # ... by at least this share of its area (or on the carried subject)
+KEEP_INSIDE = 0.7        # ... by at least this share of its area (and on the carried subject)
 CROP_SIZE = 512          # ISNet's input on the crop (docs/BENCHMARKS.md: masks)
 MIN_CROP = 96            # source pixels
+SETTLE = 0.2             # each frame the box moves this share of the way to the mask's bounds
 
 
 @dataclass(frozen=True)
@@ -87,14 +89,6 @@ def resolve_boxes(texts: list[str], width: int, height: int, frame_range: FrameR
     return [boxes[f].text() for f in sorted(boxes)]
 
 
-def bounds(mask: np.ndarray) -> tuple[float, float, float, float] | None:
-    """The bounding box ``(x0, y0, x1, y1)`` of ``mask`` (bool), or None when it is empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
-
-
 def shifted(box: tuple, grey_then: np.ndarray, grey_now: np.ndarray, width: int, height: int) -> tuple:
     """``box`` moved from the small grey frame ``grey_then`` to ``grey_now`` (``flow_grey``) by
     the median motion of the corners inside it that Lucas-Kanade follows both ways (a flat
@@ -138,9 +132,6 @@ def carried_box(box: tuple, carried: np.ndarray, back: np.ndarray, width: int, h
     return (nx + zoom * (x0 - cx), ny + zoom * (y0 - cy), nx + zoom * (x1 - cx), ny + zoom * (y1 - cy))
 
 
-SETTLE = 0.2             # each frame the box moves this share of the way to the mask's bounds
-
-
 def settled(box: tuple, found: tuple | None) -> tuple:
     """The box moved ``SETTLE`` of the way towards the bounds of the subject's mask, so it
     takes the subject's changes of shape over a few frames but no sudden grab."""
@@ -165,8 +156,9 @@ def subject_pieces(found: np.ndarray, gate: tuple, carried: np.ndarray | None) -
     """The part of ``found`` (``(H, W)`` bool) that is the subject's. Its pieces are cut apart
     where they touch through something thin (a hand on the subject, a leash): opened by a
     disc about 4% of the box's size; each piece is kept when at least ``KEEP_INSIDE`` of it
-    lies in the box ``gate`` grown by ``GATE_MARGIN``, or on the subject ``carried`` from the
-    frame before, and grown back over the pixels of ``found`` it had."""
+    lies in the box ``gate`` grown by ``GATE_MARGIN`` and on the subject ``carried`` from the
+    frame before (where there is one), and grown back over the pixels of ``found`` it had, no
+    further out than that grown box."""
     x0, y0, x1, y1 = gate
     radius = int(max(1, 0.04 * np.sqrt(max((x1 - x0) * (y1 - y0), 1.0))))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
@@ -176,11 +168,9 @@ def subject_pieces(found: np.ndarray, gate: tuple, carried: np.ndarray | None) -
         return found & (cv2.dilate(core, disc) > 0) if core.any() else found
     h, w = found.shape
     gx, gy = (x1 - x0) * GATE_MARGIN, (y1 - y0) * GATE_MARGIN
-    inside = np.zeros_like(found)
-    inside[max(int(y0 - gy), 0):min(int(y1 + gy) + 1, h), max(int(x0 - gx), 0):min(int(x1 + gx) + 1, w)] = True
-    box_only = inside.copy()
-    if carried is not None:
-        inside = inside & carried if carried.any() else inside
+    in_box = np.zeros_like(found)
+    in_box[max(int(y0 - gy), 0):min(int(y1 + gy) + 1, h), max(int(x0 - gx), 0):min(int(x1 + gx) + 1, w)] = True
+    inside = in_box & carried if carried is not None and carried.any() else in_box
     area = np.bincount(labels.ravel(), minlength=count).astype(np.float64)
     within = np.bincount(labels.ravel(), weights=inside.ravel(), minlength=count)
     keep = within / np.maximum(area, 1) >= KEEP_INSIDE
@@ -189,7 +179,7 @@ def subject_pieces(found: np.ndarray, gate: tuple, carried: np.ndarray | None) -
         keep[1 + int(np.argmax(within[1:]))] = within[1:].max() > 0
     kept = keep[labels].astype(np.uint8)
     grown = cv2.dilate(kept, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * radius + 1,) * 2)) > 0
-    return found & grown & box_only              # and no further out than the grown box
+    return found & grown & in_box                # and no further out than the grown box
 
 
 class SubjectMasker:
@@ -209,7 +199,6 @@ class SubjectMasker:
         for text in boxes:
             b = SubjectBox.parse(text)
             self.given[b.frame] = b.corners
-        self.pending = sorted(self.given)
         self.size = size
         self.flow = new_flow()
         self.box = start
@@ -219,7 +208,7 @@ class SubjectMasker:
         self.notes: dict[int, str] = {}
         self.followed: dict[int, tuple] = {}
         if self.box is None:
-            before = [f for f in self.pending if f <= frame_range.start]
+            before = [f for f in sorted(self.given) if f <= frame_range.start]
             if before:
                 self.box = self.given[before[-1]]
             else:                        # the first box is on a later frame: follow it back
@@ -228,7 +217,7 @@ class SubjectMasker:
     def _followed_back(self, clip, frame_range: FrameRange) -> tuple:
         """The first box carried back by optical flow to the range's first frame (a box given
         on a later frame than the first sketched)."""
-        frame = self.pending[0]
+        frame = min(self.given)
         greys = [flow_grey(rgb) for _, rgb, _ in clip.frames(FrameRange(frame_range.start, frame + 1))]
         box = self.given[frame]
         for later, earlier in zip(greys[::-1], greys[-2::-1]):
@@ -271,6 +260,6 @@ class SubjectMasker:
         if why is not None:
             self.notes[index] = why
         self.trusted = mask.astype(np.float32)
-        self.box = settled(self.box, bounds(mask))
+        self.box = settled(self.box, subject_bounds(mask))
         self.followed[index] = tuple(round(float(v), 2) for v in self.box)     # plain floats: the resume state
         return mask.astype(np.float32)

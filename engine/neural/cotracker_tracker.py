@@ -16,7 +16,7 @@ from ..errors import EngineError
 
 
 def import_predictor():
-    from ..backends import INSTALL, make_importable
+    from ..availability import INSTALL, make_importable
 
     make_importable("cotracker")
     try:

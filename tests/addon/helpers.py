@@ -1,4 +1,6 @@
 """Checks shared by the add-on tests."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,25 @@ class WithLayout:
 
     def __getattr__(self, name):
         return getattr(self._owner, name)
+
+
+def draw_panel(bpy, panel, context) -> list:
+    """What ``panel`` draws in ``context``, recorded (background mode has no UI)."""
+    drawn = []
+    panel.draw(WithLayout(panel, RecordingLayout(bpy, drawn)), context)
+    return drawn
+
+
+def fake_engine(tmp_path, monkeypatch, body: str, preamble: str = "") -> None:
+    """``DYNASKETCH_PYTHON`` runs a script in place of the engine: it makes ``out`` (the
+    ``--out`` folder), has ``say(**event)`` print a progress line, then runs ``preamble`` and
+    ``body``."""
+    script = tmp_path / "fake_engine.py"
+    script.write_text("import json, os, signal, sys, time\n"
+                      "def say(**kw): print(json.dumps(kw), flush=True)\n"
+                      "out = sys.argv[sys.argv.index('--out') + 1]\nos.makedirs(out, exist_ok=True)\n"
+                      + preamble + body)
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("DYNASKETCH_PYTHON", str(wrapper))

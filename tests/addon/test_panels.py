@@ -4,12 +4,7 @@ last result or error with its log, in the Clip Editor and in the Sequencer."""
 from types import SimpleNamespace
 
 from helpers import RecordingLayout, WithLayout
-
-
-def draw(bpy, panel, context):
-    drawn = []
-    panel.draw(WithLayout(panel, RecordingLayout(bpy, drawn)), context)
-    return drawn
+from helpers import draw_panel as draw
 
 
 def test_the_clip_editor_panel_follows_the_job(blender, disc_movie):

@@ -11,6 +11,7 @@ import numpy as np
 
 import pytest
 from conftest import ENGINE_PYTHON
+import helpers
 from helpers import check_against_sketch, keyframes, sketch_objects
 from media import add_movie_as_the_ui_does, moving_disc, write_sketch, write_video
 
@@ -411,16 +412,10 @@ def test_missing_engine_builds_nothing(blender, disc_movie, tmp_path, monkeypatc
 
 
 def fake_engine(tmp_path, monkeypatch, body: str):
-    script = tmp_path / "fake_engine.py"
-    script.write_text("import json, os, signal, sys, time\n"
-                      "def say(**kw): print(json.dumps(kw), flush=True)\n"
-                      "out = sys.argv[sys.argv.index('--out') + 1]\nos.makedirs(out, exist_ok=True)\n"
-                      "log = os.path.join(out, 'dynasketch.log'); open(log, 'w').write('log')\n"
-                      "say(event='start', stage='decode', done=0, total=10, message='x', log=log)\n" + body)
-    wrapper = tmp_path / "python"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("DYNASKETCH_PYTHON", str(wrapper))
+    """``helpers.fake_engine`` that first writes a log and says ``start``."""
+    helpers.fake_engine(tmp_path, monkeypatch, body, preamble=(
+        "log = os.path.join(out, 'dynasketch.log'); open(log, 'w').write('log')\n"
+        "say(event='start', stage='decode', done=0, total=10, message='x', log=log)\n"))
 
 
 def test_engine_crash_half_way_keeps_the_previous_result(blender, disc_movie, tmp_path, monkeypatch):

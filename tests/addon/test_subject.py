@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 import pytest
-from helpers import RecordingLayout, WithLayout, sketch_objects
+from helpers import draw_panel as draw
+from helpers import fake_engine, sketch_objects
 from media import moving_disc, write_video
 
 W, H = 128, 96                       # the disc movie's size
@@ -180,7 +181,7 @@ def test_a_blender_mask_is_white_where_its_shape_is_in_every_image(blender, disc
     elsewhere, not flipped or stretched; images from 0 on, those before the frames sketched
     blank; nothing of the user's scene changed."""
     bpy = blender
-    from dynasketch_blender import operators, source, subject
+    from dynasketch_blender import operators, source
 
     clip = bpy.data.movieclips.load(disc_movie)
     settings = bpy.context.scene.dynasketch
@@ -304,12 +305,6 @@ def test_the_same_mask_is_the_same_job_and_its_images_stay(blender, disc_movie, 
 
 
 # -- the panel and the engine's warnings -------------------------------------------------------
-def draw(bpy, panel, context):
-    drawn = []
-    panel.draw(WithLayout(panel, RecordingLayout(bpy, drawn)), context)
-    return drawn
-
-
 def test_the_panel_shows_the_subject_and_the_engines_warning(blender, disc_movie):
     bpy = blender
     from dynasketch_blender import panels
@@ -334,28 +329,14 @@ def test_the_panel_shows_the_subject_and_the_engines_warning(blender, disc_movie
     assert drawn[2:4] == [("label", "Sketched 10 frames into disc.mp4 Sketch"), ("label", warning)]
 
 
-def fake_engine(tmp_path, monkeypatch, body: str):
-    script = tmp_path / "fake_engine.py"
-    script.write_text("import json, os, sys\n"
-                      "def say(**kw): print(json.dumps(kw), flush=True)\n"
-                      "out = sys.argv[sys.argv.index('--out') + 1]\nos.makedirs(out, exist_ok=True)\n" + body)
-    wrapper = tmp_path / "python"
-    wrapper.write_text(f"#!/bin/sh\nexec {os.environ.get('PYTHON', 'python3')} {script} \"$@\"\n")
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("DYNASKETCH_PYTHON", str(wrapper))
-
-
 def test_the_engines_latest_warning_is_kept_and_said_in_blenders_terms(blender, disc_movie, tmp_path, monkeypatch,
                                                                        capfd):
     """The engine's ``warning`` events: the latest is the job's warning (its advice as it is
     followed in Blender), the progress messages go on as before, and a failed run says its
     error with the warning still shown."""
-    import sys
-
     bpy = blender
     from dynasketch_blender import operators, sketch_job, source
 
-    monkeypatch.setenv("PYTHON", sys.executable)
     fake_engine(tmp_path, monkeypatch,
                 "say(event='start', stage='decode', done=0, total=10, message='disc.mp4: 10 frames')\n"
                 "say(event='warning', stage='decode', done=0, total=10, message='first one')\n"

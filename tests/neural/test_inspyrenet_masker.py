@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("transparent_background")
 
 from engine import models  # noqa: E402
-from engine.backends import build_masker  # noqa: E402
+from engine.masks import build_masker  # noqa: E402
 from engine.errors import EngineError  # noqa: E402
 from engine.video import FrameRange, open_video  # noqa: E402
 from media import moving_disc, write_video  # noqa: E402
