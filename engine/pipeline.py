@@ -16,7 +16,6 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from . import bezier
 from .canvas import Letterbox, SubjectFraming
 from .devices import pick_device
 from .colour import ShownColours
@@ -31,6 +30,8 @@ from .optimise import StrokeOptimiser
 from .prefetch import Prefetcher
 from .preview import write_preview
 from .settings import Settings
+from .temporal import crossings, duplicates, lengthened, off_lines, scaled_anchor
+from .temporal.checks import CROSSED
 from .tracking import grid_queries, with_grid_fallback
 from .video import FrameRange, open_video, parse_frame_range
 
@@ -143,6 +144,7 @@ class Sketcher:
         self.restarted = 0                 # strokes re-initialised in the last window
         self.reseeds = 0                   # strokes re-seeded in the whole run
         self.anchor = None                 # (N,) each stroke's length on its keyframe
+        self.anchor_size = None            # (N,) the subject's diagonal when it was set
         self.no_lines: list[int] = []      # frames of the last window with no lines to draw
 
     def lines_of(self, frames: list[CanvasFrame]) -> list | None:
@@ -155,38 +157,6 @@ class Sketcher:
                 mask = f.mask[0].cpu().numpy() > 0.5 if f.masked else None
                 f.lines = extract_lines(f.rgb, mask, f.box.inside())
         return [f.lines for f in frames]
-
-    def duplicates(self, strokes: torch.Tensor, lines: list) -> torch.Tensor:
-        """Which strokes ``(T, N, P, 2)`` mostly lie on another, longer stroke ``(T, N)``
-        (over half their points within 3% of the subject's diagonal of it): two strokes
-        drawn over one line, which the tracks and the chamfer pull can make."""
-        pts = bezier.evaluate_along(strokes.detach(), 16)                       # (T, N, 16, 2)
-        t, n, m, _ = pts.shape
-        reach = torch.tensor([max(1.5, 0.03 * item.diagonal) for item in lines], device=pts.device)
-        d = torch.cdist(pts.flatten(1, 2), pts.flatten(1, 2)).view(t, n, m, n, m).amin(-1)  # (T,N,M,N)
-        share = (d < reach[:, None, None, None]).float().mean(2)                 # (T, N, N): i on j
-        share = share * (1 - torch.eye(n, device=pts.device))
-        length = self.optimiser.lengths(strokes.detach())                        # (T, N)
-        index = torch.arange(n, device=pts.device)
-        shorter = (length[:, :, None] < length[:, None, :]) | (
-            (length[:, :, None] == length[:, None, :]) & (index[:, None] > index[None, :]))
-        return ((share > 0.5) & shorter).any(-1)
-
-    def off_lines(self, strokes: torch.Tensor, lines: list) -> tuple[torch.Tensor, torch.Tensor]:
-        """Which strokes ``(T, N, P, 2)`` lie off their frame's lines ``(T, N)`` (their points'
-        mean distance to the lines is over ``reseed_distance`` of the subject's diagonal),
-        and which lie mostly outside the subject ``(T, N)``."""
-        pts = self.optimiser.samples(strokes).detach().cpu().numpy()             # (T, N, M, 2)
-        off = np.zeros(pts.shape[:2], bool)
-        outside = np.zeros(pts.shape[:2], bool)
-        for t, item in enumerate(lines):
-            h, w = item.image.shape
-            xs = np.clip(pts[t, ..., 0].astype(int), 0, w - 1)
-            ys = np.clip(pts[t, ..., 1].astype(int), 0, h - 1)
-            outside[t] = item.subject[ys, xs].mean(-1) < 0.5
-            if not item.empty:
-                off[t] = item.distance()[ys, xs].mean(-1) > self.s.reseed_distance * max(item.diagonal, 1.0)
-        return torch.from_numpy(off).to(strokes.device), torch.from_numpy(outside).to(strokes.device)
 
     def frame_on(self, frames: list[CanvasFrame]) -> None:
         """Keep the optimiser's control points on the canvas pixels that show these frames."""
@@ -217,6 +187,8 @@ class Sketcher:
                                              saliency=saliency, lines=self.lines_of([frame]))
         self.check_stop()
         self.anchor = self.optimiser.lengths(strokes[0]).detach()
+        if frame.lines is not None:
+            self.anchor_size = self.anchor.new_full(self.anchor.shape, max(frame.lines.diagonal, 1.0))
         return strokes[0], saliency[0]
 
     def independent(self, frames: list[CanvasFrame]) -> torch.Tensor:
@@ -263,7 +235,13 @@ class Sketcher:
         lines = self.lines_of(frames)
         if self.anchor is None:
             self.anchor = opt.lengths(strokes).detach()
-        anchor = self.anchor.expand(w, n).clone()                              # (W, N)
+        if lines is None:
+            anchor = self.anchor.expand(w, n).clone()                          # (W, N)
+        else:                       # the keyframe lengths grow and shrink with the subject
+            if self.anchor_size is None:                                       # a resumed run
+                before = self.lines_of([previous])[0]
+                self.anchor_size = self.anchor.new_full((n,), max(before.diagonal, 1.0))
+            anchor = scaled_anchor(self.anchor, self.anchor_size, lines)
 
         # Re-initialise strokes whose points are mostly lost, or (on lines) that the tracks
         # carried off the frame's lines, from the first frame they are: new strokes for
@@ -271,13 +249,17 @@ class Sketcher:
         lost = visible.float().mean(-1) < s.lost_fraction                     # (W+1, N)
         self.no_lines = []
         if lines is not None:       # on lines, a stroke the tracker lost may still lie on its line
-            off, outside = self.off_lines(init, lines)
-            lost[1:] = (lost[1:] & outside) | off | self.duplicates(init, lines)
+            off, outside = off_lines(opt.samples(init), lines, s.reseed_distance)
+            tangled = (duplicates(init, lines) | (crossings(init) >= CROSSED)    # thin parts, knots
+                       | lengthened(init, anchor))                             # longer than the subject grew
+            lost[1:] = (lost[1:] & outside) | off | tangled
             self.no_lines = [f.index for f, item in zip(frames, lines) if item.empty]
         lost[0] = False
         first_lost = torch.where(lost.any(0), lost.float().argmax(0), 0)       # (N,)
         restart = torch.zeros(w, n, dtype=torch.bool, device=self.device)
         lost_at = sorted(set(first_lost[first_lost > 0].tolist()))             # window frame + 1
+        growth = None if lines is None else torch.tensor([max(item.diagonal, 1.0) for item in lines],
+                                                         device=self.device)
         if lost_at:
             at = [j - 1 for j in lost_at]                                      # index in frames
             which = torch.stack([first_lost == j for j in lost_at])            # (J, N)
@@ -305,7 +287,8 @@ class Sketcher:
                 visible[j:, mine] = new_visible.view(-1, k, m)
                 init[t, mine] = fresh[i, mine]
                 init[t + 1:, mine] = self._follow(fresh[i, mine], tracks[j:, mine], visible[j:, mine])
-                anchor[t:, mine] = opt.lengths(fresh[i, mine]).detach()
+                anchor[t:, mine] = opt.lengths(fresh[i, mine]).detach() * (
+                    1.0 if lines is None else growth[t:, None] / growth[t])
             restart[at] = which
             groups = torch.where(which.any(0), n + torch.arange(n, device=groups.device), groups)
 
@@ -314,6 +297,8 @@ class Sketcher:
         result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart,
                                lines, anchor)
         self.anchor = anchor[-1]
+        if lines is not None:
+            self.anchor_size = self.anchor.new_full((n,), max(lines[-1].diagonal, 1.0))
         self.check_stop()
         return result
 

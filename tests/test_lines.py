@@ -132,3 +132,36 @@ def test_bad_frames_keep_or_reseed_strokes_without_a_crash(tmp_path, case):
     log = (out / "dynasketch.log").read_text()
     if case == "mask empty on some frames":                      # nothing to draw there
         assert "frames 5, 6, 7, 8: no lines inside the subject" in log
+
+
+def face(size=224):
+    """A grey round head with two dark eyes and a darker nose (a toy bear's face), its mask,
+    and the features' centres and radii."""
+    rgb = np.full((size, size, 3), 255, np.uint8)
+    yy, xx = np.mgrid[0:size, 0:size]
+    mask = (xx - 112) ** 2 + (yy - 112) ** 2 < 90 ** 2
+    rgb[mask] = 170
+    features = [((80, 95), 7), ((144, 95), 7), ((112, 140), 10)]
+    for (cx, cy), r in features:
+        rgb[(xx - cx) ** 2 + (yy - cy) ** 2 < r ** 2] = 40
+    return rgb, mask, features
+
+
+def test_more_strokes_draw_the_inner_marks_a_person_would_draw():
+    rgb, mask, features = face()
+    lines = extract_lines(rgb, mask, np.ones(mask.shape, bool))
+    assert len(lines.marks) == 3                      # the eyes and the nose, nothing else
+    four, kinds = line_strokes(lines, 4)
+    assert kinds.all()                                # 4 strokes stay the outline
+    sixteen, kinds = line_strokes(lines, 16)
+    marks = bezier_all(sixteen[~kinds])               # (K, 50, 2)
+    for (cx, cy), r in features:                      # each feature has a stroke round it
+        ring = np.abs(np.hypot(marks[..., 0] - cx, marks[..., 1] - cy) - r)
+        assert (ring.mean(-1) < 3).any(), (cx, cy)
+    closed = np.linalg.norm(marks[:, 0] - marks[:, -1], axis=-1) < 0.35 * np.linalg.norm(
+        np.diff(marks, axis=1), axis=-1).sum(-1)
+    assert closed.sum() >= 3                          # drawn as closed strokes round them
+    eight, kinds = line_strokes(lines, 8)             # 8 strokes: the outline and the nose
+    assert kinds.sum() >= 4
+    nose = bezier_all(eight[~kinds])
+    assert (np.abs(np.hypot(nose[..., 0] - 112, nose[..., 1] - 140) - 10).mean(-1) < 3).any()

@@ -5,8 +5,9 @@ subject mask ``(C, C)`` bool or None, and the canvas pixels that show the frame)
 ``Lines``: the silhouette as ordered runs of boundary points (the mask's outer contours,
 cut where they run along the frame's edge, which is no line of the subject), the interior
 lines as one-pixel centrelines (Canny on the blurred frame inside the eroded mask, thinned,
-connected runs shorter than ``min_run`` of the subject's diagonal dropped), and the line
-image both make, which the chamfer loss and the re-seeding measure distances to.
+connected runs shorter than ``min_run`` of the subject's diagonal dropped), the inner marks
+(``marks``: eyes, wheels, a logo; with a mask), and the line image they all make, which
+the chamfer loss and the re-seeding measure distances to.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from .marks import find_marks
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Lines:
     strength: np.ndarray | None = None      # (C, C) float32 gradient magnitude, 0..1
     subject: np.ndarray | None = None       # (C, C) bool: the subject (the frame without a mask)
     diagonal: float = 0.0                   # the subject's bounding-box diagonal, canvas px
+    marks: list = field(default_factory=list)   # inner marks (``marks.Mark``), most salient first
 
     @property
     def empty(self) -> bool:
@@ -83,7 +87,8 @@ def extract_lines(rgb: np.ndarray, mask: np.ndarray | None, frame: np.ndarray,
         image[np.clip(run[:, 1].astype(int), 0, frame.shape[0] - 1),
               np.clip(run[:, 0].astype(int), 0, frame.shape[1] - 1)] = True
 
-    grey = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (0, 0), sigma)
+    plain = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    grey = cv2.GaussianBlur(plain, (0, 0), sigma)
     gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
     magnitude = np.hypot(gx, gy)
     # inside the subject, away from its silhouette (that line is drawn from the mask)
@@ -102,4 +107,7 @@ def extract_lines(rgb: np.ndarray, mask: np.ndarray | None, frame: np.ndarray,
         long_enough[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_run * diagonal
         interior = long_enough[labels]
         strength = np.clip(magnitude / max(float(values.max()), 1e-6), 0, 1).astype(np.float32)
-    return Lines(image | interior, runs, interior, strength, subject, diagonal)
+    marks = find_marks(plain, inner, diagonal) if mask is not None else []
+    for mark in marks:               # a mark's outline is a line the strokes are drawn to
+        image[mark.outline[:, 1].astype(int), mark.outline[:, 0].astype(int)] = True
+    return Lines(image | interior, runs, interior, strength, subject, diagonal, marks)

@@ -2,9 +2,10 @@
 
 The silhouette first: its runs are fitted in as many cubics as its share of the strokes
 (``silhouette_share`` of N, all N when there are no interior lines), so a few strokes are
-still the outline. Then the interior lines, longest and highest-contrast first, each
-path fitted with Schneider's algorithm and its pieces taken while they are not
-near-duplicates of strokes already chosen. ``line_strokes`` returns fewer than N strokes
+still the outline. Then the inner marks (eyes, wheels, a logo: ``marks``), one closed
+stroke each, ``mark_share(N)`` of them: none of 4 strokes, 1 of 8, 3 of 16, 7 of 32. Then the
+interior lines, longest and highest-contrast first, each path fitted with Schneider's
+algorithm and its pieces taken while they are not near-duplicates of strokes already chosen. ``line_strokes`` returns fewer than N strokes
 only when the frame has too few lines; the caller fills the rest.
 """
 from __future__ import annotations
@@ -12,10 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from .extract import Lines
+from .marks import loop_cubic
 from .vectorise import fit_cubics, fit_in, path_length, prune_and_join, split_cubic, sub_cubic, trace_paths
 
 TRIM = 0.05            # of each piece's parameter left off at either end
 COARSE = 0.03          # 16 strokes' outline pieces stay this close to it (x the subject diagonal)
+
+
+def mark_share(count: int) -> int:
+    """How many of ``count`` strokes go to inner marks: 4 strokes stay the outline."""
+    return max(0, (count - 4) // 4)
 
 
 def _samples(c: np.ndarray, count: int = 16) -> np.ndarray:
@@ -97,8 +104,11 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
     duplicate = duplicate if duplicate is not None else max(1.5, 0.03 * lines.diagonal)
     inner = interior_paths(lines)
     shortest = 0.04 * lines.diagonal
-    budget = count if not inner else min(count, max(min(count, 4), round(silhouette_share * count)))
     drawn = [] if avoid is None or not len(avoid) else [_polyline_samples(a) for a in avoid]
+    marks = [loop_cubic(m.outline) for m in lines.marks[:mark_share(count)]]
+    marks = [c for c in marks if _cubic_length(c) >= shortest]
+    budget = count if not (inner or marks) else min(count - len(marks),
+                                                    max(min(count, 4), round(silhouette_share * count)))
     taken = list(drawn)
 
     def fresh(c: np.ndarray, against: list) -> bool:
@@ -109,16 +119,26 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
         near = np.linalg.norm(pts[:, None] - others[None], axis=-1).min(1)
         return float(np.mean(near < duplicate)) < 0.5
 
-    if drawn:                              # re-seeding: the whole outline, less what is drawn
-        budget = count + len(drawn)
-    chosen = []
+    chosen, kinds = [], []
+    if drawn:                              # re-seeding: the marks not drawn, then the whole outline
+        for c in marks:
+            if fresh(c, drawn):
+                chosen.append(c)
+                kinds.append(False)
+                taken.append(_samples(c))
+        marks, budget = [], count + len(drawn)
     coarse = COARSE * max(1.0, 16.0 / count) ** 0.5   # fewer strokes: a simpler outline, still whole
     for c in silhouette_cubics(lines, budget, coarse):
         # the outline's pieces meet end to end: only what is drawn already can duplicate them
         if len(chosen) < count and _cubic_length(c) >= shortest and fresh(c, drawn):
             chosen.append(c)
+            kinds.append(True)
             taken.append(_samples(c))
-    kinds = [True] * len(chosen)
+    for c in marks:
+        if len(chosen) < count and fresh(c, taken):
+            chosen.append(c)
+            kinds.append(False)
+            taken.append(_samples(c))
 
     for path, _ in inner:
         if len(chosen) >= count:

@@ -1,0 +1,11 @@
+"""Strokes carried from frame to frame: which ones the tracks carried into trouble.
+
+``checks`` holds the tests the sketcher applies to strokes moved along the tracks before a
+window is optimised (``pipeline.Sketcher.window``): lost by the tracker, off the frame's lines
+or outside the subject, drawn twice over one line (a thin part), crossing other strokes or
+themselves (a tangle), or longer than the subject's growth allows. A stroke that fails one is
+re-seeded with the same id on the frame's lines.
+"""
+from .checks import crossings, duplicates, lengthened, off_lines, scaled_anchor
+
+__all__ = ["crossings", "duplicates", "lengthened", "off_lines", "scaled_anchor"]

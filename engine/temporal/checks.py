@@ -1,0 +1,95 @@
+"""Which carried strokes to re-seed (see the package docstring). Strokes are ``(T, N, P, 2)``
+control points on ``T`` frames; ``lines`` are those frames' ``engine.lines.Lines``. Every check
+is batched over frames and strokes."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import bezier
+
+SAMPLES = 16                 # points along a stroke for the geometric checks
+CROSSED = 2                  # a stroke crossing others (or itself) this often is tangled
+GROWTH = 1.3                 # a stroke longer than its keyframe length x the subject's growth x this
+
+
+def lengths(strokes: Tensor) -> Tensor:
+    """Each stroke's length ``(..., N)``, canvas px."""
+    pts = bezier.evaluate_along(strokes, SAMPLES)
+    return (pts[..., 1:, :] - pts[..., :-1, :]).norm(dim=-1).sum(-1)
+
+
+def duplicates(strokes: Tensor, lines: list) -> Tensor:
+    """Which strokes ``(T, N)`` mostly lie on another, longer stroke (over half their points
+    within 3% of the subject's diagonal of it): two strokes drawn over one line (a thin part
+    such as a string or a strap carries one stroke), which the tracks and the chamfer pull
+    can make."""
+    pts = bezier.evaluate_along(strokes.detach(), SAMPLES)                     # (T, N, S, 2)
+    t, n, m, _ = pts.shape
+    reach = torch.tensor([max(1.5, 0.03 * item.diagonal) for item in lines], device=pts.device)
+    d = torch.cdist(pts.flatten(1, 2), pts.flatten(1, 2)).view(t, n, m, n, m).amin(-1)  # (T,N,S,N)
+    share = (d < reach[:, None, None, None]).float().mean(2)                 # (T, N, N): i on j
+    share = share * (1 - torch.eye(n, device=pts.device))
+    length = lengths(strokes.detach())                                        # (T, N)
+    index = torch.arange(n, device=pts.device)
+    shorter = (length[:, :, None] < length[:, None, :]) | (
+        (length[:, :, None] == length[:, None, :]) & (index[:, None] > index[None, :]))
+    return ((share > 0.5) & shorter).any(-1)
+
+
+def off_lines(samples: Tensor, lines: list, distance: float) -> tuple[Tensor, Tensor]:
+    """Which strokes (their tracked points ``samples`` ``(T, N, M, 2)``) lie off their frame's
+    lines ``(T, N)`` (the points' mean distance to the lines over ``distance`` times the
+    subject's diagonal), and which lie mostly outside the subject ``(T, N)``."""
+    pts = samples.detach().cpu().numpy()
+    off = np.zeros(pts.shape[:2], bool)
+    outside = np.zeros(pts.shape[:2], bool)
+    for t, item in enumerate(lines):
+        h, w = item.image.shape
+        xs = np.clip(pts[t, ..., 0].astype(int), 0, w - 1)
+        ys = np.clip(pts[t, ..., 1].astype(int), 0, h - 1)
+        outside[t] = item.subject[ys, xs].mean(-1) < 0.5
+        if not item.empty:
+            off[t] = item.distance()[ys, xs].mean(-1) > distance * max(item.diagonal, 1.0)
+    return torch.from_numpy(off).to(samples.device), torch.from_numpy(outside).to(samples.device)
+
+
+def crossings(strokes: Tensor) -> Tensor:
+    """How often each stroke ``(T, N)`` properly crosses the others and itself (adjacent pieces
+    of one stroke and a closed stroke's meeting ends excepted): the per-frame drawing has
+    almost none; strokes the tracks carry into a knot have several."""
+    pts = bezier.evaluate_along(strokes.detach(), SAMPLES)                     # (T, N, S, 2)
+    t, n, s, _ = pts.shape
+    a = pts[:, :, :-1].reshape(t, -1, 2)                                        # (T, K, 2) segment starts
+    b = pts[:, :, 1:].reshape(t, -1, 2)
+    owner = torch.arange(n, device=pts.device).repeat_interleave(s - 1)
+    order = torch.arange(s - 1, device=pts.device).repeat(n)
+
+    def side(p, q, r):                       # the turn p -> q -> r for every pair of segments
+        return torch.sign((q[:, :, None, 0] - p[:, :, None, 0]) * (r[:, None, :, 1] - p[:, :, None, 1])
+                          - (q[:, :, None, 1] - p[:, :, None, 1]) * (r[:, None, :, 0] - p[:, :, None, 0]))
+
+    d1, d2 = side(a, b, a), side(a, b, b)
+    proper = (d1 * d2 < 0) & (d1 * d2 < 0).transpose(1, 2)                    # (T, K, K)
+    same = owner[:, None] == owner[None, :]
+    gap = (order[:, None] - order[None, :]).abs()
+    near = same & ((gap <= 1) | (gap >= s - 2))                               # neighbours; closed ends
+    hits = (proper & ~near).float()
+    per_segment = hits.sum(-1)                                                  # (T, K)
+    return per_segment.view(t, n, s - 1).sum(-1)
+
+
+def scaled_anchor(anchor: Tensor, anchor_size: Tensor, lines: list) -> Tensor:
+    """Each stroke's keyframe length ``anchor`` ``(N,)``, set when the subject's diagonal was
+    ``anchor_size`` ``(N,)``, scaled with the subject's size on each frame ``(T, N)``: strokes
+    follow the subject's growth, not more (a flicker of the mask's size is held to 0.5-2x)."""
+    size = torch.tensor([max(item.diagonal, 1.0) for item in lines], device=anchor.device, dtype=anchor.dtype)
+    ratio = (size[:, None] / anchor_size.clamp_min(1.0)[None]).clamp(0.5, 2.0)
+    return anchor[None] * ratio
+
+
+def lengthened(strokes: Tensor, allowed: Tensor) -> Tensor:
+    """Which strokes ``(T, N)`` are more than ``GROWTH`` times their ``allowed`` length
+    (``scaled_anchor``)."""
+    return lengths(strokes.detach()) > GROWTH * allowed

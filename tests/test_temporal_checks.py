@@ -1,0 +1,45 @@
+"""The checks that decide which carried strokes are re-seeded (engine/temporal): knots,
+strokes that grow faster than the subject, two strokes on one thin line."""
+import numpy as np
+import torch
+
+from engine.lines import Lines
+from engine.temporal import crossings, duplicates, lengthened, scaled_anchor
+from engine.temporal.checks import CROSSED, lengths
+
+
+def lines_of(diagonal, count=1):
+    image = np.zeros((224, 224), bool)
+    return [Lines(image, subject=~image, diagonal=diagonal) for _ in range(count)]
+
+
+def line(x0, y0, x1, y1):
+    return torch.tensor([[x0, y0], [x0 + (x1 - x0) / 3, y0 + (y1 - y0) / 3],
+                         [x0 + 2 * (x1 - x0) / 3, y0 + 2 * (y1 - y0) / 3], [x1, y1]], dtype=torch.float32)
+
+
+def test_a_knot_is_found_and_lines_that_meet_or_lie_apart_are_not():
+    wave = torch.tensor([[20.0, 110], [60, 40], [100, 160], [140, 90]])          # an S across y=100: 3 times
+    apart = [line(20, 20, 140, 20), line(20, 60, 140, 60)]
+    strokes = torch.stack([wave, line(10, 100, 150, 100), *apart])[None]          # (1, 4, 4, 2)
+    count = crossings(strokes)[0]
+    assert count[0] >= CROSSED and count[1] >= CROSSED                           # the knot, both ways
+    assert count[2] == 0 and count[3] == 0
+    loop = torch.tensor([[50.0, 50], [10, 120], [90, 120], [50, 50]])            # a closed mark
+    assert crossings(loop[None, None])[0, 0] < CROSSED
+
+
+def test_strokes_may_grow_with_the_subject_and_no_faster():
+    stroke = line(0, 0, 50, 0)
+    anchor, size = lengths(stroke[None]), torch.tensor([100.0])
+    grown = (stroke * 2)[None, None]                                               # twice as long
+    assert lengthened(grown, scaled_anchor(anchor, size, lines_of(100.0)))[0, 0]       # subject the same
+    assert not lengthened(grown, scaled_anchor(anchor, size, lines_of(200.0)))[0, 0]   # subject grew 2x
+
+
+def test_two_strokes_on_one_thin_line_are_one_too_many():
+    leash = line(20, 100, 200, 100)
+    along = line(40, 101, 150, 101)                                                # the same string
+    beside = line(40, 140, 150, 140)
+    found = duplicates(torch.stack([leash, along, beside])[None], lines_of(200.0))[0]
+    assert found.tolist() == [False, True, False]
