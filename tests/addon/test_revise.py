@@ -106,11 +106,12 @@ def test_an_edit_at_one_frame_is_carried_through_the_frames_after(blender, engin
         assert [st["id"] for st in frame["strokes"]] == [0, 1, 3, 4, 5]
 
     # Ctrl+Z: the keyframes after are as the first sketch left them
+    name, edited = obj.name, key.frame_number
     bpy.ops.ed.undo_push(message="Re-Sketch From Here")
     bpy.ops.ed.undo()
-    obj = bpy.data.objects[obj.name]
+    obj = bpy.data.objects[name]
     for k in keyframes(obj):
-        if k.frame_number > key.frame_number:
+        if k.frame_number > edited:
             assert ids_of(k.drawing) == [0, 1, 2, 3, 4]
             assert all(np.array_equal(a, b) for a, b in zip(knots(k.drawing), before[k.frame_number]))
 
