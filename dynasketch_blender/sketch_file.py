@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 
 FORMAT = "dynasketch.sketch"
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)      # 2: with revisions (docs/CONTRACT.md)
 
 
 class SketchFileError(Exception):

@@ -18,6 +18,7 @@ from .errors import EngineError
 
 FORMAT = "dynasketch.sketch"
 VERSION = 1
+REVISED_VERSION = 2          # a sketch with revisions: its stroke ids change at a revised frame
 OWN_FILES = ("preview.mp4", "saliency.png")      # beside sketch.json, svg/ and the log
 
 
@@ -255,7 +256,7 @@ class SketchFolder:
 
         import torch
 
-        doc = {"format": FORMAT, "version": VERSION, **self.header,
+        doc = {"format": FORMAT, "version": REVISED_VERSION if self.header.get("revisions") else VERSION, **self.header,
                "complete": complete, "frames": self.frames}
         data = json.dumps(doc, separators=(",", ":")).encode()
         _atomic_write(self.sketch_path, data)

@@ -132,6 +132,7 @@ def test_a_revision_keeps_the_frames_before_and_carries_the_edit_to_the_end(clip
                                     "--revise", write_edit(tmp_path, edit)))
     after = sketch_of(run)
     assert after["complete"] and [f["index"] for f in after["frames"]] == list(range(FRAMES))
+    assert before["version"] == 1 and after["version"] == 2           # ids change at a revised frame
     # the frames before, to the byte (their records and their SVGs)
     assert after["frames"][:at] == before["frames"][:at]
     for i in range(at):
