@@ -133,7 +133,7 @@ def write_edit(obj, key, index: int) -> str:
     used = [s.id for f in sketch.frames for s in f.strokes]
     strokes, order = drawing_edit(key.drawing, placement, max(used, default=-1) + 1)
     if not strokes:
-        raise ReviseError(f"the drawing at this frame has no strokes to carry; draw one, or Sketch again")
+        raise ReviseError("the drawing at this frame has no strokes to carry; draw one, or Sketch again")
     ids = key.drawing.attributes.get(STROKE_ID) or key.drawing.attributes.new(STROKE_ID, "INT", "CURVE")
     for i, sid in order:
         ids.data[i].value = sid
