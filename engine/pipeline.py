@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from . import bezier
+from . import bezier, revisions
 from .canvas import Letterbox, SubjectFraming
 from .devices import pick_device
 from .colour import ShownColours
@@ -30,7 +30,6 @@ from .masks.subject import resolve_boxes
 from .optimise import StrokeOptimiser
 from .prefetch import Prefetcher
 from .preview import write_preview
-from . import revisions
 from .settings import Settings
 from .tracking import grid_queries, with_grid_fallback
 from .video import FrameRange, open_video, parse_frame_range
@@ -389,8 +388,6 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
         s.subject = resolve_boxes(s.subject, info.width, info.height, frame_range)
     chosen = choose_backends(s, info.has_alpha, device, notes)
     require_masker_weights(chosen["mask"])      # missing weights: one line, the folder untouched
-    # A resumed run continues the same job: the same input, settings and backends (weights
-    # found since the run started would change what `auto` picks).
     edits = None
     if job.revise:                        # the edit, checked before the folder is touched
         if not s.temporal:
@@ -398,6 +395,8 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
                               "sketch has no such frames; sketch the edited frames again instead")
         edits = revisions.read_edits(job.revise)
         revisions.check_before_the_run(job.out, edits, os.path.abspath(info.path), job.overwrite)
+    # A resumed run continues the same job: the same input, settings and backends (weights
+    # found since the run started would change what `auto` picks).
     fingerprint = {**s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
                    "clip": source.identity(), "backends": chosen}
     if job.start_number is not None:      # an image sequence read from its image start_number
