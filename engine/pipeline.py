@@ -4,7 +4,9 @@
 from scratch (``initialise``), later frames in windows of ``settings.window`` frames that
 start from the previous frame's strokes moved along the tracks (``optimise``). After each
 window the output folder is brought up to date, so a stop at any time leaves it
-consistent, and the same command resumes after the last finished frame.
+consistent, and the same command resumes after the last finished frame. With
+``job.revise`` an artist's edited frame replaces the sketch's and the run goes on from it,
+as a resume would (``revisions``).
 """
 from __future__ import annotations
 
