@@ -4,9 +4,9 @@ The engine runs in its own process (see docs/CONTRACT.md); this add-on uses bpy 
 standard library only.
 """
 
-from . import engine_process, install_operators, operators, panels, preferences, properties
+from . import engine_process, install_operators, operators, panels, preferences, properties, revise
 
-MODULES = (properties, preferences, operators, install_operators, panels)
+MODULES = (properties, preferences, operators, revise, install_operators, panels)
 
 
 def register():

@@ -15,6 +15,7 @@ import bpy
 LAYER_NAME = "Sketch"
 INK_MATERIAL = "DynaSketch Ink"
 STROKE_ID = "dynasketch_id"
+STROKE_LOCKED = "dynasketch_locked"        # kept as drawn in the next re-sketch (revise.py)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ def fill_drawing(drawing, strokes: list, placement: Placement, material_index: i
     _set_point_attribute(drawing, "opacity", "FLOAT", opacity)
     ids = drawing.attributes.get(STROKE_ID) or drawing.attributes.new(STROKE_ID, "INT", "CURVE")
     ids.data.foreach_set("value", [s.id for s in strokes])
+    if any(getattr(s, "locked", False) for s in strokes):
+        locks = drawing.attributes.get(STROKE_LOCKED) or drawing.attributes.new(STROKE_LOCKED, "BOOLEAN", "CURVE")
+        locks.data.foreach_set("value", [bool(getattr(s, "locked", False)) for s in strokes])
     if material_index:
         mats = drawing.attributes.get("material_index") or drawing.attributes.new("material_index", "INT", "CURVE")
         mats.data.foreach_set("value", [material_index] * len(strokes))
@@ -115,10 +119,13 @@ def fill_layer(layer, sketch, keyframes: dict[int, int], material_index: int = 0
         layer.frames.new(ended_at)
 
 
-def _tag(owner, sketch) -> None:
+def _tag(owner, sketch, keyframes: dict[int, int] | None = None) -> None:
     owner["dynasketch_sketch"] = sketch.path
     owner["dynasketch_source"] = sketch.source_path
     owner["dynasketch_size"] = [sketch.width, sketch.height]
+    if keyframes:                 # which sketched frame each keyframe holds (revise.py)
+        owner["dynasketch_keyframes"] = sorted(keyframes)
+        owner["dynasketch_indices"] = [keyframes[k] for k in sorted(keyframes)]
 
 
 def build_sketch_object(sketch, name: str, keyframes: dict[int, int], shown_from=None,
@@ -132,7 +139,7 @@ def build_sketch_object(sketch, name: str, keyframes: dict[int, int], shown_from
     except Exception:
         grease_pencil_datablocks().remove(data)
         raise
-    _tag(obj, sketch)
+    _tag(obj, sketch, keyframes)
     return obj
 
 
@@ -161,4 +168,4 @@ def replace_sketch_layer(obj: bpy.types.Object, sketch, keyframes: dict[int, int
         data.layers.remove(old)
     layer.name = LAYER_NAME
     data.layers.active = layer
-    _tag(obj, sketch)
+    _tag(obj, sketch, keyframes)

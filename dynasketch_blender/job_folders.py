@@ -40,10 +40,21 @@ def input_stamps(paths: list[str]) -> dict[str, str]:
     return {p: file_stamp(p) for p in paths if os.path.isabs(p) and os.path.exists(p)}
 
 
-def write_record(folder: str, source_path: str, inputs: dict[str, str]) -> None:
+def write_record(folder: str, source_path: str, inputs: dict[str, str], arguments: list[str] | None = None) -> None:
+    """``arguments``: the engine's (``sketch INPUT --out DIR ...``), which a revision repeats (revise.py)."""
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, RECORD), "w", encoding="utf-8") as f:
-        json.dump({"source": source_path, "inputs": inputs}, f)
+        json.dump({"source": source_path, "inputs": inputs, **({"arguments": arguments} if arguments else {})}, f)
+
+
+def read_record(folder: str) -> dict:
+    """The record of a job folder, or {} where there is none."""
+    try:
+        with open(os.path.join(folder, RECORD), encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 @dataclass

@@ -94,6 +94,12 @@ class DynaSketchOutputPanel(DynaSketchPanel):
         layout.prop(settings, "background")
         if self.matches_scene:
             layout.prop(settings, "match_scene")
+        # an edit of the result at the current frame, carried through the frames after (revise.py)
+        col = layout.column(align=True)
+        col.operator("dynasketch.resketch_from_here", icon="FORWARD")
+        row = col.row(align=True)
+        row.operator("dynasketch.delete_stroke_everywhere", icon="TRASH")
+        row.operator("dynasketch.lock_strokes", icon="LOCKED")
 
 
 class DYNASKETCH_PT_clip(DynaSketchMainPanel, bpy.types.Panel):

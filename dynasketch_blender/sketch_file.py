@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 
 FORMAT = "dynasketch.sketch"
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)      # 2: with revisions (docs/CONTRACT.md)
 
 
 class SketchFileError(Exception):
@@ -18,6 +18,7 @@ class Stroke:
     points: list           # [[x, y], ...] 3*S+1 cubic control points, source pixels, y down
     width: float
     opacity: float
+    locked: bool = False   # kept as drawn by the artist's revision (docs/CONTRACT.md, Revisions)
 
 
 @dataclass
@@ -59,7 +60,8 @@ def load_sketch(path: str) -> Sketch:
                               f"version {', '.join(map(str, SUPPORTED_VERSIONS))}: update the add-on")
     try:
         frames = [Frame(int(f["index"]), [Stroke(int(s["id"]), [[float(x), float(y)] for x, y in s["points"]],
-                                                 float(s["width"]), float(s.get("opacity", 1.0)))
+                                                 float(s["width"]), float(s.get("opacity", 1.0)),
+                                                 bool(s.get("locked", False)))
                                           for s in f["strokes"]])
                   for f in doc["frames"]]
         sketch = Sketch(path, int(doc["width"]), int(doc["height"]), float(doc.get("fps") or 24.0),
@@ -71,7 +73,12 @@ def load_sketch(path: str) -> Sketch:
     if not frames:
         raise SketchFileError(f"{path} holds no frames")
     ids = [s.id for s in frames[0].strokes]
+    revised = [r.get("frame") for r in doc.get("revisions", []) if isinstance(r, dict)]
     for f in frames:
+        # a revision changes the strokes from its frame on (drawn, deleted): each run of frames
+        # between revisions has the same strokes
+        if f.index in revised:
+            ids = [s.id for s in f.strokes]
         if [s.id for s in f.strokes] != ids:
             raise SketchFileError(f"{path}: frame {f.index} does not have the same strokes as frame "
                                   f"{frames[0].index}")

@@ -77,13 +77,13 @@ class SketchJob(EngineJob):
         # The job folder is the add-on's own: the same job resumes there, and what the engine
         # would refuse as another sketch (e.g. weights found since make `auto` pick another
         # backend) is replaced. The result in the scene is only replaced once a run succeeds.
-        super().__init__(list(engine.prefix) + ["sketch", footage[0], "--out", self.out, *args,
-                                                "--overwrite", "--progress", "json"],
+        self.arguments = ["sketch", footage[0], "--out", self.out, *args]     # a revision repeats them
+        super().__init__(list(engine.prefix) + self.arguments + ["--overwrite", "--progress", "json"],
                          {"DYNASKETCH_HOME": model_dir} if model_dir else {}, engine.cwd)
 
     def start(self) -> str:
         try:                     # what the folder is for, so that it can be cleaned up later
-            job_folders.write_record(self.out, self.source.path, self.inputs)
+            job_folders.write_record(self.out, self.source.path, self.inputs, self.arguments)
             if self.mask_raster is not None:
                 self.mask_raster.place(self.mask_folder)
         except OSError as exc:

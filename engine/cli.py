@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "datafiles/colormanagement/config.ocio in its folder")
     sk.add_argument("--seed", type=int, default=0, help="random seed")
     sk.add_argument("--overwrite", action="store_true", help="replace a different sketch in --out")
+    sk.add_argument("--revise", default=None, metavar="EDITS.json",
+                    help="one frame's drawing as the artist edited it, into the --out of an earlier run of "
+                         "this clip and settings: that frame is kept as given and the frames after it are "
+                         "sketched again from it (docs/CONTRACT.md, Revisions)")
     sk.add_argument("--no-preview", action="store_true", help="skip preview.mp4")
     sk.add_argument("--progress", default="auto", choices=["auto", "bar", "json", "none"])
 
@@ -120,7 +124,7 @@ def cmd_sketch(args) -> int:
         progress.log_path = log
         job = Job(args.input, args.out, settings, args.frames, args.fps, args.overwrite,
                   preview=not args.no_preview, start_number=args.start_number,
-                  colorspace=args.colorspace, ocio_config=args.ocio_config)
+                  colorspace=args.colorspace, ocio_config=args.ocio_config, revise=args.revise)
         summary = run_sketch(job, progress, lambda: stop() or progress.reader_gone)
     except EngineError as exc:
         return user_error(progress, log, str(exc))

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zlib
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from .errors import EngineError
 
 FORMAT = "dynasketch.sketch"
 VERSION = 1
+REVISED_VERSION = 2          # a sketch with revisions: its stroke ids change at a revised frame
 OWN_FILES = ("preview.mp4", "saliency.png")      # beside sketch.json, svg/ and the log
 
 
@@ -94,6 +96,8 @@ class SketchFolder:
         self.frames: list[dict] = []
         self.overwrite = overwrite
         self.replacing = False
+        self.rebuilt = False            # sketch.json was damaged and rebuilt from the resume state
+        self.earlier: dict = {}         # the earlier run's settings and revisions (engine/revisions/)
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise EngineError(f"--out {path}: exists and is not a folder; choose a folder")
 
@@ -146,6 +150,8 @@ class SketchFolder:
         except (OSError, ValueError):
             old = None
         state = self._load_state()
+        if not isinstance(old, dict) and not self.overwrite:
+            old = self._rebuild(state)
         same = (state is not None and old is not None
                 and state.get("fingerprint") == self.fingerprint)
         if not same:
@@ -159,7 +165,28 @@ class SketchFolder:
                               "folder, or add --overwrite to replace it")
         done = int(state["done"])
         self.frames = old.get("frames", [])[:done]
+        self.earlier = {key: old[key] for key in ("settings", "revisions") if key in old}
+        if "revisions" in old:                      # the record goes on (docs/CONTRACT.md)
+            self.header["revisions"] = list(old["revisions"])
         return state
+
+    def _rebuild(self, state: dict | None) -> dict:
+        """A ``sketch.json`` cut short or garbled by something outside the engine: rebuilt from
+        the copy in the resume state when that is intact and of this job; else one line naming it."""
+        saved = None if state is None else state.get("sketch")
+        if saved is not None and state.get("fingerprint") == self.fingerprint:
+            try:
+                doc = json.loads(zlib.decompress(saved))
+            except (zlib.error, ValueError):
+                doc = None
+            if isinstance(doc, dict):
+                _atomic_write(self.sketch_path, json.dumps(doc, separators=(",", ":")).encode())
+                self.rebuilt = True
+                return doc
+        why = ("its resume state is of other settings or input" if saved is not None
+               else "there is no intact resume state to rebuild it from")
+        raise EngineError(f"--out {self.path}: {self.sketch_path} is damaged (not a whole JSON file) and "
+                          f"{why}; add --overwrite to sketch again, or choose another folder")
 
     def _other_backends(self, before: dict) -> str:
         """When only the backends differ (``auto`` found or lost weights since): which."""
@@ -229,9 +256,12 @@ class SketchFolder:
 
         import torch
 
-        doc = {"format": FORMAT, "version": VERSION, **self.header,
+        doc = {"format": FORMAT, "version": REVISED_VERSION if self.header.get("revisions") else VERSION, **self.header,
                "complete": complete, "frames": self.frames}
-        _atomic_write(self.sketch_path, json.dumps(doc, separators=(",", ":")).encode())
+        data = json.dumps(doc, separators=(",", ":")).encode()
+        _atomic_write(self.sketch_path, data)
         buffer = io.BytesIO()
-        torch.save({**state, "fingerprint": self.fingerprint, "done": len(self.frames)}, buffer)
+        # with a copy of sketch.json, to rebuild it if something outside the engine damages it
+        torch.save({**state, "fingerprint": self.fingerprint, "done": len(self.frames),
+                    "sketch": zlib.compress(data, 1)}, buffer)
         _atomic_write(self.state_path, buffer.getvalue())

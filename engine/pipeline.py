@@ -4,7 +4,9 @@
 from scratch (``initialise``), later frames in windows of ``settings.window`` frames that
 start from the previous frame's strokes moved along the tracks (``optimise``). After each
 window the output folder is brought up to date, so a stop at any time leaves it
-consistent, and the same command resumes after the last finished frame.
+consistent, and the same command resumes after the last finished frame. With
+``job.revise`` an artist's edited frame replaces the sketch's and the run goes on from it,
+as a resume would (``revisions``).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from . import revisions
 from .canvas import Letterbox, SubjectFraming
 from .devices import pick_device
 from .colour import ShownColours
@@ -48,6 +51,7 @@ class Job:
     start_number: int | None = None          # an image pattern's first image (see open_video)
     colorspace: str | None = None            # the footage's colour space in Blender (engine/colour.py)
     ocio_config: str | None = None           # the OpenColorIO config it is from (None: $OCIO)
+    revise: str | None = None                # an edited frame to re-sketch forward from (engine/revisions/)
 
 
 @dataclass
@@ -146,6 +150,7 @@ class Sketcher:
         self.anchor = None                 # (N,) each stroke's length on its keyframe
         self.anchor_size = None            # (N,) the subject's diagonal when it was set
         self.no_lines: list[int] = []      # frames of the last window with no lines to draw
+        self.locked: torch.Tensor | None = None   # (N,) strokes kept as drawn (revisions), or None
 
     def lines_of(self, frames: list[CanvasFrame]) -> list | None:
         """Each frame's lines (``engine.lines``), extracted once per frame; None where the
@@ -216,7 +221,7 @@ class Sketcher:
                frames: list[CanvasFrame]) -> torch.Tensor:
         """Strokes ``(W, N, P, 2)`` for ``frames``, continuing from ``strokes`` on ``previous``."""
         s, opt = self.s, self.optimiser
-        n, m, w = s.strokes, s.track_points, len(frames)
+        n, m, w = strokes.shape[0], s.track_points, len(frames)
         video = np.stack([previous.track_image] + [f.track_image for f in frames])
         boxes = [previous.box] + [f.box for f in frames]
         self.frame_on([previous] + frames)
@@ -255,6 +260,8 @@ class Sketcher:
             lost[1:] = (lost[1:] & outside) | off | tangled
             self.no_lines = [f.index for f, item in zip(frames, lines) if item.empty]
         lost[0] = False
+        if self.locked is not None:             # strokes kept as drawn are never re-seeded
+            lost[:, self.locked] = False
         first_lost = torch.where(lost.any(0), lost.float().argmax(0), 0)       # (N,)
         restart = torch.zeros(w, n, dtype=torch.bool, device=self.device)
         lost_at = sorted(set(first_lost[first_lost > 0].tolist()))             # window frame + 1
@@ -294,8 +301,9 @@ class Sketcher:
 
         self.restarted = int(restart.sum())
         self.reseeds += self.restarted
+        trainable = None if self.locked is None else (~self.locked).expand(w, n)
         result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart,
-                               lines, anchor)
+                               lines, anchor, trainable=trainable)
         self.anchor = anchor[-1]
         if lines is not None:
             self.anchor_size = self.anchor.new_full((n,), max(lines[-1].diagonal, 1.0))
@@ -368,6 +376,13 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
         s.subject = resolve_boxes(s.subject, info.width, info.height, frame_range)
     chosen = choose_backends(s, info.has_alpha, device, notes)
     require_masker_weights(chosen["mask"])      # missing weights: one line, the folder untouched
+    edits = None
+    if job.revise:                        # the edit, checked before the folder is touched
+        if not s.temporal:
+            raise EngineError("--revise carries an edit through the frames after it: a --no-temporal "
+                              "sketch has no such frames; sketch the edited frames again instead")
+        edits = revisions.read_edits(job.revise)
+        revisions.check_before_the_run(job.out, edits, os.path.abspath(info.path), job.overwrite)
     # A resumed run continues the same job: the same input, settings and backends (weights
     # found since the run started would change what `auto` picks).
     fingerprint = {**s.fingerprint(os.path.abspath(info.path), frame_range.as_list()),
@@ -380,14 +395,28 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
         fingerprint["mask_file"] = mask_file
     folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
     with folder.locked():                 # one run at a time writes a folder
-        return _sketch_into(folder, job, source, frame_range, device, chosen, notes, progress, should_stop)
+        return _sketch_into(folder, job, source, frame_range, device, chosen, notes, progress, should_stop, edits)
 
 
 def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange, device: torch.device,
-                 chosen: dict, notes: list[str], progress, should_stop: Callable[[], bool]) -> dict:
-    """``run_sketch`` once the folder is this run's: resume or start afresh, then the frames."""
+                 chosen: dict, notes: list[str], progress, should_stop: Callable[[], bool],
+                 edits: "revisions.Edits | None" = None) -> dict:
+    """``run_sketch`` once the folder is this run's: resume or start afresh, then the frames.
+    With ``edits`` the frames after the edited one are sketched again from it (revisions/)."""
     s, info, header = job.settings, source.info, folder.header
     state = folder.check_existing()
+    if folder.rebuilt:
+        notes.append(f"{folder.sketch_path} was damaged; rebuilt from the resume state")
+    if edits is not None:
+        state = revisions.revise(folder, state, edits, len(frame_range))
+        if state is None:                 # the same edit as the last revision: nothing changes
+            return {"sketch": folder.sketch_path, "frames": len(folder.frames), "preview": None,
+                    "out": folder.path, "reseeds": 0, "computed": 0,
+                    "mask_flags": sum("mask_note" in f for f in folder.frames)}
+    # Which strokes go on (ids, locks, the artist's points), and each frame's framing, for a revision.
+    carried = revisions.StrokeSet.from_state(state, s.strokes)
+    history: dict = dict((state or {}).get("history") or {})
+    computed = [0]                        # frames sketched by this run
     # A resumed run decodes and masks from its last finished frame on, not from the start.
     todo = frame_range
     if state is not None and folder.frames:
@@ -404,6 +433,8 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
     previous, strokes = None, None
     try:       # the masker loads and starts on the first frames while the other models load
         sketcher = Sketcher(s, device, should_stop, chosen)
+        if carried.locked_mask() is not None:
+            sketcher.locked = torch.tensor(carried.locked_mask(), device=device)
         s.backends = {"mask": masker.name, "tracker": sketcher.tracker.name,
                       "guidance": sketcher.optimiser.guidance.name,
                       "saliency": sketcher.optimiser.saliency.name,
@@ -433,7 +464,12 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
                 flag = flags.get(frame.index)
                 if flag is None and frame.masked and not bool(frame.mask.any()):
                     flag = "empty: no subject on this frame; the strokes follow the tracks"
-                folder.add_frame(frame.index, stroke_records(frame.box.to_source(points), weight[0]), mask_note=flag)
+                source_points = frame.box.to_source(points)
+                folder.add_frame(frame.index, carried.records(stroke_records(source_points, weight[0]), source_points),
+                                 mask_note=flag)
+                history[frame.index] = {"framing": frame.framing,
+                                        "subject_box": getattr(masker, "followed", {}).get(frame.index)}
+                computed[0] += 1
                 if flag:
                     progress.log(f"frame {frame.index}: mask {flag}")
 
@@ -443,7 +479,8 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
                          "framing": frame.framing, "reseeds": sketcher.reseeds, "weight": weight[0],
                          "subject_box": getattr(masker, "followed", {}).get(frame.index),
                          "anchor": None if sketcher.anchor is None
-                         else sketcher.anchor.cpu() / frame.box.scale},      # source px
+                         else sketcher.anchor.cpu() / frame.box.scale,       # source px
+                         "history": history, "stroke_set": carried.as_state()},
                         complete=len(folder.frames) == total)
 
         done = len(folder.frames)
@@ -515,5 +552,5 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
                                 folder.frames, info.fps, should_stop=should_stop)
         sketcher.check_stop()
     return {"sketch": folder.sketch_path, "frames": len(folder.frames), "preview": preview,
-            "out": folder.path, "reseeds": sketcher.reseeds,
+            "out": folder.path, "reseeds": sketcher.reseeds, "computed": computed[0],
             "mask_flags": sum("mask_note" in f for f in folder.frames)}

@@ -17,8 +17,9 @@ def draw_sketch(strokes: list[dict], width: int, height: int, scale: float) -> I
     if not strokes:
         return image
     draw = ImageDraw.Draw(image)
-    control = torch.tensor([s["points"] for s in strokes], dtype=torch.float64) * scale
-    curves = bezier.evaluate(control, torch.linspace(0, 1, 24, dtype=torch.float64)).numpy()
+    t = torch.linspace(0, 1, 24, dtype=torch.float64)
+    # strokes of any number of cubics (one the artist drew has its own, engine/revisions/)
+    curves = [bezier.evaluate(torch.tensor(s["points"], dtype=torch.float64) * scale, t).numpy() for s in strokes]
     for stroke, curve in zip(strokes, curves):
         line = max(1, round(stroke["width"] * scale))
         shade = int(round(255 * (1.0 - stroke["opacity"])))

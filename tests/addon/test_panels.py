@@ -7,6 +7,10 @@ from helpers import RecordingLayout, WithLayout
 from helpers import draw_panel as draw
 
 
+# the Result panel's revision of a result at the current frame (dynasketch_blender/revise.py)
+REVISE = [("operator", "dynasketch.resketch_from_here"), ("operator", "dynasketch.delete_stroke_everywhere"),
+          ("operator", "dynasketch.lock_strokes")]
+
 def test_the_clip_editor_panel_follows_the_job(blender, disc_movie):
     bpy = blender
     from dynasketch_blender import panels
@@ -40,7 +44,7 @@ def test_the_clip_editor_panel_follows_the_job(blender, disc_movie):
                                                             RecordingLayout(bpy, header)), context)
     assert header == [("operator", "dynasketch.reset_settings")]
     result = draw(bpy, panels.DYNASKETCH_PT_clip_result, context)
-    assert result == [("prop", "target_object"), ("prop", "background"), ("prop", "match_scene")]
+    assert result == [("prop", "target_object"), ("prop", "background"), ("prop", "match_scene"), *REVISE]
 
 
 def test_the_sequencer_panel_shows_the_sequencer_scene(blender, disc_movie):
@@ -58,7 +62,7 @@ def test_the_sequencer_panel_shows_the_sequencer_scene(blender, disc_movie):
                          ("label", "Sketched 10 frames into take Sketch")]
     assert not any("Log:" in str(item) for item in drawn)
     result = draw(bpy, panels.DYNASKETCH_PT_sequencer_result, context)
-    assert result == [("prop", "target_object"), ("prop", "background")]    # the edit is never matched
+    assert result == [("prop", "target_object"), ("prop", "background"), *REVISE]    # the edit is never matched
 
 
 def test_scenes_made_in_the_session_take_the_preferences_defaults(blender, prefs):
