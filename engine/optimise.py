@@ -189,7 +189,8 @@ class StrokeOptimiser:
     def window(self, frames: Tensor, masks: Tensor | None, init: Tensor, previous: Tensor,
                tracks: Tensor, visible: Tensor, groups: Tensor,
                restart: Tensor | None = None, lines: list | None = None,
-               anchor: Tensor | None = None, trainable: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               anchor: Tensor | None = None, trainable: Tensor | None = None,
+               steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Sketch ``W`` consecutive frames together.
 
         frames ``(W, 3, C, C)``, init ``(W, N, P, 2)``, previous ``(N, P, 2)`` (the frame
@@ -197,7 +198,8 @@ class StrokeOptimiser:
         ``restart`` ``(W, N)`` marks strokes re-initialised on that frame: they are not held
         to their shape on the frame before. ``anchor`` ``(W, N)``: each stroke's length on
         its keyframe (the chamfer guidance keeps it). ``trainable`` ``(W, N)``: False holds a
-        stroke where ``init`` put it (a stroke the artist locked, engine/revisions/).
+        stroke where ``init`` put it (a stroke the artist locked, engine/revisions/). ``steps``:
+        Adam's steps (``frame_steps`` by default).
         """
         target = self.target(frames, masks, lines)
         anchor = self.lengths(init[:1]).detach() if anchor is None else anchor
@@ -222,7 +224,7 @@ class StrokeOptimiser:
                 reference = torch.where(restart[..., None, None], pts.detach(), reference)
             return self.sketch_loss(x, target, anchor) + temporal(pts, reference)
 
-        return self._adam(init, s.frame_steps, lr, loss, trainable)
+        return self._adam(init, steps or s.frame_steps, lr, loss, trainable)
 
     def _adam(self, init: Tensor, steps: int, lr: float, loss_fn, trainable: Tensor | None = None,
               evaluate=None):

@@ -33,7 +33,7 @@ from .optimise import StrokeOptimiser
 from .prefetch import Prefetcher
 from .preview import write_preview
 from .settings import Settings
-from .temporal import crossings, duplicates, lengthened, off_lines, scaled_anchor
+from .temporal import crossings, duplicates, knotted, lengthened, off_lines, scaled_anchor
 from .temporal.checks import CROSSED
 from .tracking import grid_queries, with_grid_fallback
 from .video import FrameRange, open_video, parse_frame_range
@@ -259,51 +259,62 @@ class Sketcher:
                        | lengthened(init, anchor))                             # longer than the subject grew
             lost[1:] = (lost[1:] & outside) | off | tangled
             self.no_lines = [f.index for f, item in zip(frames, lines) if item.empty]
-        lost[0] = False
-        if self.locked is not None:             # strokes kept as drawn are never re-seeded
-            lost[:, self.locked] = False
-        first_lost = torch.where(lost.any(0), lost.float().argmax(0), 0)       # (N,)
         restart = torch.zeros(w, n, dtype=torch.bool, device=self.device)
-        lost_at = sorted(set(first_lost[first_lost > 0].tolist()))             # window frame + 1
         growth = None if lines is None else torch.tensor([max(item.diagonal, 1.0) for item in lines],
                                                          device=self.device)
-        if lost_at:
-            at = [j - 1 for j in lost_at]                                      # index in frames
-            which = torch.stack([first_lost == j for j in lost_at])            # (J, N)
-            image, mask = images[at], None if masks is None else masks[at]
-            at_lines = None if lines is None else [lines[t] for t in at]
-            kept = [init[t][~which[i]] for i, t in enumerate(at)]
-            new = opt.new_strokes(image, mask, n, self.generator(frames[at[0]].index),
-                                  lines=at_lines, keep=kept)
-            fresh = init[at].clone()
-            for i in range(len(at)):                 # the new strokes take the lost ids
-                fresh[i, which[i]] = new[i, :int(which[i].sum())]
-            fresh = opt.refine(image, mask, fresh, trainable=which, lines=at_lines)
-            self.check_stop()
-            counts = which.sum(1).tolist()                                     # strokes per frame
-            queries = opt.samples(fresh[which]).reshape(-1, 2)                 # (sum k * M, 2)
-            starts = np.repeat(np.array(lost_at), np.array(counts) * m)
-            all_tracks, all_visible = self.track(video, queries, boxes, starts)
-            first_column = np.cumsum([0] + counts[:-1]) * m
-            for i, (j, k) in enumerate(zip(lost_at, counts)):
-                t, mine = j - 1, which[i]
-                columns = slice(int(first_column[i]), int(first_column[i]) + k * m)
-                new_tracks, new_visible = with_grid_fallback(all_tracks[j:, columns], all_visible[j:, columns],
-                                                             grid_tracks, grid_visible, start=j)
-                tracks[j:, mine] = new_tracks.view(-1, k, m, 2)
-                visible[j:, mine] = new_visible.view(-1, k, m)
-                init[t, mine] = fresh[i, mine]
-                init[t + 1:, mine] = self._follow(fresh[i, mine], tracks[j:, mine], visible[j:, mine])
-                anchor[t:, mine] = opt.lengths(fresh[i, mine]).detach() * (
-                    1.0 if lines is None else growth[t:, None] / growth[t])
-            restart[at] = which
-            groups = torch.where(which.any(0), n + torch.arange(n, device=groups.device), groups)
-
+        trainable = None if self.locked is None else (~self.locked).expand(w, n)
+        result = init
+        # Two passes on lines: what the optimisation itself knotted or left off the lines is
+        # re-seeded from the first frame it is, and the window optimised once more (never
+        # worse than drawing each frame on its own).
+        for attempt in range(2 if lines is not None else 1):
+            if attempt:
+                lost = torch.zeros(w + 1, n, dtype=torch.bool, device=self.device)
+                lost[1:] = knotted(opt.samples(result), result, lines)
+                init = result.detach().clone()
+            lost[0] = False
+            if self.locked is not None:             # strokes kept as drawn are never re-seeded
+                lost[:, self.locked] = False
+            if attempt and not lost.any():
+                break
+            first_lost = torch.where(lost.any(0), lost.float().argmax(0), 0)       # (N,)
+            lost_at = sorted(set(first_lost[first_lost > 0].tolist()))             # window frame + 1
+            if lost_at:
+                at = [j - 1 for j in lost_at]                                      # index in frames
+                which = torch.stack([first_lost == j for j in lost_at])            # (J, N)
+                image, mask = images[at], None if masks is None else masks[at]
+                at_lines = None if lines is None else [lines[t] for t in at]
+                kept = [init[t][~which[i]] for i, t in enumerate(at)]
+                new = opt.new_strokes(image, mask, n, self.generator(frames[at[0]].index),
+                                      lines=at_lines, keep=kept)
+                fresh = init[at].clone()
+                for i in range(len(at)):                 # the new strokes take the lost ids
+                    fresh[i, which[i]] = new[i, :int(which[i].sum())]
+                fresh = opt.refine(image, mask, fresh, trainable=which, lines=at_lines)
+                self.check_stop()
+                counts = which.sum(1).tolist()                                     # strokes per frame
+                queries = opt.samples(fresh[which]).reshape(-1, 2)                 # (sum k * M, 2)
+                starts = np.repeat(np.array(lost_at), np.array(counts) * m)
+                all_tracks, all_visible = self.track(video, queries, boxes, starts)
+                first_column = np.cumsum([0] + counts[:-1]) * m
+                for i, (j, k) in enumerate(zip(lost_at, counts)):
+                    t, mine = j - 1, which[i]
+                    columns = slice(int(first_column[i]), int(first_column[i]) + k * m)
+                    new_tracks, new_visible = with_grid_fallback(all_tracks[j:, columns], all_visible[j:, columns],
+                                                                 grid_tracks, grid_visible, start=j)
+                    tracks[j:, mine] = new_tracks.view(-1, k, m, 2)
+                    visible[j:, mine] = new_visible.view(-1, k, m)
+                    init[t, mine] = fresh[i, mine]
+                    init[t + 1:, mine] = self._follow(fresh[i, mine], tracks[j:, mine], visible[j:, mine])
+                    anchor[t:, mine] = opt.lengths(fresh[i, mine]).detach() * (
+                        1.0 if lines is None else growth[t:, None] / growth[t])
+                restart[at] |= which
+                groups = torch.where(which.any(0), n + torch.arange(n, device=groups.device), groups)
+            result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart,
+                                   lines, anchor, trainable=trainable,
+                                   steps=None if not attempt else max(1, s.frame_steps // 2))
         self.restarted = int(restart.sum())
         self.reseeds += self.restarted
-        trainable = None if self.locked is None else (~self.locked).expand(w, n)
-        result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart,
-                               lines, anchor, trainable=trainable)
         self.anchor = anchor[-1]
         if lines is not None:
             self.anchor_size = self.anchor.new_full((n,), max(lines[-1].diagonal, 1.0))

@@ -93,3 +93,30 @@ def lengthened(strokes: Tensor, allowed: Tensor) -> Tensor:
     """Which strokes ``(T, N)`` are more than ``GROWTH`` times their ``allowed`` length
     (``scaled_anchor``)."""
     return lengths(strokes.detach()) > GROWTH * allowed
+
+
+KNOT_DISTANCE = 0.02         # a stroke crossing another this far (x the subject) off the lines ...
+OFF_DISTANCE = 0.04          # ... or any stroke this far off: re-seeded after the optimisation
+
+
+def line_distance(samples: Tensor, lines: list) -> Tensor:
+    """Each stroke's mean distance ``(T, N)`` from its points ``samples`` ``(T, N, M, 2)`` to its
+    frame's lines, as a share of the subject's diagonal (0 on a frame with no lines)."""
+    pts = samples.detach().cpu().numpy()
+    out = np.zeros(pts.shape[:2], np.float32)
+    for t, item in enumerate(lines):
+        if item.empty:
+            continue
+        h, w = item.image.shape
+        xs = np.clip(pts[t, ..., 0].astype(int), 0, w - 1)
+        ys = np.clip(pts[t, ..., 1].astype(int), 0, h - 1)
+        out[t] = item.distance()[ys, xs].mean(-1) / max(item.diagonal, 1.0)
+    return torch.from_numpy(out).to(samples.device)
+
+
+def knotted(samples: Tensor, strokes: Tensor, lines: list) -> Tensor:
+    """After a window's optimisation, which strokes ``(T, N)`` to re-seed: those that cross
+    another stroke (or themselves) while lying ``KNOT_DISTANCE`` off the lines, and those
+    ``OFF_DISTANCE`` off them; the drawing of each frame on its own has neither."""
+    distance = line_distance(samples, lines)
+    return ((crossings(strokes) >= 1) & (distance > KNOT_DISTANCE)) | (distance > OFF_DISTANCE)
