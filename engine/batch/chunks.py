@@ -5,9 +5,11 @@
 2. **Chunks.** Chunk ``k`` is sketched from keyframe ``k`` on, starting from the keyframe's
    strokes (``pipeline.Job.first_strokes``) and running ``overlap`` frames into the next
    chunk. The chunks are independent of one another: one Ray task each.
-3. **Stitch.** Each frame is its chunk's; over the ``overlap`` frames after a seam the strokes
-   of the chunk before and of the chunk after are blended, point by point, the weight moving
-   from the one to the other, so no stroke jumps at the seam.
+3. **Stitch.** Each frame is its chunk's; over the ``overlap`` frames from a seam on the
+   strokes of the chunk before and of the chunk after are blended, point by point, the
+   weight moving from the one (all of it on the seam's frame) to the other, so no stroke
+   jumps at the seam: the chunk's first frames, where its optimisation settles the
+   keyframe's strokes onto the dense frames, count little.
 
 The chunks' folders are kept under ``OUT/.dynasketch/chunks`` (each resumes like any sketch).
 """
@@ -84,7 +86,7 @@ def stitch(pieces: list[Piece], sketches: list[dict], indices: list[int], overla
         frame = dict(by_index[k][index])
         into = position - pieces[k].first            # frames since the seam
         if k > 0 and into < overlap and index in by_index[k - 1]:
-            weight = (into + 1) / (overlap + 1)
+            weight = into / overlap               # 0 on the seam's frame: the chunk before's
             frame["strokes"] = blend(by_index[k - 1][index]["strokes"], frame["strokes"], weight)
         frames.append(frame)
     return frames

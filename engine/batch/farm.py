@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 
 from ..errors import EngineError
@@ -23,7 +24,12 @@ from .shots import localise, localise_argv, parse_path_maps, read_shots, sketch_
 ENGINE_HOME = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def import_ray():
+def import_ray(address: str | None = None):
+    """Ray, once set to join ``address``: with the cluster's token where this machine has one
+    (as `ray start` does; read when Ray is imported)."""
+    if address and "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or os.path.exists(os.path.expanduser("~/.ray/auth_token"))):
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
     except ImportError:
@@ -230,11 +236,12 @@ def connect(ray, address: str | None) -> str:
             ray.init(address=address, **quiet)
         else:                   # the workers import this engine, wherever the driver found it
             path = os.pathsep.join(p for p in (ENGINE_HOME, os.environ.get("PYTHONPATH")) if p)
-            ray.init(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
+            ray.init(address="local", include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EngineError(f"cannot join the Ray cluster at {address}: {first}; start it with `ray start --head` "
-                          "(docs/BATCH.md) or leave out --address for a local Ray") from None
+        raise EngineError(f"cannot join the Ray cluster at {address}: {first}; start it with `ray start --head`, "
+                          "and with token authentication give this machine the cluster's token (RAY_AUTH_TOKEN or "
+                          "~/.ray/auth_token; docs/BATCH.md), or leave out --address for a local Ray") from None
     resources = ray.cluster_resources()
     where = f"the Ray cluster at {address}" if address else "a local Ray"
     nodes = len([n for n in ray.nodes() if n.get("Alive")])
@@ -267,8 +274,12 @@ def run_batch(args, kind: str) -> int:
     except OSError as exc:
         raise EngineError(f"--out {root}: cannot create the folder ({exc.strerror})") from None
     record = BatchRecord(root, args.shots)
-    ray = import_ray()
+    ray = import_ray(args.address or os.environ.get("RAY_ADDRESS"))
     report = make_report(kind)
+    if kind == "json":         # stdout is the progress lines': what Ray prints there goes to stderr
+        sys.stdout.flush()
+        report.stdout = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)
 
     def stop(signum, frame):
         raise KeyboardInterrupt
@@ -297,7 +308,7 @@ def _run(ray, args, shots, maps, root, record, report, where) -> int:
             continue
         old = record.finished_before(shot, spec)
         if old is not None:
-            entry = record.add(shot, spec, **{k: v for k, v in old.items() if k not in ("out", "spec")},
+            entry = record.add(shot, spec, **{k: v for k, v in old.items() if k not in ("out", "spec", "skipped")},
                                skipped=True)
             report.progress(shot.out, "shot", "export", old.get("frames") or 0, old.get("frames") or 0, "done before")
             report.shot(shot.out, "done", entry)
