@@ -226,6 +226,16 @@ def remote_functions(ray) -> dict:
 
 # -- the driver -------------------------------------------------------------------------------
 
+def short_temp_folder() -> None:
+    """Ray's sockets live in its temp folder, and a socket's path is at most 107 bytes: under a
+    long $TMPDIR (a test's, a sandbox's) a local Ray goes under /tmp instead."""
+    import tempfile
+
+    if os.name == "posix" and "RAY_TMPDIR" not in os.environ and len(tempfile.gettempdir()) > 24 \
+            and os.path.isdir("/tmp"):
+        os.environ["RAY_TMPDIR"] = "/tmp"
+
+
 def connect(ray, address: str | None) -> str:
     """Join the Ray cluster at ``address`` (else ``$RAY_ADDRESS``), or start a local one;
     a sentence that says which."""
@@ -235,6 +245,7 @@ def connect(ray, address: str | None) -> str:
         if address:
             ray.init(address=address, **quiet)
         else:                   # the workers import this engine, wherever the driver found it
+            short_temp_folder()
             path = os.pathsep.join(p for p in (ENGINE_HOME, os.environ.get("PYTHONPATH")) if p)
             ray.init(address="local", include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -281,11 +292,11 @@ def run_batch(args, kind: str) -> int:
         report.stdout = os.fdopen(os.dup(1), "w", buffering=1)
         os.dup2(2, 1)
 
+    where = connect(ray, args.address)
+
     def stop(signum, frame):
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, stop)
-
-    where = connect(ray, args.address)
+    signal.signal(signal.SIGTERM, stop)           # after Ray's start, whose own handler would exit at once
     try:
         return _run(ray, args, shots, maps, root, record, report, where)
     finally:
@@ -346,7 +357,7 @@ def _run(ray, args, shots, maps, root, record, report, where) -> int:
             record.update(shot.out, state="interrupted", finished=now(),
                           error="stopped; run the same batch again to resume")
         report.end(f"stopped: {len(pending)} shots not finished; run the same batch again to resume",
-                   {"record": record.path, **record.counts()})
+                   {"record": record.path, **record.counts()}, "interrupted")
         return 130
     counts = record.counts()
     message = (f"{counts['done']} of {len(shots)} shots done" + (f", {counts['failed']} failed (batch.json says why)"

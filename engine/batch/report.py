@@ -48,7 +48,8 @@ class BatchReport:
     def warn(self, shot: str, message: str) -> None:
         self.say(f"dynasketch: shot {shot}: warning: {message}")
 
-    def end(self, message: str, summary: dict) -> None:
+    def end(self, message: str, summary: dict, event: str = "") -> None:
+        """The batch's last line; ``event``: done, error or interrupted (default: by the failures)."""
         self.say(f"dynasketch: {message}")
 
     def say(self, text: str) -> None:
@@ -90,8 +91,8 @@ class JsonBatchReport(BatchReport):
     def warn(self, shot, message):
         self.emit("warning", "batch", f"{shot}: {message}", shot=shot)
 
-    def end(self, message, summary):
-        self.emit("done" if not summary.get("failed") else "error", "batch", message, **summary)
+    def end(self, message, summary, event=""):
+        self.emit(event or ("done" if not summary.get("failed") else "error"), "batch", message, **summary)
 
 
 class BarBatchReport(BatchReport):
@@ -138,9 +139,9 @@ class BarBatchReport(BatchReport):
             return super().say(text)
         self.bars[0].write(text, file=sys.stderr)
 
-    def end(self, message, summary):
+    def end(self, message, summary, event=""):
         self.close()
-        super().end(message, summary)
+        super().end(message, summary, event)
 
     def close(self):
         if self.bars is not None:
