@@ -2,7 +2,8 @@
 
 Pipeline (see docs/ARCHITECTURE.md): ``video`` decode -> ``masks`` -> ``tracking`` ->
 ``initialise`` -> ``optimise`` (``rasterizer`` + ``losses``) -> ``export``;
-``pipeline.run_sketch`` runs it, ``cli`` is the ``dynasketch`` command.
+``pipeline.run_sketch`` runs it, ``cli`` is the ``dynasketch`` command; ``batch`` runs
+shot lists on Ray (``dynasketch batch``).
 """
 
 __version__ = "0.1.0"

@@ -113,7 +113,12 @@ def sketch_part(part: dict, board) -> dict:
     from ..devices import prepare_environment
 
     prepare_environment()
+    import torch
+
     from ..cli import sketch_with
+
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():    # Ray's, for this task's CPUs (a reused
+        torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))  # worker keeps its first)
 
     here = where_am_i()
     post(board, {"kind": "start", "shot": part["shot"], "part": part["part"], **here})
