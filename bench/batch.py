@@ -109,7 +109,7 @@ def chunks(args) -> None:
             name = os.path.basename(clip)
             for how, extra in (("one piece", []), (f"--chunk {args.chunk} --overlap {args.overlap}",
                                                    ["--chunk", str(args.chunk), "--overlap", str(args.overlap)])):
-                base = os.path.join(folder, name, "chunked" if extra else "whole")
+                base = os.path.join(folder, "runs", name, "chunked" if extra else "whole")
                 seconds = engine("batch", write_shots(os.path.join(folder, f"{name}-{bool(extra)}.json"), [shot]),
                                  "--out", base, *extra)
                 sketch = metrics.load(os.path.join(base, "shot", "sketch.json"))

@@ -5,7 +5,9 @@
 2. **Chunks.** Chunk ``k`` is sketched from keyframe ``k`` on, starting from the keyframe's
    strokes (``pipeline.Job.first_strokes``) and running ``overlap`` frames into the next
    chunk. The chunks are independent of one another: one Ray task each.
-3. **Stitch.** Each frame is its chunk's; over the ``overlap`` frames from a seam on the
+3. **Stitch.** Each chunk's strokes take the ids of the chunk before's strokes they lie
+   nearest over the overlap (one assignment; a stroke one chunk re-seeded elsewhere keeps
+   its line). Each frame is its chunk's; over the ``overlap`` frames from a seam on the
    strokes of the chunk before and of the chunk after are blended, point by point, the
    weight moving from the one (all of it on the seam's frame) to the other, so no stroke
    jumps at the seam: the chunk's first frames, where its optimisation settles the
@@ -77,9 +79,40 @@ def blend(before: list[dict], after: list[dict], weight: float) -> list[dict]:
     return out
 
 
+def matching_ids(before: list[list[dict]], after: list[list[dict]]) -> list[int]:
+    """For each stroke of ``after``, the id of the stroke of ``before`` it follows: the
+    assignment that moves the strokes least over the frames both chunks drew (lists of each
+    frame's strokes). Strokes a chunk re-seeded on other lines than the chunk before did
+    keep one id a line this way."""
+    from scipy.optimize import linear_sum_assignment
+
+    a = np.array([[s["points"] for s in frame] for frame in before], np.float64)     # (T, N, P, 2)
+    b = np.array([[s["points"] for s in frame] for frame in after], np.float64)
+    cost = np.linalg.norm(a[:, :, None] - b[:, None], axis=-1).mean(axis=(0, 3))     # (N before, N after)
+    rows, cols = linear_sum_assignment(cost)
+    ids = [0] * len(cols)
+    for r, c in zip(rows, cols):
+        ids[c] = int(r)
+    return ids
+
+
+def relabel(frame: dict, ids: list[int]) -> dict:
+    """``frame`` with stroke ``k`` given id ``ids[k]``, in id order."""
+    strokes = sorted(({**s, "id": ids[k]} for k, s in enumerate(frame["strokes"])), key=lambda s: s["id"])
+    return {**frame, "strokes": strokes}
+
+
 def stitch(pieces: list[Piece], sketches: list[dict], indices: list[int], overlap: int) -> list[dict]:
-    """The shot's frames from the chunks' sketches (in ``pieces`` order), blended at the seams."""
+    """The shot's frames from the chunks' sketches (in ``pieces`` order): each chunk's strokes
+    take the ids of the strokes of the chunk before that they lie on over the overlap, and
+    the two are blended there."""
     by_index = [{f["index"]: f for f in s["frames"]} for s in sketches]
+    for k in range(1, len(pieces)):
+        shared = [i for i in indices[pieces[k].first:pieces[k].first + max(overlap, 1)] if i in by_index[k - 1]]
+        if shared:
+            ids = matching_ids([by_index[k - 1][i]["strokes"] for i in shared],
+                               [by_index[k][i]["strokes"] for i in shared])
+            by_index[k] = {i: relabel(f, ids) for i, f in by_index[k].items()}
     frames = []
     for position, index in enumerate(indices):
         k = max(i for i, p in enumerate(pieces) if p.first <= position)
