@@ -1,7 +1,7 @@
 """``dynasketch batch``: its overhead over the single runs, and what ``--chunk`` costs in coherence.
 
     python -m bench.batch overhead [--shots 3] [--frames 24] [--rounds 2]
-    python -m bench.batch chunks [--clips a.mp4,...] [--frames 48] [--chunk 12] [--overlap 4]
+    python -m bench.batch chunks [--clips a.mp4,...] [--frames 48] [--chunk 12] [--overlap 8]
 
 ``overhead``: the same three shots (the project's sample clip, fast preset, 6 strokes, no
 preview) sketched one after another by ``dynasketch sketch`` (one process each), then by one
@@ -130,7 +130,7 @@ def main() -> None:
     c.add_argument("--frames", type=int, default=48)
     c.add_argument("--strokes", type=int, default=8)
     c.add_argument("--chunk", type=int, default=12)
-    c.add_argument("--overlap", type=int, default=4)
+    c.add_argument("--overlap", type=int, default=8)
     args = parser.parse_args()
     overhead(args) if args.what == "overhead" else chunks(args)
 

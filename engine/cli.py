@@ -82,8 +82,8 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
                      help="CPU cores for each shot (default 1)")
     bat.add_argument("--chunk", type=int, default=None, metavar="N",
                      help="split shots longer than N frames into chunks sketched in parallel, then stitched")
-    bat.add_argument("--overlap", type=int, default=4, metavar="N",
-                     help="with --chunk: frames each chunk runs on into the next, blended at the seam (default 4)")
+    bat.add_argument("--overlap", type=int, default=8, metavar="N",
+                     help="with --chunk: frames each chunk runs on into the next, blended at the seam (default 8)")
     bat.add_argument("--path-map", action="append", default=[], metavar="FROM=TO",
                      help="on the workers, read paths of the shot list that start with FROM under TO (repeatable)")
     bat.add_argument("--retries", type=int, default=3, help="times a shot whose worker died is run again (default 3)")

@@ -209,10 +209,14 @@ def test_a_long_shot_in_chunks_has_one_set_of_strokes_and_no_jump_at_the_seams(s
     chunk, overlap = 8, 4
     shots = write_csv(tmp_path / "shots.csv", [
         {"clip": sample / "sample.mp4", "out": "long", "mask": sample / "sample.mask.mp4", "frames": "0:24", **FAST,
-         "strokes": 6}])
+         "strokes": 6},
+        {"clip": sample / "sample.mp4", "out": "short", "mask": sample / "sample.mask.mp4", "frames": "0:6", **FAST}])
     root = tmp_path / "root"
     result = batch(shots, "--out", root, "--chunk", chunk, "--overlap", overlap)
     assert result.returncode == 0, result.stderr
+    short = record(root)["short"]                     # no longer than a chunk: sketched in one piece
+    assert short["state"] == "done" and "chunks" not in short and not (root / "short" / ".dynasketch" / "chunks").exists()
+    assert [f["index"] for f in sketch(root / "short")["frames"]] == list(range(6))
     entry, doc = record(root)["long"], sketch(root / "long")
     assert entry["state"] == "done" and entry["chunks"] == 3
     assert doc["complete"] and [f["index"] for f in doc["frames"]] == list(range(24))

@@ -161,6 +161,13 @@ def sketch_chunked(part: dict, board, chunk: int, overlap: int, options: dict, r
         args = sketch_parser().parse_args(["sketch", clip, "--out", out, *argv])
         source = open_video(args.input, args.fps, args.start_number)
         frame_range = parse_frame_range(args.frames, source.info.frame_count)
+    except EngineError as exc:
+        return {**here, "code": EngineError.exit_code, "error": str(exc), "seconds": 0.0, "out": out}
+    remote = remote_functions(ray)
+    task = remote["gpu" if options.get("num_gpus") else "cpu"].options(max_retries=retries, **options)
+    if len(frame_range) <= chunk:                     # a short shot: in one piece, as without --chunk
+        return ray.get(task.remote(part, board))
+    try:
         spec_path = os.path.join(out, chunks.FOLDER, "spec.json")
         spec = {"spec": [part["clip"], *part["argv"]], "chunk": chunk, "overlap": overlap}
         if os.path.exists(os.path.join(out, "sketch.json")) and not args.overwrite:
@@ -179,9 +186,7 @@ def sketch_chunked(part: dict, board, chunk: int, overlap: int, options: dict, r
         json.dump(spec, f)
     indices = list(frame_range.indices())
     step = frame_range.step
-    remote = remote_functions(ray)
-    task = remote["gpu" if options.get("num_gpus") else "cpu"].options(max_retries=retries, **options)
-    base = {**part, "no_preview": True, "argv": [a for a in part["argv"]] + (["--overwrite"] if args.overwrite else [])}
+    base = {**part, "no_preview": True}
     folder = os.path.join(part["out"], chunks.FOLDER)
 
     keys = ray.get(task.remote({**base, "part": "keys", "out": os.path.join(folder, "keys"),
