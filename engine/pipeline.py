@@ -396,6 +396,8 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
         header["source"]["colorspace"] = source.colour.name
     if (mask_file := mask_file_identity(s.mask, s.mask_start_number)) is not None:   # an edited mask is other input
         fingerprint["mask_file"] = mask_file
+    if job.first_strokes is not None and np.shape(job.first_strokes)[0] != s.strokes:
+        raise EngineError(f"{np.shape(job.first_strokes)[0]} first strokes given for --strokes {s.strokes}")
     if job.first_strokes is not None:     # other first strokes are another job
         fingerprint["first_strokes"] = np.asarray(job.first_strokes, np.float64).round(3).tolist()
     folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
