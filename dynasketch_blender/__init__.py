@@ -4,9 +4,10 @@ The engine runs in its own process (see docs/CONTRACT.md); this add-on uses bpy 
 standard library only.
 """
 
-from . import engine_process, install_operators, operators, panels, preferences, properties, revise
+from . import (batch_operators, engine_process, install_operators, operators, panels, preferences, properties,
+               revise)
 
-MODULES = (properties, preferences, operators, revise, install_operators, panels)
+MODULES = (properties, preferences, operators, revise, install_operators, batch_operators, panels)
 
 
 def register():

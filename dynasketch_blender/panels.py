@@ -36,6 +36,8 @@ class DynaSketchMainPanel(DynaSketchPanel):
             layout.label(text=sources.describe(context), icon="SEQUENCE" if context.space_data.type ==
                          "SEQUENCE_EDITOR" else "FILE_MOVIE")
             layout.operator("dynasketch.sketch", icon="OUTLINER_OB_GREASEPENCIL")
+            if context.space_data.type == "SEQUENCE_EDITOR":
+                layout.operator("dynasketch.sketch_strips", icon="SEQ_STRIP_DUPLICATE")
             if settings.status or settings.warning:
                 box = layout.box()
                 if settings.status:

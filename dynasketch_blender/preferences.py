@@ -33,6 +33,9 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
     work_dir: StringProperty(name="Work Folder", subtype="DIR_PATH",
                              description="Where the engine writes each job's frames, log and sketch.json "
                                          "(empty: the system's temporary folder)")
+    ray_address: StringProperty(name="Ray Address", default="",
+                                description="Sketch Selected Strips runs on this Ray cluster (HOST:PORT of its "
+                                            "head, docs/BATCH.md); empty: a local Ray on this computer")
     default_strokes: IntProperty(name="Strokes", default=16, min=1, max=256)
     default_width: FloatProperty(name="Width", default=1.5, min=0.1, max=20.0)
     default_preset: EnumProperty(name="Preset", items=PRESETS, default="default")
@@ -53,6 +56,7 @@ class DynaSketchPreferences(bpy.types.AddonPreferences):
         col.prop(self, "engine_python")
         col.prop(self, "model_dir")
         col.prop(self, "work_dir")
+        col.prop(self, "ray_address")
         col.operator("dynasketch.remove_job_folders", icon="TRASH")
         col = layout.column(heading="New Scenes")
         for name in ("strokes", "width", "preset", "seeds", "device", "background"):

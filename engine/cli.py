@@ -13,10 +13,11 @@ from .devices import CHOICES, prepare_environment
 from .errors import EngineError, Interrupted
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dynasketch",
-                                     description="Turn a video into a temporally coherent stroke sketch.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser_class``: another class for the parser and its commands (the batch reads each
+    shot's options with one that raises EngineError rather than exit: engine/batch/shots.py)."""
+    parser = parser_class(prog="dynasketch", description="Turn a video into a temporally coherent stroke sketch.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=parser_class)
 
     sk = sub.add_parser("sketch", help="sketch a video, every frame of the range")
     sk.add_argument("input", help="video file, image folder, or pattern like frame_%%04d.png")
@@ -74,6 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--progress", default="auto", choices=["auto", "bar", "json", "none"],
                      help="downloads: a bar (auto: when stderr is a terminal), JSON lines, or nothing")
 
+    bat = sub.add_parser("batch", help="sketch a shot list on Ray (a local one, or a cluster): docs/BATCH.md")
+    bat.add_argument("shots", help="CSV (header clip,out,mask,frames and any sketch option) or JSON list of shots")
+    bat.add_argument("--out", required=True, help="root folder: each shot is sketched into OUT/<its out>")
+    bat.add_argument("--address", default=None, metavar="HOST:PORT",
+                     help="a Ray cluster's head (default: $RAY_ADDRESS, else a local Ray started here)")
+    bat.add_argument("--gpus-per-shot", type=float, default=1, metavar="N",
+                     help="GPUs for each shot that runs on CUDA (default 1)")
+    bat.add_argument("--cpus-per-shot", type=float, default=1, metavar="N",
+                     help="CPU cores for each shot (default 1)")
+    bat.add_argument("--chunk", type=int, default=None, metavar="N",
+                     help="split shots longer than N frames into chunks sketched in parallel, then stitched")
+    bat.add_argument("--overlap", type=int, default=8, metavar="N",
+                     help="with --chunk: frames each chunk runs on into the next, blended at the seam (default 8)")
+    bat.add_argument("--path-map", action="append", default=[], metavar="FROM=TO",
+                     help="on the workers, read paths of the shot list that start with FROM under TO (repeatable)")
+    bat.add_argument("--retries", type=int, default=3, help="times a shot whose worker died is run again (default 3)")
+    bat.add_argument("--progress", default="auto", choices=["auto", "bar", "json", "none"])
+
     smp = sub.add_parser("sample", help="write the procedural sample clip (and its mask)")
     smp.add_argument("path", help="video to write, e.g. sample.mp4")
     smp.add_argument("--mask", default=None, help="also write its mask video here")
@@ -105,14 +124,22 @@ class StopFlag:
 
 
 def cmd_sketch(args) -> int:
-    from .pipeline import Job, run_sketch
-    from .progress import frames_text, make_progress
-    from .settings import Settings
+    from .progress import make_progress
 
     kind = args.progress if args.progress != "auto" else ("bar" if sys.stderr.isatty() else "none")
-    progress = make_progress(kind)
     stop = StopFlag()
     stop.install()
+    return sketch_with(args, make_progress(kind), stop)
+
+
+def sketch_with(args, progress, stop, first_strokes=None) -> int:
+    """The sketch of ``args`` reported to ``progress`` (which is closed after), stopped when
+    ``stop()``; the exit code. The batch's workers run each shot with this (engine/batch);
+    ``first_strokes``: see ``pipeline.Job``."""
+    from .pipeline import Job, run_sketch
+    from .progress import frames_text
+    from .settings import Settings
+
     log = os.path.join(os.path.abspath(args.out), "dynasketch.log")
     try:
         settings = Settings.from_preset(args.preset, strokes=args.strokes, width=args.width,
@@ -124,7 +151,8 @@ def cmd_sketch(args) -> int:
         progress.log_path = log
         job = Job(args.input, args.out, settings, args.frames, args.fps, args.overwrite,
                   preview=not args.no_preview, start_number=args.start_number,
-                  colorspace=args.colorspace, ocio_config=args.ocio_config, revise=args.revise)
+                  colorspace=args.colorspace, ocio_config=args.ocio_config, revise=args.revise,
+                  first_strokes=first_strokes)
         summary = run_sketch(job, progress, lambda: stop() or progress.reader_gone)
     except EngineError as exc:
         return user_error(progress, log, str(exc))
@@ -166,6 +194,29 @@ def internal_error(progress, log: str, exc: Exception) -> int:
     where = f"details in {log}" if written else "run again with --progress bar to see more"
     progress.failed(f"internal error ({type(exc).__name__}: {exc}); {where}", log if written else None)
     return 1
+
+
+def cmd_batch(args) -> int:
+    from .batch import run_batch
+
+    kind = args.progress if args.progress != "auto" else ("bar" if sys.stderr.isatty() else "none")
+    try:
+        return run_batch(args, kind)
+    except EngineError:
+        raise
+    except KeyboardInterrupt:
+        print("dynasketch: batch stopped; run the same batch again to resume", file=sys.stderr)
+        return Interrupted.exit_code
+    except Exception as exc:  # a bug: one line, the traceback in ROOT/batch.log
+        log = os.path.join(os.path.abspath(args.out), "batch.log")
+        try:
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(traceback.format_exc())
+        except OSError:
+            log = None
+        print(f"dynasketch: error: internal error ({type(exc).__name__}: {exc})"
+              + (f"; details in {log}" if log else ""), file=sys.stderr)
+        return 1
 
 
 def cmd_doctor(args) -> int:
@@ -215,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"sketch": cmd_sketch, "doctor": cmd_doctor, "models": cmd_models,
-                "sample": cmd_sample}[args.command](args)
+                "sample": cmd_sample, "batch": cmd_batch}[args.command](args)
     except EngineError as exc:
         print(f"dynasketch: error: {exc}", file=sys.stderr)
         return exc.exit_code

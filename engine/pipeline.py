@@ -52,6 +52,9 @@ class Job:
     colorspace: str | None = None            # the footage's colour space in Blender (engine/colour.py)
     ocio_config: str | None = None           # the OpenColorIO config it is from (None: $OCIO)
     revise: str | None = None                # an edited frame to re-sketch forward from (engine/revisions/)
+    # Strokes (N, P, 2), source pixels, for the first frame: kept there, the later frames go on
+    # from them (a chunk of a long shot starts from its keyframe's strokes: engine/batch/chunks.py)
+    first_strokes: list | None = None
 
 
 @dataclass
@@ -404,6 +407,10 @@ def run_sketch(job: Job, progress, should_stop: Callable[[], bool] = lambda: Fal
         header["source"]["colorspace"] = source.colour.name
     if (mask_file := mask_file_identity(s.mask, s.mask_start_number)) is not None:   # an edited mask is other input
         fingerprint["mask_file"] = mask_file
+    if job.first_strokes is not None and np.shape(job.first_strokes)[0] != s.strokes:
+        raise EngineError(f"{np.shape(job.first_strokes)[0]} first strokes given for --strokes {s.strokes}")
+    if job.first_strokes is not None:     # other first strokes are another job
+        fingerprint["first_strokes"] = np.asarray(job.first_strokes, np.float64).round(3).tolist()
     folder = SketchFolder(job.out, header, fingerprint, job.overwrite)
     with folder.locked():                 # one run at a time writes a folder
         return _sketch_into(folder, job, source, frame_range, device, chosen, notes, progress, should_stop, edits)
@@ -508,7 +515,14 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
         if done < total:
             if previous is None or not s.temporal:
                 first = next(stream)
-                if s.temporal:
+                if s.temporal and job.first_strokes is not None:
+                    strokes = first.box.to_canvas(torch.tensor(job.first_strokes, dtype=torch.float64))
+                    strokes = strokes.float().to(device)
+                    sketcher.anchor = sketcher.optimiser.lengths(strokes).detach()
+                    finish([first], strokes[None])
+                    previous = first
+                    save(first, strokes)
+                elif s.temporal:
                     progress.stage("initialise", done, total, f"first frame {first.index}: "
                                    f"{s.seeds} seeds x {s.keyframe_steps} steps")
                     strokes, saliency = sketcher.first(first)

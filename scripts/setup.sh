@@ -22,13 +22,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import engine, torch, av, cv2, bpy, skia, pytest, open_clip, transparent_background, PyOpenColorIO, onnxruntime, onnx" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import engine, torch, av, cv2, bpy, skia, pytest, open_clip, transparent_background, PyOpenColorIO, onnxruntime, onnx, ray" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.installed ] || [ scripts/setup.sh -nt .venv/.installed ]; then
   echo "setup: installing Python packages into .venv (PyTorch is large; this takes a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   # Exact PyTorch pins: other versions download gigabytes. numpy<2 for Blender (bpy 5.0.1).
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1" "numpy<2"
-  .venv/bin/python -m pip install -q -e ".[test]" "torch==2.14.1" "numpy<2" "onnxruntime==1.32.0" "onnx==1.23.2"
+  .venv/bin/python -m pip install -q -e ".[test,farm]" "torch==2.14.1" "numpy<2" "onnxruntime==1.32.0" "onnx==1.23.2" "ray==2.60.0"
   # Neural backends (docs/MODELS.md). transparent-background asks for the GUI build of
   # OpenCV, which would clash with opencv-python-headless: install it without its
   # dependencies, then the ones its Remover uses.

@@ -58,8 +58,8 @@ def test_the_sequencer_panel_shows_the_sequencer_scene(blender, disc_movie):
     context = SimpleNamespace(scene=bpy.context.scene, sequencer_scene=edit,
                               space_data=SimpleNamespace(type="SEQUENCE_EDITOR"))
     drawn = draw(bpy, panels.DYNASKETCH_PT_sequencer, context)
-    assert drawn[:3] == [("label", "take: frames 20-29"), ("operator", "dynasketch.sketch"),
-                         ("label", "Sketched 10 frames into take Sketch")]
+    assert drawn[:4] == [("label", "take: frames 20-29"), ("operator", "dynasketch.sketch"),
+                         ("operator", "dynasketch.sketch_strips"), ("label", "Sketched 10 frames into take Sketch")]
     assert not any("Log:" in str(item) for item in drawn)
     result = draw(bpy, panels.DYNASKETCH_PT_sequencer_result, context)
     assert result == [("prop", "target_object"), ("prop", "background"), *REVISE]    # the edit is never matched
