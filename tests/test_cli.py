@@ -29,7 +29,8 @@ def check_contract(sketch: dict, strokes: int, frames: list[int]):
         assert [s["id"] for s in frame["strokes"]] == list(range(strokes))
         for s in frame["strokes"]:
             pts = np.array(s["points"])
-            assert pts.shape == (4, 2)
+            assert pts.shape == (13, 2)                      # one cubic, cut in 4 for line weight
+            assert len(s["widths"]) == 5 and min(s["widths"]) > 0
             assert (pts[:, 0] > -0.25 * w).all() and (pts[:, 0] < 1.25 * w).all()
             assert (pts[:, 1] > -0.25 * h).all() and (pts[:, 1] < 1.25 * h).all()
             assert s["width"] > 0 and 0 < s["opacity"] <= 1
