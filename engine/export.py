@@ -62,20 +62,24 @@ def _read_quietly(f) -> str:
 
 
 def stroke_records(points: np.ndarray, width: float, opacity: float = 1.0,
-                   widths: np.ndarray | None = None) -> list[dict]:
+                   widths: np.ndarray | None = None, colours: np.ndarray | None = None) -> list[dict]:
     """``(N, P, 2)`` source-pixel control points -> the contract's stroke objects;
-    ``widths`` ``(N, (P-1)/3+1)``: a width per on-curve point (``engine.widths``)."""
+    ``widths`` ``(N, (P-1)/3+1)``: a width per on-curve point, ``colours`` ``(N, 3)``: the
+    footage's colour under each stroke (``engine.ink``)."""
     records = [{"id": i, "points": [[round(float(x), 3), round(float(y), 3)] for x, y in stroke],
                 "width": round(float(width), 4), "opacity": opacity}
                for i, stroke in enumerate(points)]
     if widths is not None:
         for record, row in zip(records, widths):
             record["widths"] = [round(float(w), 3) for w in row]
+    if colours is not None:
+        for record, rgb in zip(records, colours):
+            record["colour"] = [round(float(c), 4) for c in rgb]
     return records
 
 
 def svg_document(strokes: list[dict], width: int, height: int) -> str:
-    from .widths.outline import outline_path
+    from .ink.outline import outline_path
 
     paths = []
     for s in strokes:

@@ -33,7 +33,7 @@ from .preview import write_preview
 from .settings import Settings
 from .tracking import grid_queries, with_grid_fallback
 from .video import FrameRange, open_video, parse_frame_range
-from .widths import LineWeights
+from .ink import StrokeInk
 
 
 @dataclass
@@ -443,9 +443,9 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
         # One line weight for the whole clip, in source pixels: the stroke width on the whole
         # frame's canvas, whatever the subject window's zoom.
         weight = [s.width * s.canvas / 224.0 / framing.base.scale]
-        weights = LineWeights()                   # a width per on-curve point (engine/widths)
+        ink = StrokeInk()                         # widths along strokes, footage colours (engine/ink)
         if folder.frames:
-            weights.resume_from(folder.frames[-1]["strokes"])
+            ink.resume_from(folder.frames[-1]["strokes"])
 
         def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
             for frame, points in zip(frames, strokes.detach().cpu().numpy()):
@@ -453,9 +453,9 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
                 if flag is None and frame.masked and not bool(frame.mask.any()):
                     flag = "empty: no subject on this frame; the strokes follow the tracks"
                 mask = frame.mask[0].cpu().numpy() > 0.5 if frame.masked else None
-                points, widths = weights.weigh(points, frame.rgb, mask, weight[0])
-                folder.add_frame(frame.index, stroke_records(frame.box.to_source(points), weight[0], widths=widths),
-                                 mask_note=flag)
+                points, widths, colours = ink.draw(points, frame.rgb, mask, frame.box.inside(), weight[0])
+                folder.add_frame(frame.index, stroke_records(frame.box.to_source(points), weight[0], widths=widths,
+                                                             colours=colours), mask_note=flag)
                 if flag:
                     progress.log(f"frame {frame.index}: mask {flag}")
 

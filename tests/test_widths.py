@@ -1,4 +1,4 @@
-"""Line weight (engine/widths): split strokes are the same curve; widths follow the line under
+"""Line weight (engine/ink): split strokes are the same curve; widths follow the line under
 the stroke, taper at both ends and hold steady over time; the SVGs show them; a real run
 writes them."""
 import json
@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from engine import bezier
 from engine.export import stroke_records, svg_document
-from engine.widths import LineWeights, split
+from engine.ink import LineWeights, split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -131,3 +131,21 @@ def test_a_run_writes_widths_in_sketch_json_and_svg(disc_clip, tmp_path):
     assert np.abs(np.diff(by_id, axis=0)).mean() < 0.15 * by_id.mean()    # no flicker
     svg = (out / "svg" / "frame_000003.svg").read_text()
     assert len(outline_polygons(svg)) == 4
+    assert all(len(s["colour"]) == 3 for f in sketch["frames"] for s in f["strokes"])
+
+
+def test_colour_is_the_footage_under_the_stroke_and_steady():
+    from engine.ink import StrokeColours
+
+    rgb = np.full((224, 224, 3), 240, np.uint8)
+    rgb[100:140] = (200, 90, 30)                                       # an orange band
+    colours = StrokeColours()
+    got = colours.colour(split(straight(120)[None]), rgb, None)
+    assert np.abs(got[0] * 255 - (200, 90, 30)).max() < 1.0
+    noisy = rgb.copy()
+    noisy[117:124] = (20, 20, 200)                                     # a blue line under it for a frame
+    once = colours.colour(split(straight(120)[None]), noisy, None)
+    raw = StrokeColours().colour(split(straight(120)[None]), noisy, None)
+    assert np.abs(once - got).max() < 0.5 * np.abs(raw - got).max()
+    inside = np.zeros((224, 224), bool)                                # off the frame: as it was
+    assert np.allclose(colours.colour(split(straight(120)[None]), rgb, inside), once)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import sample
+from .weight import sample
 
 PER_SEGMENT = 8      # outline points per cubic segment
 CAP = 6              # points on each round cap
