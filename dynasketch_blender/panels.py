@@ -94,6 +94,12 @@ class DynaSketchOutputPanel(DynaSketchPanel):
         layout.prop(settings, "background")
         if self.matches_scene:
             layout.prop(settings, "match_scene")
+        layout.prop(settings, "style")
+        layout.prop(settings, "line_colour")
+        if settings.line_colour == "custom":
+            layout.prop(settings, "line_custom")
+        layout.prop(settings, "boil")
+        layout.operator("dynasketch.apply_style", icon="BRUSH_DATA")
 
 
 class DYNASKETCH_PT_clip(DynaSketchMainPanel, bpy.types.Panel):

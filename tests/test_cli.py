@@ -248,9 +248,9 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(small_di
 
     disk, grow = small_disk
     clip = str(disk.parent / "walk.mp4")
-    write_sample(clip, None, frames=24, width=160, height=120)
+    write_sample(clip, None, frames=24, width=320, height=240)
     out = disk / "out"
-    # 3 strokes: a sketch.json well smaller than its preview (input beside sketch)
+    # 3 strokes: a sketch.json (with line weight and colour) well smaller than its preview
     args = ["sketch", clip, "--out", out, "--preset", "fast", "--strokes", 3, "--seeds", 1]
     full = dynasketch(*args)
     line = one_line_error(full)

@@ -1,0 +1,140 @@
+"""Styles rendered through Blender: a contact sheet, and what a style adds to a render.
+
+    python -m bench.styles SKETCH.json [--sheet OUT.png] [--frame 6] [--repeats 5]
+
+Each style (docs/STYLES.md) is imported with Import DynaSketch and rendered headless with
+Workbench and EEVEE, each in a Blender of its own (``bpy`` in a subprocess: one style per
+process, as an artist renders after choosing one; a background Blender that has rendered
+once does not take a changed stroke material). ``--sheet`` writes the renders side by side
+with the footage colour and a chosen colour, and the sketch's own SVG for comparison.
+
+Timing: Workbench renders of one frame, ``--repeats`` times after a first (warm-up) render,
+median, for each style and for ``plain``: the result as before styles (one black material,
+no modifiers, the engine's widths). The ratio style / plain is what a style adds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STYLES = ("ink", "pencil", "brush", "marker", "chalk")
+
+RENDER = r"""
+import json, os, sys, time, bpy
+sys.path.insert(0, {root!r})
+bpy.ops.wm.read_factory_settings(use_empty=True)
+import dynasketch_blender
+from dynasketch_blender import styles
+dynasketch_blender.register()
+style, colour = {style!r}, {colour!r}
+bpy.ops.dynasketch.import_sketch(filepath={sketch!r}, background="paper", style="ink" if style == "plain" else style,
+                                 line_colour=colour, line_custom=(0.05, 0.25, 0.8), boil={boil!r})
+scene = bpy.context.scene
+obj = [o for o in bpy.data.objects if o.type == "GREASEPENCIL"][0]
+if style == "plain":                      # as before styles: one black material, no modifiers
+    for mod in list(obj.modifiers):
+        obj.modifiers.remove(mod)
+scene.render.image_settings.file_format = "PNG"
+scene.frame_set({frame})
+times = {{}}
+for engine in {engines!r}:
+    scene.render.engine = engine
+    scene.render.filepath = os.path.join({out!r}, f"{{style}}-{{colour}}-{{engine}}.png")
+    runs = []
+    for _ in range(1 + {repeats}):
+        start = time.perf_counter()
+        bpy.ops.render.render(write_still=True)
+        runs.append(time.perf_counter() - start)
+    times[engine] = runs[1:] or runs
+print("TIMES " + json.dumps(times), flush=True)
+os._exit(0)
+"""
+
+ENGINES = ("BLENDER_WORKBENCH", "BLENDER_EEVEE")
+
+
+def render(sketch: str, style: str, out: str, colour: str = "medium", frame: int = 6, repeats: int = 0,
+           engines=ENGINES, boil: bool = False) -> dict:
+    """Render ``style`` in a Blender of its own; each engine's render times (s) and PNG paths."""
+    script = RENDER.format(root=ROOT, sketch=os.path.abspath(sketch), style=style, colour=colour, frame=frame,
+                           out=out, repeats=repeats, engines=tuple(engines), boil=boil)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("TIMES ")), None)
+    if line is None:
+        raise RuntimeError(f"{style}: Blender did not render ({done.returncode}): {done.stderr[-1500:]}")
+    times = json.loads(line[6:])
+    return {engine: (times[engine], os.path.join(out, f"{style}-{colour}-{engine}.png")) for engine in times}
+
+
+def labelled(path: str, text: str, height: int) -> Image.Image:
+    image = Image.open(path).convert("RGB")
+    image = image.resize((round(image.width * height / image.height), height))
+    pen = ImageDraw.Draw(image)
+    pen.rectangle([0, 0, 8 + 7 * len(text), 16], fill="white")
+    pen.text((4, 2), text, fill="black", font=ImageFont.load_default())
+    return image
+
+
+def svg_picture(sketch: dict, frame: int, size: tuple[int, int]) -> Image.Image:
+    """The sketch's SVG of that frame as any viewer fills it (its outlines), drawn with Pillow."""
+    from engine.ink.outline import outline
+
+    index = sketch["frames"][frame - 1]["index"]
+    image = Image.new("RGB", (sketch["width"], sketch["height"]), "white")
+    pen = ImageDraw.Draw(image)
+    for s in next(f for f in sketch["frames"] if f["index"] == index)["strokes"]:
+        pen.polygon([tuple(p) for p in outline(s["points"], s["widths"])], fill="black")
+    return image.resize(size)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sketch")
+    parser.add_argument("--sheet", default="")
+    parser.add_argument("--frame", type=int, default=6, help="scene frame to render")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--height", type=int, default=240)
+    args = parser.parse_args(argv)
+    out = tempfile.mkdtemp(prefix="styles-")
+    results = {name: render(args.sketch, name, out, frame=args.frame, repeats=args.repeats,
+                            engines=("BLENDER_WORKBENCH",) if name == "plain" else ENGINES)
+               for name in ("plain",) + STYLES}
+    base = float(np.median(results["plain"]["BLENDER_WORKBENCH"][0]))
+    print(f"Workbench, one frame, median of {args.repeats}: plain {base:.3f} s")
+    for name in STYLES:
+        wb = float(np.median(results[name]["BLENDER_WORKBENCH"][0]))
+        print(f"  {name:7s} {wb:.3f} s  x{wb / base:.3f}")
+    if args.sheet:
+        extra = {c: render(args.sketch, "ink", out, colour=c, frame=args.frame, engines=("BLENDER_EEVEE",))
+                 for c in ("footage", "custom")}
+        h = args.height
+        rows = [[labelled(results[n][e][1], f"{n} ({'Workbench' if 'WORK' in e else 'EEVEE'})", h) for n in STYLES]
+                for e in ENGINES]
+        with open(args.sketch) as f:
+            sketch = json.load(f)
+        first = rows[0][0]
+        svg = svg_picture(sketch, args.frame, first.size)
+        svg_path = os.path.join(out, "svg.png")
+        svg.save(svg_path)
+        rows.append([labelled(extra["footage"]["BLENDER_EEVEE"][1], "ink, footage colour", h),
+                     labelled(extra["custom"]["BLENDER_EEVEE"][1], "ink, chosen colour", h),
+                     labelled(svg_path, "the frame's SVG", h)])
+        w = first.width
+        sheet = Image.new("RGB", (w * len(STYLES), h * len(rows)), (128, 128, 128))
+        for r, row in enumerate(rows):
+            for c, image in enumerate(row):
+                sheet.paste(image, (c * w, r * h))
+        sheet.save(args.sheet)
+        print("sheet:", args.sheet)
+
+
+if __name__ == "__main__":
+    main()
