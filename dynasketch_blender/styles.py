@@ -176,10 +176,10 @@ def _line_colour(obj, colour: str, custom) -> str:
 
 
 def _boil(obj) -> None:
+    """A gentle, smooth wobble (the sketch plane is 2 units high), a new one every 2 frames."""
     boil = _modifier(obj, "Boil", "GREASE_PENCIL_NOISE")
-    size = float(obj.get("dynasketch_radius", 0.01))
-    boil.factor, boil.factor_thickness, boil.factor_strength = 0.6 * size / 0.0125, 0.15, 0.0
-    boil.noise_scale, boil.use_random, boil.random_mode, boil.step = 0.4, True, "STEP", BOIL_STEP
+    boil.factor, boil.factor_thickness, boil.factor_strength = 0.1, 0.1, 0.0
+    boil.noise_scale, boil.use_random, boil.random_mode, boil.step = 0.1, True, "STEP", BOIL_STEP
 
 
 def set_paper(scene: bpy.types.Scene, style: str) -> None:
