@@ -129,11 +129,25 @@ def _modifier(obj, role: str, kind: str):
     return mod
 
 
+def one_radius(obj) -> float:
+    """The strokes' one width as a radius: as the builder recorded it, else (a result built
+    before line weight) the middle of the first drawing's radii."""
+    if "dynasketch_radius" in obj:
+        return float(obj["dynasketch_radius"])
+    for frame in obj.data.layers[LAYER_NAME].frames:
+        radii = frame.drawing.attributes.get("radius")
+        if radii is not None and len(radii.data):
+            values = [0.0] * len(radii.data)
+            radii.data.foreach_get("value", values)
+            return sorted(values)[len(values) // 2]
+    return 0.01
+
+
 def _medium_modifiers(obj, medium: Medium) -> None:
     thickness = _modifier(obj, "Weight", "GREASE_PENCIL_THICKNESS")
     if medium.even:
         thickness.use_uniform_thickness = True
-        thickness.thickness = float(obj.get("dynasketch_radius", 0.01)) * medium.thickness
+        thickness.thickness = one_radius(obj) * medium.thickness
     else:
         thickness.thickness_factor = medium.thickness
     if medium.taper:
