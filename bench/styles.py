@@ -1,6 +1,6 @@
 """Styles rendered through Blender: a contact sheet, and what a style adds to a render.
 
-    python -m bench.styles SKETCH.json [--sheet OUT.png] [--frame 6] [--repeats 5]
+    python -m bench.styles SKETCH.json [--sheet OUT.png] [--frame 6] [--repeats 5] [--rounds 1]
 
 Each style (docs/STYLES.md) is imported with Import DynaSketch and rendered headless with
 Workbench and EEVEE, each in a Blender of its own (``bpy`` in a subprocess: one style per
@@ -9,7 +9,7 @@ once does not take a changed stroke material). ``--sheet`` writes the renders si
 with the footage colour and a chosen colour, and the sketch's own SVG for comparison.
 
 Timing: Workbench renders of one frame, ``--repeats`` times after a first (warm-up) render,
-median, for each style and for ``plain``: the result as before styles (one black material,
+median (over ``--rounds`` passes through all of them, interleaved), for each style and for ``plain``: the result as before styles (one black material,
 no modifiers, the engine's widths). The ratio style / plain is what a style adds.
 """
 from __future__ import annotations
@@ -74,9 +74,11 @@ def render(sketch: str, style: str, out: str, colour: str = "medium", frame: int
     return {engine: (times[engine], os.path.join(out, f"{style}-{colour}-{engine}.png")) for engine in times}
 
 
-def labelled(path: str, text: str, height: int) -> Image.Image:
+def labelled(path: str, text: str, height: int, crop=None) -> Image.Image:
     image = Image.open(path).convert("RGB")
-    image = image.resize((round(image.width * height / image.height), height))
+    if crop is not None:
+        image = image.crop(crop)
+    image = image.resize((round(image.width * height / image.height), height), Image.LANCZOS)
     pen = ImageDraw.Draw(image)
     pen.rectangle([0, 0, 8 + 7 * len(text), 16], fill="white")
     pen.text((4, 2), text, fill="black", font=ImageFont.load_default())
@@ -88,11 +90,25 @@ def svg_picture(sketch: dict, frame: int, size: tuple[int, int]) -> Image.Image:
     from engine.ink.outline import outline
 
     index = sketch["frames"][frame - 1]["index"]
-    image = Image.new("RGB", (sketch["width"], sketch["height"]), "white")
+    k = 4                                                    # drawn 4x and reduced: antialiased
+    image = Image.new("RGB", (sketch["width"] * k, sketch["height"] * k), "white")
     pen = ImageDraw.Draw(image)
     for s in next(f for f in sketch["frames"] if f["index"] == index)["strokes"]:
-        pen.polygon([tuple(p) for p in outline(s["points"], s["widths"])], fill="black")
-    return image.resize(size)
+        pen.polygon([tuple(p) for p in outline(s["points"], s["widths"]) * k], fill="black")
+    return image.resize(size, Image.LANCZOS)
+
+
+def ink_box(path: str, margin: int = 12) -> tuple[int, int, int, int]:
+    """The box around the ink of a render on white paper, with a margin, as wide as the frame's
+    aspect wants for its height."""
+    grey = np.asarray(Image.open(path).convert("L"))
+    ys, xs = np.nonzero(grey < 200)
+    h, w = grey.shape
+    y0, y1 = max(0, ys.min() - margin), min(h, ys.max() + margin)
+    side = (y1 - y0) * 3 // 4
+    cx = (xs.min() + xs.max()) // 2
+    x0 = int(np.clip(cx - side // 2, 0, max(0, w - side)))
+    return x0, int(y0), x0 + side, int(y1)
 
 
 def main(argv=None) -> None:
@@ -101,32 +117,38 @@ def main(argv=None) -> None:
     parser.add_argument("--sheet", default="")
     parser.add_argument("--frame", type=int, default=6, help="scene frame to render")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1, help="times through all styles, interleaved")
     parser.add_argument("--height", type=int, default=240)
     args = parser.parse_args(argv)
     out = tempfile.mkdtemp(prefix="styles-")
-    results = {name: render(args.sketch, name, out, frame=args.frame, repeats=args.repeats,
-                            engines=("BLENDER_WORKBENCH",) if name == "plain" else ENGINES)
-               for name in ("plain",) + STYLES}
-    base = float(np.median(results["plain"]["BLENDER_WORKBENCH"][0]))
-    print(f"Workbench, one frame, median of {args.repeats}: plain {base:.3f} s")
+    times: dict = {}
+    for _ in range(args.rounds):          # interleaved, so that the shared machine's load hits all alike
+        results = {name: render(args.sketch, name, out, frame=args.frame, repeats=args.repeats,
+                                engines=("BLENDER_WORKBENCH",) if name == "plain" else ENGINES)
+                   for name in ("plain",) + STYLES}
+        for name, by_engine in results.items():
+            times.setdefault(name, []).extend(by_engine["BLENDER_WORKBENCH"][0])
+    base = float(np.median(times["plain"]))
+    print(f"Workbench, one frame, median of {len(times['plain'])} renders: plain {base:.3f} s")
     for name in STYLES:
-        wb = float(np.median(results[name]["BLENDER_WORKBENCH"][0]))
+        wb = float(np.median(times[name]))
         print(f"  {name:7s} {wb:.3f} s  x{wb / base:.3f}")
     if args.sheet:
         extra = {c: render(args.sketch, "ink", out, colour=c, frame=args.frame, engines=("BLENDER_EEVEE",))
                  for c in ("footage", "custom")}
         h = args.height
-        rows = [[labelled(results[n][e][1], f"{n} ({'Workbench' if 'WORK' in e else 'EEVEE'})", h) for n in STYLES]
-                for e in ENGINES]
+        box = ink_box(results["ink"]["BLENDER_WORKBENCH"][1])       # the drawing, cropped around
+        rows = [[labelled(results[n][e][1], f"{n} ({'Workbench' if 'WORK' in e else 'EEVEE'})", h, box)
+                 for n in STYLES] for e in ENGINES]
         with open(args.sketch) as f:
             sketch = json.load(f)
-        first = rows[0][0]
-        svg = svg_picture(sketch, args.frame, first.size)
+        svg = svg_picture(sketch, args.frame, (sketch["width"], sketch["height"]))
         svg_path = os.path.join(out, "svg.png")
         svg.save(svg_path)
-        rows.append([labelled(extra["footage"]["BLENDER_EEVEE"][1], "ink, footage colour", h),
-                     labelled(extra["custom"]["BLENDER_EEVEE"][1], "ink, chosen colour", h),
-                     labelled(svg_path, "the frame's SVG", h)])
+        rows.append([labelled(extra["footage"]["BLENDER_EEVEE"][1], "ink, footage colour", h, box),
+                     labelled(extra["custom"]["BLENDER_EEVEE"][1], "ink, chosen colour", h, box),
+                     labelled(svg_path, "the frame's SVG", h, box)])
+        first = rows[0][0]
         w = first.width
         sheet = Image.new("RGB", (w * len(STYLES), h * len(rows)), (128, 128, 128))
         for r, row in enumerate(rows):
