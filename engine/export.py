@@ -79,13 +79,14 @@ def stroke_records(points: np.ndarray, width: float, opacity: float = 1.0,
 
 
 def svg_document(strokes: list[dict], width: int, height: int) -> str:
-    from .ink.outline import outline_path
+    from .ink.outline import outline_paths
 
+    outlined = outline_paths(strokes)       # variable width: the filled shape each stroke covers
     paths = []
     for s in strokes:
         pts = s["points"]
-        if "widths" in s:           # variable width: the filled shape it covers
-            paths.append(f'  <path id="stroke-{s["id"]}" d="{outline_path(pts, s["widths"])}" fill="black" '
+        if s["id"] in outlined:
+            paths.append(f'  <path id="stroke-{s["id"]}" d="{outlined[s["id"]]}" fill="black" '
                          f'fill-opacity="{s["opacity"]}" stroke="none"/>')
             continue
         d = f"M {pts[0][0]} {pts[0][1]}" + "".join(
