@@ -8,9 +8,10 @@ process, as an artist renders after choosing one; a background Blender that has 
 once does not take a changed stroke material). ``--sheet`` writes the renders side by side
 with the footage colour and a chosen colour, and the sketch's own SVG for comparison.
 
-Timing: Workbench renders of one frame, ``--repeats`` times after a first (warm-up) render,
-median (over ``--rounds`` passes through all of them, interleaved), for each style and for ``plain``: the result as before styles (one black material,
-no modifiers, the engine's widths). The ratio style / plain is what a style adds.
+Timing: in each style's Blender, Workbench renders of one frame of the styled result and of
+its plain twin (the result as before styles: the builder's black material, no modifiers, the
+engine's widths; the other one hidden), interleaved ``--repeats`` times after a warm-up,
+medians (over ``--rounds`` passes). The ratio style / plain is what a style adds.
 """
 from __future__ import annotations
 
@@ -35,25 +36,36 @@ import dynasketch_blender
 from dynasketch_blender import styles
 dynasketch_blender.register()
 style, colour = {style!r}, {colour!r}
-bpy.ops.dynasketch.import_sketch(filepath={sketch!r}, background="paper", style="ink" if style == "plain" else style,
+bpy.ops.dynasketch.import_sketch(filepath={sketch!r}, background="paper", style=style,
                                  line_colour=colour, line_custom=(0.05, 0.25, 0.8), boil={boil!r})
 scene = bpy.context.scene
 obj = [o for o in bpy.data.objects if o.type == "GREASEPENCIL"][0]
-if style == "plain":                      # as before styles: one black material, no modifiers
-    for mod in list(obj.modifiers):
-        obj.modifiers.remove(mod)
+# its plain twin, as results were before styles: the builder's black material, no modifiers,
+# the engine's widths; made before the first render (see the module docstring)
+plain = obj.copy()
+plain.data = obj.data.copy()
+for mod in list(plain.modifiers):
+    plain.modifiers.remove(mod)
+for frame in plain.data.layers["Sketch"].frames:
+    frame.drawing.attributes["material_index"].data.foreach_set("value", [0] * len(frame.drawing.strokes))
+obj.users_collection[0].objects.link(plain)
+plain.hide_render = True
 scene.render.image_settings.file_format = "PNG"
 scene.frame_set({frame})
-times = {{}}
+times = {{"style": [], "plain": []}}
 for engine in {engines!r}:
     scene.render.engine = engine
     scene.render.filepath = os.path.join({out!r}, f"{{style}}-{{colour}}-{{engine}}.png")
-    runs = []
-    for _ in range(1 + {repeats}):
-        start = time.perf_counter()
-        bpy.ops.render.render(write_still=True)
-        runs.append(time.perf_counter() - start)
-    times[engine] = runs[1:] or runs
+    bpy.ops.render.render(write_still=True)
+scene.render.engine = "BLENDER_WORKBENCH"
+for which in ["plain", "style"] + ["style", "plain"] * {repeats}:     # interleaved: the load hits both
+    plain.hide_render, obj.hide_render = which == "style", which == "plain"
+    start = time.perf_counter()
+    bpy.ops.render.render()
+    times[which].append(time.perf_counter() - start)
+plain.hide_render, obj.hide_render = False, True            # the twin drew ink too: see main
+scene.render.filepath = os.path.join({out!r}, f"{{style}}-{{colour}}-plain.png")
+bpy.ops.render.render(write_still=True)
 print("TIMES " + json.dumps(times), flush=True)
 os._exit(0)
 """
@@ -63,7 +75,9 @@ ENGINES = ("BLENDER_WORKBENCH", "BLENDER_EEVEE")
 
 def render(sketch: str, style: str, out: str, colour: str = "medium", frame: int = 6, repeats: int = 0,
            engines=ENGINES, boil: bool = False) -> dict:
-    """Render ``style`` in a Blender of its own; each engine's render times (s) and PNG paths."""
+    """Render ``style`` in a Blender of its own: each engine's PNG, and ``times``: Workbench
+    renders of the frame (s), ``style`` and ``plain`` (its twin without a style) interleaved,
+    the first of each left out (warm-up)."""
     script = RENDER.format(root=ROOT, sketch=os.path.abspath(sketch), style=style, colour=colour, frame=frame,
                            out=out, repeats=repeats, engines=tuple(engines), boil=boil)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
@@ -71,7 +85,8 @@ def render(sketch: str, style: str, out: str, colour: str = "medium", frame: int
     if line is None:
         raise RuntimeError(f"{style}: Blender did not render ({done.returncode}): {done.stderr[-1500:]}")
     times = json.loads(line[6:])
-    return {engine: (times[engine], os.path.join(out, f"{style}-{colour}-{engine}.png")) for engine in times}
+    return {"times": times, "plain": os.path.join(out, f"{style}-{colour}-plain.png"),
+            **{engine: os.path.join(out, f"{style}-{colour}-{engine}.png") for engine in engines}}
 
 
 def labelled(path: str, text: str, height: int, crop=None) -> Image.Image:
@@ -122,31 +137,35 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     out = tempfile.mkdtemp(prefix="styles-")
     times: dict = {}
-    for _ in range(args.rounds):          # interleaved, so that the shared machine's load hits all alike
-        results = {name: render(args.sketch, name, out, frame=args.frame, repeats=args.repeats,
-                                engines=("BLENDER_WORKBENCH",) if name == "plain" else ENGINES)
-                   for name in ("plain",) + STYLES}
-        for name, by_engine in results.items():
-            times.setdefault(name, []).extend(by_engine["BLENDER_WORKBENCH"][0])
-    base = float(np.median(times["plain"]))
-    print(f"Workbench, one frame, median of {len(times['plain'])} renders: plain {base:.3f} s")
+    for _ in range(args.rounds):
+        results = {name: render(args.sketch, name, out, frame=args.frame, repeats=args.repeats) for name in STYLES}
+        for name in STYLES:
+            for which, runs in results[name]["times"].items():
+                times.setdefault(name, {}).setdefault(which, []).extend(runs[1:])
+    print(f"Workbench render of one frame, medians of {args.repeats * args.rounds} renders each, "
+          "the style and its plain twin interleaved in one Blender:")
     for name in STYLES:
-        wb = float(np.median(times[name]))
-        print(f"  {name:7s} {wb:.3f} s  x{wb / base:.3f}")
+        drawn = [np.asarray(Image.open(results[name][k]).convert("L")).min() for k in ("BLENDER_WORKBENCH", "plain")]
+        if name != "chalk" and max(drawn) > 200:                        # pencil is light grey
+            raise RuntimeError(f"{name}: a render without ink ({drawn}); the timing would mean nothing")
+        styled, plain = float(np.median(times[name]["style"])), float(np.median(times[name]["plain"]))
+        paired = float(np.median(np.array(times[name]["style"]) / np.array(times[name]["plain"])))
+        print(f"  {name:7s} {styled:.3f} s, plain {plain:.3f} s: x{styled / plain:.3f} "
+              f"(median of the renders side by side: x{paired:.3f})")
     if args.sheet:
-        extra = {c: render(args.sketch, "ink", out, colour=c, frame=args.frame, engines=("BLENDER_EEVEE",))
-                 for c in ("footage", "custom")}
+        extra = {c: render(args.sketch, "ink", out, colour=c, frame=args.frame, repeats=0,
+                           engines=("BLENDER_EEVEE",)) for c in ("footage", "custom")}
         h = args.height
-        box = ink_box(results["ink"]["BLENDER_WORKBENCH"][1])       # the drawing, cropped around
-        rows = [[labelled(results[n][e][1], f"{n} ({'Workbench' if 'WORK' in e else 'EEVEE'})", h, box)
+        box = ink_box(results["ink"]["BLENDER_WORKBENCH"])       # the drawing, cropped around
+        rows = [[labelled(results[n][e], f"{n} ({'Workbench' if 'WORK' in e else 'EEVEE'})", h, box)
                  for n in STYLES] for e in ENGINES]
         with open(args.sketch) as f:
             sketch = json.load(f)
         svg = svg_picture(sketch, args.frame, (sketch["width"], sketch["height"]))
         svg_path = os.path.join(out, "svg.png")
         svg.save(svg_path)
-        rows.append([labelled(extra["footage"]["BLENDER_EEVEE"][1], "ink, footage colour", h, box),
-                     labelled(extra["custom"]["BLENDER_EEVEE"][1], "ink, chosen colour", h, box),
+        rows.append([labelled(extra["footage"]["BLENDER_EEVEE"], "ink, footage colour", h, box),
+                     labelled(extra["custom"]["BLENDER_EEVEE"], "ink, chosen colour", h, box),
                      labelled(svg_path, "the frame's SVG", h, box)])
         first = rows[0][0]
         w = first.width
