@@ -14,6 +14,7 @@ import tempfile
 import numpy as np
 
 from .errors import EngineError
+from .ink.outline import outline_paths
 
 FORMAT = "dynasketch.sketch"
 VERSION = 1
@@ -79,8 +80,6 @@ def stroke_records(points: np.ndarray, width: float, opacity: float = 1.0,
 
 
 def svg_document(strokes: list[dict], width: int, height: int) -> str:
-    from .ink.outline import outline_paths
-
     outlined = outline_paths(strokes)       # variable width: the filled shape each stroke covers
     paths = []
     for s in strokes:

@@ -22,6 +22,7 @@ from .devices import pick_device
 from .colour import ShownColours
 from .errors import EngineError, Interrupted
 from .export import SketchFolder, stroke_records
+from .ink import StrokeInk
 from .backends import build_guidance, build_rasterizer, build_saliency, build_tracker, choose_backends
 from .lines import extract_lines
 from .losses import find_groups
@@ -33,7 +34,6 @@ from .preview import write_preview
 from .settings import Settings
 from .tracking import grid_queries, with_grid_fallback
 from .video import FrameRange, open_video, parse_frame_range
-from .ink import StrokeInk
 
 
 @dataclass
