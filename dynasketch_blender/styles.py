@@ -181,7 +181,8 @@ def _line_colour(obj, colour: str, custom) -> str:
         if colour != "footage" or not len(drawing.strokes):
             continue
         if source is None:
-            note = "this sketch has no footage colours (sketch it again with this engine); lines keep the medium's colour"
+            note = ("this sketch has no footage colours (sketch it again with this engine); "
+                    "lines keep the medium's colour")
             continue
         values = [0.0] * (4 * len(source.data))
         source.data.foreach_get("color", values)
