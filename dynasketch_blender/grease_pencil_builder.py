@@ -16,6 +16,7 @@ LAYER_NAME = "Sketch"
 INK_MATERIAL = "DynaSketch Ink"
 STROKE_ID = "dynasketch_id"
 STROKE_LOCKED = "dynasketch_locked"        # kept as drawn in the next re-sketch (revise.py)
+FOOTAGE_COLOUR = "dynasketch_footage_colour"   # per point: the footage under the stroke (linear), for styles
 
 
 @dataclass(frozen=True)
@@ -69,29 +70,40 @@ def bezier_handles(points: list) -> tuple[list, list, list]:
     return knots, left, right
 
 
+def _linear(c: float) -> float:
+    """An sRGB value (0-1) in Blender's scene linear, as colour attributes hold colours."""
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
 def _set_point_attribute(drawing, name: str, kind: str, values: list) -> None:
     attr = drawing.attributes.get(name) or drawing.attributes.new(name, kind, "POINT")
-    attr.data.foreach_set("vector" if kind == "FLOAT_VECTOR" else "value", values)
+    field = {"FLOAT_VECTOR": "vector", "FLOAT_COLOR": "color"}.get(kind, "value")
+    attr.data.foreach_set(field, values)
 
 
 def fill_drawing(drawing, strokes: list, placement: Placement, material_index: int = 0) -> None:
     """Add ``strokes`` (contract strokes) to an empty drawing as Bezier curves."""
     drawing.add_strokes([(len(s.points) - 1) // 3 + 1 for s in strokes])
     drawing.set_types(type="BEZIER")
-    pos, hl, hr, radius, opacity = [], [], [], [], []
+    pos, hl, hr, radius, opacity, colour = [], [], [], [], [], []
     for s in strokes:
         knots, left, right = bezier_handles(s.points)
-        for k, lft, rgt in zip(knots, left, right):
+        widths = s.widths or [s.width] * len(knots)          # an older sketch: even widths
+        rgba = [*(_linear(c) for c in s.colour), 1.0] if s.colour else [0.0, 0.0, 0.0, 0.0]
+        for k, lft, rgt, w in zip(knots, left, right, widths):
             pos.extend(placement.to_plane(*k))
             hl.extend(placement.to_plane(*lft))
             hr.extend(placement.to_plane(*rgt))
-            radius.append(placement.radius(s.width))
+            radius.append(placement.radius(w))
             opacity.append(s.opacity)
+            colour.extend(rgba)
     _set_point_attribute(drawing, "position", "FLOAT_VECTOR", pos)
     _set_point_attribute(drawing, "handle_left", "FLOAT_VECTOR", hl)
     _set_point_attribute(drawing, "handle_right", "FLOAT_VECTOR", hr)
     _set_point_attribute(drawing, "radius", "FLOAT", radius)
     _set_point_attribute(drawing, "opacity", "FLOAT", opacity)
+    if any(s.colour for s in strokes):
+        _set_point_attribute(drawing, FOOTAGE_COLOUR, "FLOAT_COLOR", colour)
     ids = drawing.attributes.get(STROKE_ID) or drawing.attributes.new(STROKE_ID, "INT", "CURVE")
     ids.data.foreach_set("value", [s.id for s in strokes])
     if any(getattr(s, "locked", False) for s in strokes):
@@ -126,6 +138,9 @@ def _tag(owner, sketch, keyframes: dict[int, int] | None = None) -> None:
     if keyframes:                 # which sketched frame each keyframe holds (revise.py)
         owner["dynasketch_keyframes"] = sorted(keyframes)
         owner["dynasketch_indices"] = [keyframes[k] for k in sorted(keyframes)]
+    first = sketch.frames[0].strokes
+    if first:                       # the strokes' one width, as a radius (the Marker style draws it)
+        owner["dynasketch_radius"] = Placement(sketch.width, sketch.height).radius(first[0].width)
 
 
 def build_sketch_object(sketch, name: str, keyframes: dict[int, int], shown_from=None,

@@ -1,15 +1,15 @@
-"""Operators: Sketch (modal, with a progress bar and Esc), Cancel, Import Sketch, Check
-Engine, Download Models (modal too) and Cancel Download, Reset Settings, Remove Job Folders."""
+"""Operators: Sketch (modal, with a progress bar and Esc), Cancel, Import Sketch, Apply Style,
+Check Engine, Download Models (modal too) and Cancel Download, Reset Settings, Remove Job Folders."""
 from __future__ import annotations
 
 import os
 import time
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatVectorProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import job_folders, subject
+from . import job_folders, styles, subject
 from . import source as sources
 from .engine_install import installed_python
 from .engine_process import EngineNotFound, find_engine, run_doctor
@@ -257,10 +257,13 @@ class DYNASKETCH_OT_sketch(EngineJobOperator, bpy.types.Operator):
             self._fail(f"DynaSketch could not build the result: {exc} (sketch: {self._job.sketch_path})")
             return {"CANCELLED"}
         settings.failed = False
+        note = style_result(obj, settings, scene, settings.background)
         where = f" (scene {obj.users_scene[0].name}, shown in the edit by a scene strip)" if (
             self._src.strip_name and obj.users_scene) else ""
         settings.status = f"Sketched {frames_text(len(sketch.frames))} into {obj.name}{where}"
         self.report({"INFO"}, settings.status)
+        if note:
+            self.report({"WARNING"}, f"DynaSketch: {note}")
         # Jobs of footage saved again since (this one's earlier versions, say) can never resume.
         job_folders.remove_stale(os.path.dirname(self._job.out))
         return {"FINISHED"}
@@ -296,6 +299,13 @@ class DYNASKETCH_OT_import_sketch(bpy.types.Operator, ImportHelper):
                              description="What the render shows behind the strokes")
     match_scene: BoolProperty(name="Match Scene to Clip", default=True,
                               description="Set the scene's frame rate, resolution and range from the sketch")
+    style: EnumProperty(name="Style", items=styles.STYLES, default=styles.DEFAULT_STYLE,
+                        description="The medium the strokes are drawn in")
+    line_colour: EnumProperty(name="Line Colour", items=styles.COLOURS, default="medium",
+                              description="The colour of the lines")
+    line_custom: FloatVectorProperty(name="Colour", subtype="COLOR", size=3, min=0.0, max=1.0,
+                                     default=(0.8, 0.1, 0.1), description="The lines' colour")
+    boil: BoolProperty(name="Boil", default=False, description="Lines that wobble on 2s (a Noise modifier)")
 
     def execute(self, context):
         scene = context.scene
@@ -315,15 +325,64 @@ class DYNASKETCH_OT_import_sketch(bpy.types.Operator, ImportHelper):
             obj = build_result(scene, sketch, src, self.background, self.match_scene)
         except Exception as exc:  # one line for the user, nothing half-built is left
             return self._fail(scene, f"DynaSketch could not build the sketch: {exc}")
+        note = style_result(obj, self, scene, self.background)
         message = f"Imported {frames_text(len(sketch.frames))} into {obj.name}"
         if not sketch.complete:
             message += " (the sketch is incomplete: its run was interrupted)"
+        if note:
+            message += f"; {note}"
         scene.dynasketch.status, scene.dynasketch.failed = message, False
-        self.report({"WARNING"} if not sketch.complete else {"INFO"}, message)
+        self.report({"WARNING"} if not sketch.complete or note else {"INFO"}, message)
         return {"FINISHED"}
 
     def _fail(self, scene, message: str) -> set:
         scene.dynasketch.status, scene.dynasketch.failed = message, True
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
+
+def style_result(obj, look, scene, background: str) -> str:
+    """Give a new result the style of ``look`` (the scene's settings or Import's options): its
+    medium, line colour and boil, and the medium's paper on a Paper background. A note, or ""."""
+    shown_in = obj.users_scene[0] if obj.users_scene else scene        # a strip's sketch scene
+    note = styles.apply_style(obj, look.style, look.line_colour, look.line_custom, look.boil)
+    if background == "paper":
+        styles.set_paper(shown_in, look.style)
+    return note
+
+
+class DYNASKETCH_OT_apply_style(bpy.types.Operator):
+    """Restyle a DynaSketch result with the Result panel's Style, Line Colour and Boil, without
+    sketching again"""
+
+    bl_idname = "dynasketch.apply_style"
+    bl_label = "Apply Style"
+    bl_options = {"REGISTER", "UNDO"}
+
+    object: StringProperty(name="Object", default="", options={"SKIP_SAVE"},
+                           description="Name of the result to restyle (default: the Target, else the active object)")
+
+    def execute(self, context):
+        settings = sources.settings_scene(context).dynasketch
+        if self.object:
+            obj = bpy.data.objects.get(self.object)
+            if obj is None:
+                return self._fail(settings, f"no object named {self.object!r}")
+        else:
+            obj = settings.target_object or context.active_object
+        try:
+            scene = obj.users_scene[0] if obj is not None and obj.users_scene else context.scene
+            note = styles.apply_style(obj, settings.style, settings.line_colour, settings.line_custom,
+                                      settings.boil, scene)
+        except styles.StyleError as exc:
+            return self._fail(settings, f"DynaSketch: {exc}")
+        label = styles.MEDIA[settings.style].label
+        settings.status, settings.failed = f"{obj.name} restyled: {label}" + (f" ({note})" if note else ""), False
+        self.report({"WARNING"} if note else {"INFO"}, settings.status)
+        return {"FINISHED"}
+
+    def _fail(self, settings, message: str) -> set:
+        settings.status, settings.failed = message, True
         self.report({"ERROR"}, message)
         return {"CANCELLED"}
 
@@ -513,7 +572,7 @@ def menu_import(self, context):
     self.layout.operator(DYNASKETCH_OT_import_sketch.bl_idname, text="DynaSketch Sketch (.json)")
 
 
-CLASSES = (DYNASKETCH_OT_sketch, DYNASKETCH_OT_cancel, DYNASKETCH_OT_import_sketch,
+CLASSES = (DYNASKETCH_OT_sketch, DYNASKETCH_OT_cancel, DYNASKETCH_OT_import_sketch, DYNASKETCH_OT_apply_style,
            DYNASKETCH_OT_check_engine, DYNASKETCH_OT_download_models, DYNASKETCH_OT_cancel_download,
            DYNASKETCH_OT_reset_settings, DYNASKETCH_OT_remove_job_folders)
 

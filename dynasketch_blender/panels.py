@@ -96,6 +96,12 @@ class DynaSketchOutputPanel(DynaSketchPanel):
         layout.prop(settings, "background")
         if self.matches_scene:
             layout.prop(settings, "match_scene")
+        layout.prop(settings, "style")
+        layout.prop(settings, "line_colour")
+        if settings.line_colour == "custom":
+            layout.prop(settings, "line_custom")
+        layout.prop(settings, "boil")
+        layout.operator("dynasketch.apply_style", icon="BRUSH_DATA")
         # an edit of the result at the current frame, carried through the frames after (revise.py)
         col = layout.column(align=True)
         col.operator("dynasketch.resketch_from_here", icon="FORWARD")

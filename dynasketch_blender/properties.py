@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import bpy
 from bpy.app.handlers import persistent
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
+                       StringProperty)
+
+from .styles import COLOURS, DEFAULT_STYLE, STYLES
 
 PRESETS = [("fast", "Fast", "Few optimisation steps: a quick look"),
            ("default", "Default", "Balanced quality and time"),
@@ -77,6 +80,14 @@ class DynaSketchSettings(bpy.types.PropertyGroup):
                              description="What the render shows behind the strokes")
     match_scene: BoolProperty(name="Match Scene to Clip", default=True,
                               description="Set the scene's frame rate, resolution and range from the clip")
+    style: EnumProperty(name="Style", items=STYLES, default=DEFAULT_STYLE,
+                        description="The medium the strokes are drawn in (Apply Style changes a result's)")
+    line_colour: EnumProperty(name="Line Colour", items=COLOURS, default="medium",
+                              description="The colour of the lines")
+    line_custom: FloatVectorProperty(name="Colour", subtype="COLOR", size=3, min=0.0, max=1.0,
+                                     default=(0.8, 0.1, 0.1), description="The lines' colour")
+    boil: BoolProperty(name="Boil", default=False,
+                       description="Lines that wobble on 2s, as redrawn by hand each other frame (a Noise modifier)")
     defaults_applied: BoolProperty(default=False, options={"HIDDEN"})
     # live status of the running job (written by the operators, read by the panels)
     running: BoolProperty(default=False, options={"HIDDEN"})

@@ -18,6 +18,8 @@ class Stroke:
     points: list           # [[x, y], ...] 3*S+1 cubic control points, source pixels, y down
     width: float
     opacity: float
+    widths: list | None = None   # a width per on-curve point (line weight); None: ``width`` all along
+    colour: list | None = None   # the footage's colour under the stroke, sRGB 0-1; None: not given
     locked: bool = False   # kept as drawn by the artist's revision (docs/CONTRACT.md, Revisions)
 
 
@@ -45,6 +47,13 @@ def _whole_or_none(value) -> int | None:
     return None if value is None else int(value)
 
 
+def _stroke(s: dict) -> Stroke:
+    widths, colour = s.get("widths"), s.get("colour")
+    return Stroke(int(s["id"]), [[float(x), float(y)] for x, y in s["points"]], float(s["width"]),
+                  float(s.get("opacity", 1.0)), None if widths is None else [float(w) for w in widths],
+                  None if colour is None else [float(c) for c in colour][:3], bool(s.get("locked", False)))
+
+
 def load_sketch(path: str) -> Sketch:
     try:
         with open(path, encoding="utf-8") as f:
@@ -59,11 +68,7 @@ def load_sketch(path: str) -> Sketch:
         raise SketchFileError(f"{path} has sketch version {doc.get('version')}; this add-on reads "
                               f"version {', '.join(map(str, SUPPORTED_VERSIONS))}: update the add-on")
     try:
-        frames = [Frame(int(f["index"]), [Stroke(int(s["id"]), [[float(x), float(y)] for x, y in s["points"]],
-                                                 float(s["width"]), float(s.get("opacity", 1.0)),
-                                                 bool(s.get("locked", False)))
-                                          for s in f["strokes"]])
-                  for f in doc["frames"]]
+        frames = [Frame(int(f["index"]), [_stroke(s) for s in f["strokes"]]) for f in doc["frames"]]
         sketch = Sketch(path, int(doc["width"]), int(doc["height"]), float(doc.get("fps") or 24.0),
                         doc.get("source", {}).get("path", ""), list(doc.get("source", {}).get("frames", [])),
                         doc.get("settings", {}), bool(doc.get("complete", True)), frames,
@@ -85,4 +90,7 @@ def load_sketch(path: str) -> Sketch:
         for s in f.strokes:
             if len(s.points) < 4 or (len(s.points) - 1) % 3:
                 raise SketchFileError(f"{path}: stroke {s.id} of frame {f.index} does not have 3*S+1 points")
+            if s.widths is not None and len(s.widths) != (len(s.points) - 1) // 3 + 1:
+                raise SketchFileError(f"{path}: stroke {s.id} of frame {f.index} has {len(s.widths)} widths "
+                                      f"for {(len(s.points) - 1) // 3 + 1} on-curve points")
     return sketch

@@ -15,6 +15,7 @@ import zlib
 import numpy as np
 
 from .errors import EngineError
+from .ink.outline import outline_paths
 
 FORMAT = "dynasketch.sketch"
 VERSION = 1
@@ -63,17 +64,32 @@ def _read_quietly(f) -> str:
         return ""
 
 
-def stroke_records(points: np.ndarray, width: float, opacity: float = 1.0) -> list[dict]:
-    """``(N, P, 2)`` source-pixel control points -> the contract's stroke objects."""
-    return [{"id": i, "points": [[round(float(x), 3), round(float(y), 3)] for x, y in stroke],
-             "width": round(float(width), 4), "opacity": opacity}
-            for i, stroke in enumerate(points)]
+def stroke_records(points: np.ndarray, width: float, opacity: float = 1.0,
+                   widths: np.ndarray | None = None, colours: np.ndarray | None = None) -> list[dict]:
+    """``(N, P, 2)`` source-pixel control points -> the contract's stroke objects;
+    ``widths`` ``(N, (P-1)/3+1)``: a width per on-curve point, ``colours`` ``(N, 3)``: the
+    footage's colour under each stroke (``engine.ink``)."""
+    records = [{"id": i, "points": [[round(float(x), 3), round(float(y), 3)] for x, y in stroke],
+                "width": round(float(width), 4), "opacity": opacity}
+               for i, stroke in enumerate(points)]
+    if widths is not None:
+        for record, row in zip(records, widths):
+            record["widths"] = [round(float(w), 3) for w in row]
+    if colours is not None:
+        for record, rgb in zip(records, colours):
+            record["colour"] = [round(float(c), 4) for c in rgb]
+    return records
 
 
 def svg_document(strokes: list[dict], width: int, height: int) -> str:
+    outlined = outline_paths(strokes)       # variable width: the filled shape each stroke covers
     paths = []
     for s in strokes:
         pts = s["points"]
+        if s["id"] in outlined:
+            paths.append(f'  <path id="stroke-{s["id"]}" d="{outlined[s["id"]]}" fill="black" '
+                         f'fill-opacity="{s["opacity"]}" stroke="none"/>')
+            continue
         d = f"M {pts[0][0]} {pts[0][1]}" + "".join(
             f" C {a[0]} {a[1]} {b[0]} {b[1]} {c[0]} {c[1]}"
             for a, b, c in zip(pts[1::3], pts[2::3], pts[3::3]))

@@ -24,6 +24,7 @@ from .devices import pick_device
 from .colour import ShownColours
 from .errors import EngineError, Interrupted
 from .export import SketchFolder, stroke_records
+from .ink import StrokeInk
 from .backends import build_guidance, build_rasterizer, build_saliency, build_tracker, choose_backends
 from .lines import extract_lines
 from .losses import find_groups
@@ -476,15 +477,20 @@ def _sketch_into(folder: SketchFolder, job: Job, source, frame_range: FrameRange
         # One line weight for the whole clip, in source pixels: the stroke width on the whole
         # frame's canvas, whatever the subject window's zoom.
         weight = [s.width * s.canvas / 224.0 / framing.base.scale]
+        ink = StrokeInk()                         # widths along strokes, footage colours (engine/ink)
+        if folder.frames:
+            ink.resume_from(folder.frames[-1]["strokes"])
 
         def finish(frames: list[CanvasFrame], strokes: torch.Tensor) -> None:
             for frame, points in zip(frames, strokes.detach().cpu().numpy()):
                 flag = flags.get(frame.index)
                 if flag is None and frame.masked and not bool(frame.mask.any()):
                     flag = "empty: no subject on this frame; the strokes follow the tracks"
-                source_points = frame.box.to_source(points)
-                folder.add_frame(frame.index, carried.records(stroke_records(source_points, weight[0]), source_points),
-                                 mask_note=flag)
+                mask = frame.mask[0].cpu().numpy() > 0.5 if frame.masked else None
+                cubics = frame.box.to_source(points)          # the run's curves (revisions carry by them)
+                points, widths, colours = ink.draw(points, frame.rgb, mask, frame.box.inside(), weight[0])
+                records = stroke_records(frame.box.to_source(points), weight[0], widths=widths, colours=colours)
+                folder.add_frame(frame.index, carried.records(records, cubics), mask_note=flag)
                 history[frame.index] = {"framing": frame.framing,
                                         "subject_box": getattr(masker, "followed", {}).get(frame.index)}
                 computed[0] += 1

@@ -29,7 +29,8 @@ def check_contract(sketch: dict, strokes: int, frames: list[int]):
         assert [s["id"] for s in frame["strokes"]] == list(range(strokes))
         for s in frame["strokes"]:
             pts = np.array(s["points"])
-            assert pts.shape == (4, 2)
+            assert pts.shape == (13, 2)                      # one cubic, cut in 4 for line weight
+            assert len(s["widths"]) == 5 and min(s["widths"]) > 0
             assert (pts[:, 0] > -0.25 * w).all() and (pts[:, 0] < 1.25 * w).all()
             assert (pts[:, 1] > -0.25 * h).all() and (pts[:, 1] < 1.25 * h).all()
             assert s["width"] > 0 and 0 < s["opacity"] <= 1
@@ -247,10 +248,10 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(small_di
 
     disk, grow = small_disk
     clip = str(disk.parent / "walk.mp4")
-    write_sample(clip, None, frames=24, width=160, height=120)
+    write_sample(clip, None, frames=32, width=160, height=120)
     out = disk / "out"
-    # 3 strokes: a sketch.json well smaller than its preview (input beside sketch)
-    args = ["sketch", clip, "--out", out, "--preset", "fast", "--strokes", 3, "--seeds", 1]
+    # 1 stroke, 32 frames: a sketch.json (with line weight and colour) well smaller than its preview
+    args = ["sketch", clip, "--out", out, "--preset", "fast", "--strokes", 1, "--seeds", 1]
     full = dynasketch(*args)
     line = one_line_error(full)
     assert line == (f"dynasketch: error: cannot write {out}: No space left on device; free some space, "
@@ -264,7 +265,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(small_di
     resumed = dynasketch(*args, "--progress", "json")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after" in resumed.stdout
-    check_contract(json.loads((out / "sketch.json").read_text()), 3, list(range(24)))
+    check_contract(json.loads((out / "sketch.json").read_text()), 1, list(range(32)))
 
     # Room for the sketch but not for its preview: the finished sketch stays, and no partial
     # preview is left to fill the disk.

@@ -45,7 +45,8 @@ def check_against_sketch(obj, doc, frame_of):
                     assert np.allclose(tuple(point.handle_right.position), place.to_plane(*pts[3 * k + 1]), atol=1e-5)
                 if k > 0:
                     assert np.allclose(tuple(point.handle_left.position), place.to_plane(*pts[3 * k - 1]), atol=1e-5)
-            assert stroke.points[0].radius == pytest.approx(place.radius(want["width"]), rel=1e-5)
+            widths = want.get("widths") or [want["width"]] * len(stroke.points)     # line weight, or even
+            assert [p.radius for p in stroke.points] == pytest.approx([place.radius(w) for w in widths], rel=1e-5)
             assert stroke.points[0].opacity == pytest.approx(want.get("opacity", 1.0), rel=1e-5)
     assert len(counts) == 1                                   # the same stroke count on every keyframe
 

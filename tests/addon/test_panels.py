@@ -44,7 +44,10 @@ def test_the_clip_editor_panel_follows_the_job(blender, disc_movie):
                                                             RecordingLayout(bpy, header)), context)
     assert header == [("operator", "dynasketch.reset_settings")]
     result = draw(bpy, panels.DYNASKETCH_PT_clip_result, context)
-    assert result == [("prop", "target_object"), ("prop", "background"), ("prop", "match_scene"), *REVISE]
+    style = [("prop", "style"), ("prop", "line_colour"), ("prop", "boil"), ("operator", "dynasketch.apply_style")]
+    assert result == [("prop", "target_object"), ("prop", "background"), ("prop", "match_scene")] + style + REVISE
+    settings.line_colour = "custom"                                   # the chosen colour shows with it
+    assert ("prop", "line_custom") in draw(bpy, panels.DYNASKETCH_PT_clip_result, context)
 
 
 def test_the_sequencer_panel_shows_the_sequencer_scene(blender, disc_movie):
@@ -62,7 +65,9 @@ def test_the_sequencer_panel_shows_the_sequencer_scene(blender, disc_movie):
                          ("operator", "dynasketch.sketch_strips"), ("label", "Sketched 10 frames into take Sketch")]
     assert not any("Log:" in str(item) for item in drawn)
     result = draw(bpy, panels.DYNASKETCH_PT_sequencer_result, context)
-    assert result == [("prop", "target_object"), ("prop", "background"), *REVISE]    # the edit is never matched
+    assert result[:2] == [("prop", "target_object"), ("prop", "background")]    # the edit is never matched
+    assert ("prop", "match_scene") not in result and ("operator", "dynasketch.apply_style") in result
+    assert result[-len(REVISE):] == REVISE
 
 
 def test_scenes_made_in_the_session_take_the_preferences_defaults(blender, prefs):
