@@ -32,7 +32,7 @@ def loops(sketch: dict) -> float:
     for s in strokes:
         p = np.array(s["points"], float)
         length = np.linalg.norm(np.diff(p, axis=0), axis=1).sum()
-        closed += np.linalg.norm(p[0] - p[-1]) < 0.35 * max(length, 1e-6)
+        closed += np.linalg.norm(p[0] - p[-1]) < 0.2 * max(length, 1e-6)
     return closed / max(len(strokes), 1)
 
 
