@@ -20,11 +20,16 @@ def _changed(given: dict, before: dict | None) -> bool:
         return True
     if np.abs(np.asarray(given["points"], float) - np.asarray(before["points"], float)).max() > 1e-3:
         return True
-    for key in ("width", "opacity"):
-        if key in given and abs(float(given[key]) - float(before.get(key, given[key]))) > 1e-4 * max(1.0, abs(given[key])):
+    if "widths" in given and "widths" in before:     # line weight: the widths say it (the one
+        a, b = np.asarray(given["widths"], float), np.asarray(before["widths"], float)   # width is their mean)
+        if a.shape != b.shape or np.abs(a - b).max() > 1e-3 * max(1.0, float(np.abs(b).max())):
             return True
-    if "widths" in given and "widths" in before:
-        return bool(np.abs(np.asarray(given["widths"], float) - np.asarray(before["widths"], float)).max() > 1e-4)
+        keys = ("opacity",)
+    else:
+        keys = ("width", "opacity")
+    for key in keys:
+        if key in given and abs(float(given[key]) - float(before.get(key, given[key]))) > 1e-3 * max(1.0, abs(given[key])):
+            return True
     return False
 
 
