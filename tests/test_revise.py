@@ -14,6 +14,8 @@ import sys
 import numpy as np
 import pytest
 
+from engine.ink.weight import PIECES
+
 from media import write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -196,8 +198,8 @@ def test_the_same_edit_twice_changes_nothing_and_a_later_revision_builds_on_it(c
         assert 1 not in strokes and 2 not in strokes and 100 in strokes
         assert not strokes[100].get("locked")                  # refined like the others now
         assert strokes[0]["locked"]                           # still as the first revision left it
-        assert len(strokes[100]["points"]) == 4                # a cubic of the run's size
-        assert len(strokes[100]["widths"]) == 2
+        assert len(strokes[100]["points"]) == 3 * PIECES + 1   # a cubic of the run's size, cut for its
+        assert len(strokes[100]["widths"]) == PIECES + 1       # line weight as the others (engine/ink)
         centre = np.array(strokes[100]["points"]).mean(0)
         (cx, cy), r = subject_at(t)
         assert np.hypot(*(centre - (cx, cy))) < 1.2 * r         # still on the subject

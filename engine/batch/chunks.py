@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ink.weight import PIECES, joined
+
 from ..export import _atomic_write, svg_document
 
 FOLDER = os.path.join(".dynasketch", "chunks")
@@ -63,9 +65,14 @@ def load(path: str) -> dict:
 
 
 def strokes_at(sketch: dict, index: int) -> list:
-    """The control points ``(N, P, 2)`` of source frame ``index`` in a sketch."""
+    """The control points ``(N, P, 2)`` of source frame ``index`` in a sketch, as the optimiser
+    draws them: sketch.json's strokes are cut in ``ink.weight.PIECES`` for their line weight,
+    joined back here (the same curves)."""
     frame = next(f for f in sketch["frames"] if f["index"] == index)
-    return [s["points"] for s in frame["strokes"]]
+    points = np.array([s["points"] for s in frame["strokes"]], np.float64)
+    if points.ndim == 3 and points.shape[1] > 4 and (points.shape[1] - 1) % (3 * PIECES) == 0:
+        points = joined(points)
+    return points.round(3).tolist()
 
 
 def blend(before: list[dict], after: list[dict], weight: float) -> list[dict]:

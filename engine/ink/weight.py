@@ -61,6 +61,18 @@ def split(control: np.ndarray, pieces: int = PIECES) -> np.ndarray:
     return np.concatenate([out, control[:, -1:]], axis=1)
 
 
+def joined(control: np.ndarray, pieces: int = PIECES) -> np.ndarray:
+    """``split``'s inverse: ``(N, 3*S*pieces+1, 2)`` -> the ``(N, 3S+1, 2)`` curves they were cut
+    from (each segment's inner control points from its first and last piece)."""
+    control = np.asarray(control, dtype=np.float64)
+    s = (control.shape[1] - 1) // (3 * pieces)
+    base = np.arange(s) * 3 * pieces
+    p0, q1 = control[:, base], control[:, base + 1]
+    p3, r2 = control[:, base + 3 * pieces], control[:, base + 3 * pieces - 1]
+    inner = np.stack([p0 + pieces * (q1 - p0), p3 + pieces * (r2 - p3), p3], axis=2)   # (N, S, 3, 2)
+    return np.concatenate([control[:, :1], inner.reshape(len(control), 3 * s, 2)], axis=1)
+
+
 def sample(control: np.ndarray, per_segment: int = SAMPLES) -> np.ndarray:
     """Points along each stroke ``(N, S*per_segment+1, 2)``, on-curve point ``j`` at
     ``j*per_segment``."""
