@@ -269,9 +269,9 @@ class Sketcher:
         trainable = None if self.locked is None else (~self.locked).expand(w, n)
         result = init
         # Two passes on lines: what the optimisation itself knotted or left off the lines is
-        # re-seeded from the first frame it is, and the window optimised once more (never
-        # worse than drawing each frame on its own).
-        for attempt in range(2 if lines is not None else 1):
+        # re-seeded from the first frame it is, and the window optimised once more for
+        # ``repair_steps`` (never worse than drawing each frame on its own; not in the fast preset).
+        for attempt in range(2 if lines is not None and s.repair_steps > 0 else 1):
             if attempt:
                 lost = torch.zeros(w + 1, n, dtype=torch.bool, device=self.device)
                 lost[1:] = knotted(opt.samples(result), result, lines)
@@ -316,7 +316,7 @@ class Sketcher:
                 groups = torch.where(which.any(0), n + torch.arange(n, device=groups.device), groups)
             result, _ = opt.window(images, masks, init, strokes, tracks[1:], visible[1:], groups, restart,
                                    lines, anchor, trainable=trainable,
-                                   steps=None if not attempt else max(1, s.frame_steps // 2))
+                                   steps=None if not attempt else s.repair_steps)
         self.restarted = int(restart.sum())
         self.reseeds += self.restarted
         self.anchor = anchor[-1]

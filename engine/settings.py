@@ -6,11 +6,12 @@ from dataclasses import asdict, dataclass, field, fields
 from .errors import EngineError
 
 PRESETS = {
-    # steps on the first keyframe, steps per later frame (frames are optimised in windows)
-    "fast": dict(keyframe_steps=80, frame_steps=15, reinit_steps=30),
-    "default": dict(keyframe_steps=300, frame_steps=40, reinit_steps=80),
+    # steps on the first keyframe, steps per later frame (frames are optimised in windows),
+    # steps of a window's second pass after re-seeding what it knotted (0: no second pass)
+    "fast": dict(keyframe_steps=80, frame_steps=15, reinit_steps=30, repair_steps=0),
+    "default": dict(keyframe_steps=300, frame_steps=40, reinit_steps=80, repair_steps=20),
     # the reference implementation's budget: 2000 steps per seed, 500 per later keyframe
-    "paper": dict(keyframe_steps=2000, frame_steps=500, reinit_steps=500, window=16),
+    "paper": dict(keyframe_steps=2000, frame_steps=500, reinit_steps=500, repair_steps=250, window=16),
 }
 
 
@@ -34,6 +35,7 @@ class Settings:
     frame_steps: int = 40
     reinit_steps: int = 80
     window: int = 8                 # later frames optimised together
+    repair_steps: int = 20          # a window's second pass (temporal/checks.knotted), 0: none
     keyframe_lr: float = 1.0        # Adam step, canvas pixels
     frame_lr: float = 0.4           # later frames with the chamfer guidance (CLIP: keyframe_lr)
     # with the chamfer guidance: each stroke keeps its keyframe length (losses.length_loss)
