@@ -145,12 +145,4 @@ class DYNASKETCH_OT_sketch_strips(EngineJobOperator, bpy.types.Operator):
 
 CLASSES = (DYNASKETCH_OT_sketch_strips,)
 
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -136,12 +136,4 @@ class DYNASKETCH_PT_sequencer_result(DynaSketchOutputPanel, bpy.types.Panel):
 CLASSES = (DYNASKETCH_PT_clip, DYNASKETCH_PT_clip_result, DYNASKETCH_PT_sequencer,
            DYNASKETCH_PT_sequencer_result)
 
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

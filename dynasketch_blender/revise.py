@@ -360,12 +360,4 @@ class DYNASKETCH_OT_lock_strokes(bpy.types.Operator):
 
 CLASSES = (DYNASKETCH_OT_resketch_from_here, DYNASKETCH_OT_delete_stroke_everywhere, DYNASKETCH_OT_lock_strokes)
 
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -41,18 +41,19 @@ def duplicates(strokes: Tensor, lines: list) -> Tensor:
 def off_lines(samples: Tensor, lines: list, distance: float) -> tuple[Tensor, Tensor]:
     """Which strokes (their tracked points ``samples`` ``(T, N, M, 2)``) lie off their frame's
     lines ``(T, N)`` (the points' mean distance to the lines over ``distance`` times the
-    subject's diagonal), and which lie mostly outside the subject ``(T, N)``."""
+    subject's diagonal, ``line_distance``), and which lie mostly outside the subject ``(T, N)``."""
     pts = samples.detach().cpu().numpy()
-    off = np.zeros(pts.shape[:2], bool)
     outside = np.zeros(pts.shape[:2], bool)
     for t, item in enumerate(lines):
-        h, w = item.image.shape
-        xs = np.clip(pts[t, ..., 0].astype(int), 0, w - 1)
-        ys = np.clip(pts[t, ..., 1].astype(int), 0, h - 1)
+        xs, ys = _pixels(pts[t], item)
         outside[t] = item.subject[ys, xs].mean(-1) < 0.5
-        if not item.empty:
-            off[t] = item.distance()[ys, xs].mean(-1) > distance * max(item.diagonal, 1.0)
-    return torch.from_numpy(off).to(samples.device), torch.from_numpy(outside).to(samples.device)
+    return line_distance(samples, lines) > distance, torch.from_numpy(outside).to(samples.device)
+
+
+def _pixels(pts: np.ndarray, item) -> tuple[np.ndarray, np.ndarray]:
+    """The pixel each point ``(..., 2)`` falls on in ``item``'s canvas, clipped to it."""
+    h, w = item.image.shape
+    return np.clip(pts[..., 0].astype(int), 0, w - 1), np.clip(pts[..., 1].astype(int), 0, h - 1)
 
 
 def crossings(strokes: Tensor) -> Tensor:
@@ -107,9 +108,7 @@ def line_distance(samples: Tensor, lines: list) -> Tensor:
     for t, item in enumerate(lines):
         if item.empty:
             continue
-        h, w = item.image.shape
-        xs = np.clip(pts[t, ..., 0].astype(int), 0, w - 1)
-        ys = np.clip(pts[t, ..., 1].astype(int), 0, h - 1)
+        xs, ys = _pixels(pts[t], item)
         out[t] = item.distance()[ys, xs].mean(-1) / max(item.diagonal, 1.0)
     return torch.from_numpy(out).to(samples.device)
 
