@@ -208,7 +208,7 @@ def test_a_model_that_fails_to_load_does_not_wait_for_the_mask_at_hand(disc_clip
     start = time.monotonic()
     with pytest.raises(EngineError, match="dynasketch models download clip-rn101"):
         run()
-    assert time.monotonic() - start < 5.0 and calls == [0]
+    assert time.monotonic() - start < 8.0 and calls == [0]     # not after the 10 s frame
     assert not (tmp_path / "out" / "sketch.json").exists()
 
 
@@ -221,4 +221,4 @@ def test_a_stop_does_not_wait_for_the_frame_being_masked(disc_clip, tmp_path, mo
     start = time.monotonic()
     with pytest.raises(Interrupted):
         run()
-    assert time.monotonic() - start < 5.0 and calls == [0]
+    assert time.monotonic() - start < 8.0 and calls == [0]     # not after the 10 s frame

@@ -81,7 +81,7 @@ def test_cancel_stops_the_download_and_the_next_one_resumes(blender, engine_cli,
         assert 0.0 < job.progress < 1.0 and job.message.startswith("scaled_offline.pth (1 of 1): ")
         began = time.monotonic()
         job.cancel()
-        assert time.monotonic() - began < 1.5 and job.state == engine_process.CANCELLED
+        assert time.monotonic() - began < 3 and job.state == engine_process.CANCELLED
         assert job.process.returncode() is not None
         had = (tmp_path / "scaled_offline.pth.part").stat().st_size
         assert 0 < had < len(PAYLOAD)
