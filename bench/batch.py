@@ -13,8 +13,9 @@ rounds alternate the two. Also the default ``--cpus-per-shot 1`` (two shots at o
 ``chunks``: each clip (default: the sample clip and the shared soapbox, with their masks)
 sketched in one piece and with ``--chunk``, both through ``dynasketch batch``: wall time,
 control-point jitter and flow-warped flicker (bench/metrics.py), and the seam step: the
-strokes' mean move from frame to frame over the frames at the seams (the frame before each
-seam to the end of its overlap) against the median move elsewhere (1.0: no jump).
+median stroke's move from frame to frame over the frames at the seams (the frame before each
+seam to the end of its overlap) against the median move elsewhere (1.0: no jump), and the
+strokes that jump anywhere (re-seeds: a move over 4x the frame's median).
 Prints Markdown tables; the figures are in docs/BENCHMARKS.md.
 """
 from __future__ import annotations
@@ -80,14 +81,27 @@ def overhead(args) -> None:
               f"{parallel / total - 1:+.1%} |")
 
 
-def seam_step(sketch: dict, chunk: int, overlap: int) -> float:
-    """Mean stroke move per frame at the seams over the median move elsewhere."""
+def stroke_moves(sketch: dict) -> np.ndarray:
+    """``(T - 1, N)``: each stroke's mean control-point move from frame t to t + 1."""
     points = np.array([[s["points"] for s in f["strokes"]] for f in sketch["frames"]], np.float64)
-    step = np.linalg.norm(points[1:] - points[:-1], axis=-1).mean(axis=(1, 2))
-    seams = [t for s in range(chunk, len(points), chunk) for t in range(s - 1, min(s + overlap, len(step)))]
+    return np.linalg.norm(points[1:] - points[:-1], axis=-1).mean(axis=-1)
+
+
+def seam_step(sketch: dict, chunk: int, overlap: int) -> float:
+    """How far the drawing moves at the seams: the median stroke's move per frame there (a
+    re-seeded stroke, which any sketch has now and then, does not count) over the median
+    move elsewhere (1.0: no jump)."""
+    typical = np.median(stroke_moves(sketch), axis=1)
+    seams = [t for s in range(chunk, len(typical) + 1, chunk) for t in range(s - 1, min(s + overlap, len(typical)))]
     if not seams:
         return float("nan")
-    return float(step[seams].mean() / np.median(np.delete(step, seams)))
+    return float(typical[seams].mean() / np.median(np.delete(typical, seams)))
+
+
+def pops(sketch: dict) -> int:
+    """Strokes that jump: a move over 4x the frame's median move and over 10 px (a re-seed)."""
+    moves = stroke_moves(sketch)
+    return int(((moves > 4 * np.median(moves, axis=1, keepdims=True)) & (moves > 10)).sum())
 
 
 def chunks(args) -> None:
@@ -102,7 +116,8 @@ def chunks(args) -> None:
             soapbox = os.path.join(CLIPS, "soapbox.mp4")
             if os.path.exists(soapbox):
                 clips.append((soapbox, soapbox.replace(".mp4", ".mask.mp4")))
-        print("| clip | frames | how | wall s | jitter | flicker | seam step |\n|---|---|---|---|---|---|---|")
+        print("| clip | frames | how | wall s | jitter | flicker | seam step | strokes that jump |\n"
+              "|---|---|---|---|---|---|---|---|")
         for clip, mask in clips:
             shot = {"clip": clip, "out": "shot", "mask": mask, "frames": f"0:{args.frames}", "preset": "fast",
                     "strokes": args.strokes, "seeds": 1, "no-preview": True}
@@ -114,7 +129,8 @@ def chunks(args) -> None:
                                  "--out", base, *extra)
                 sketch = metrics.load(os.path.join(base, "shot", "sketch.json"))
                 print(f"| {name} | {len(sketch['frames'])} | {how} | {seconds:.1f} | {metrics.jitter(sketch):.2f} | "
-                      f"{metrics.flicker(sketch):.4f} | {seam_step(sketch, args.chunk, args.overlap):.2f} |",
+                      f"{metrics.flicker(sketch):.4f} | {seam_step(sketch, args.chunk, args.overlap):.2f} | "
+                      f"{pops(sketch)} |",
                       flush=True)
 
 

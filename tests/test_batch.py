@@ -230,11 +230,24 @@ def test_a_long_shot_in_chunks_has_one_set_of_strokes_and_no_jump_at_the_seams(s
     assert np.allclose(points(second)[0], points(keys)[1], atol=0.01)     # sketch.json rounds to 0.001 px
     ours = points(doc)
     assert np.allclose(ours[8 + overlap:16], points(second)[overlap:8])
-    # no jump at the seams: the strokes move there about as much as on the other frames
-    step = np.linalg.norm(ours[1:] - ours[:-1], axis=-1).mean(axis=(1, 2))     # step[t]: frame t -> t+1
+    # no jump at the seams. Any sketch re-seeds a stroke now and then (a knot, a lost stroke:
+    # engine/temporal), which moves that one stroke far in one frame, on a seam or not; what
+    # the seams must not do is move the drawing: most strokes move there as on other frames,
+    move = np.linalg.norm(ours[1:] - ours[:-1], axis=-1).mean(axis=-1)      # (23, 6): move[t, n], t -> t+1
+    typical = np.median(move, axis=1)
     seams = [t for s in (8, 16) for t in range(s - 1, s + overlap)]
-    elsewhere = np.delete(step, seams)
-    if step[seams].max() >= 1.5 * np.percentile(elsewhere, 90):
-        # Known since the re-seeding of knotted strokes (issue 36) and the line weight (issue
-        # 37) were merged: chunks re-seed strokes apart and the blend shows it (issue 39's note).
-        pytest.xfail(f"a jump at a seam: steps {step.round(1).tolist()}, seams {seams}")
+    elsewhere = np.delete(typical, seams)
+    assert typical[seams].max() < 1.5 * np.percentile(elsewhere, 90), (typical.round(1).tolist(), seams)
+    # and the stitch adds no move of its own: each stroke moves at a seam at most as it moves
+    # in the chunks that drew those frames, plus a slide (the chunks' disagreement spread over
+    # the overlap) well under a usual frame's move
+    own = np.zeros_like(move)
+    for k, first in enumerate((0, 8, 16)):
+        drawn = points(sketch(chunks / f"chunk-{k:03d}"))                   # frames first.. of the shot
+        pure = min(first + overlap, 23) if k else 0                         # first frame that is its own
+        order = [next(n for n in range(6) if np.allclose(drawn[pure - first, n], ours[pure, m])) for m in range(6)]
+        drawn = drawn[:, order]                                            # in the stitched sketch's ids
+        steps = np.linalg.norm(drawn[1:] - drawn[:-1], axis=-1).mean(axis=-1)
+        own[first:first + len(steps)] = np.maximum(own[first:first + len(steps)], steps)
+    slide = move[seams] - own[seams]
+    assert slide.max() < 0.5 * np.median(elsewhere), (slide.round(1).tolist(), seams)

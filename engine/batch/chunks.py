@@ -7,11 +7,14 @@
    chunk. The chunks are independent of one another: one Ray task each.
 3. **Stitch.** Each chunk's strokes take the ids of the chunk before's strokes they lie
    nearest over the overlap (one assignment; a stroke one chunk re-seeded elsewhere keeps
-   its line). Each frame is its chunk's; over the ``overlap`` frames from a seam on the
-   strokes of the chunk before and of the chunk after are blended, point by point, the
-   weight moving from the one (all of it on the seam's frame) to the other, so no stroke
-   jumps at the seam: the chunk's first frames, where its optimisation settles the
-   keyframe's strokes onto the dense frames, count little.
+   its line). Each frame is its chunk's; over the ``overlap`` frames from a seam on, a
+   stroke both chunks drew alike is blended, point by point, the weight moving from the
+   chunk before (all of it on the seam's frame) to the chunk after, so no stroke jumps at
+   the seam: the chunk's first frames, where its optimisation settles the keyframe's
+   strokes onto the dense frames, count little. A stroke that one of the two re-seeded
+   over the overlap (engine/temporal: a knot, a lost stroke) lies elsewhere in the other:
+   blending it would slide it across the subject and show both re-seeds by halves, so it
+   switches from the one to the other at once, on the frame where they lie nearest.
 
 The chunks' folders are kept under ``OUT/.dynasketch/chunks`` (each resumes like any sketch).
 """
@@ -75,15 +78,49 @@ def strokes_at(sketch: dict, index: int) -> list:
     return points.round(3).tolist()
 
 
-def blend(before: list[dict], after: list[dict], weight: float) -> list[dict]:
-    """Strokes ``(1 - weight) * before + weight * after``, stroke by stroke (same ids)."""
+def blend(before: list[dict], after: list[dict], weights) -> list[dict]:
+    """Strokes ``(1 - w) * before + w * after``, stroke by stroke (same ids), ``w`` the
+    stroke's weight in ``weights``."""
     out = []
-    for a, b in zip(before, after):
+    for a, b, weight in zip(before, after, weights):
+        weight = float(weight)
         points = (1 - weight) * np.asarray(a["points"]) + weight * np.asarray(b["points"])
         out.append({**b, "points": [[round(float(x), 3), round(float(y), 3)] for x, y in points],
                     "width": round((1 - weight) * a["width"] + weight * b["width"], 4),
                     "opacity": round((1 - weight) * a["opacity"] + weight * b["opacity"], 4)})
     return out
+
+
+def seam_weights(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``(F, N)``: how much of the chunk after each stroke takes on each of the ``F`` overlap
+    frames. ``before`` and ``after``: the two chunks' control points ``(F + 2, N, P, 2)`` on
+    the frame before the seam, the overlap's frames and the first frame after it (where a
+    chunk did not draw a frame, the other's stands in: its weight there is 0 or 1 anyway).
+
+    Of the ways to hand a stroke over (an even blend over the first ``s`` frames, or a cut on
+    one frame), each stroke takes the one that adds least to its largest move from frame to
+    frame beyond the moves of the two chunks themselves. A stroke both chunks drew alike is
+    blended over the whole overlap; one that a chunk re-seeded there (engine/temporal: a knot,
+    a lost stroke) lies elsewhere in the other, and blending it would slide it across the
+    subject and show both re-seeds by halves: it is handed over before the chunks part, or cut
+    where they meet."""
+    frames = len(before) - 2
+    schedules = [np.clip(np.arange(frames) / s, 0, 1) for s in range(frames, 0, -1)]        # blends, longest first
+    schedules += [(np.arange(frames) >= n).astype(np.float64) for n in range(frames)]    # cuts
+    moves = lambda c: np.linalg.norm(c[1:] - c[:-1], axis=-1).mean(axis=-1)             # (F + 1, N)
+    own = np.maximum(np.concatenate([moves(before[:-1]), np.zeros_like(moves(before[:2]))]),
+                     np.concatenate([np.zeros_like(moves(after[:2])), moves(after[1:])]))
+    best, chosen = None, None
+    for schedule in schedules:
+        w = np.concatenate([[0.0], schedule, [1.0]])[:, None, None, None]
+        added = (moves((1 - w) * before + w * after) - own).max(axis=0)                   # (N,)
+        if best is None:
+            best, chosen = added, np.repeat(schedule[:, None], len(added), axis=1)
+        else:
+            better = added < best - 1e-6
+            best = np.where(better, added, best)
+            chosen[:, better] = schedule[:, None]
+    return chosen
 
 
 def matching_ids(before: list[list[dict]], after: list[list[dict]]) -> list[int]:
@@ -120,14 +157,24 @@ def stitch(pieces: list[Piece], sketches: list[dict], indices: list[int], overla
             ids = matching_ids([by_index[k - 1][i]["strokes"] for i in shared],
                                [by_index[k][i]["strokes"] for i in shared])
             by_index[k] = {i: relabel(f, ids) for i, f in by_index[k].items()}
+    weights = {}                                     # k: (overlap frames, strokes) at chunk k's seam
+    for k in range(1, len(pieces)):
+        first = pieces[k].first
+        shared = [i for i in indices[first:first + overlap] if i in by_index[k - 1]]
+        if shared:
+            window = indices[first - 1:first + len(shared) + 1]      # the frame before, the overlap, the one after
+            window += window[-1:] * (len(shared) + 2 - len(window))     # the shot ends in the overlap
+            points = lambda frame: [s["points"] for s in frame["strokes"]]
+            before = [points(by_index[k - 1].get(i) or by_index[k][i]) for i in window]
+            after = [points(by_index[k].get(i) or by_index[k - 1][i]) for i in window]
+            weights[k] = seam_weights(np.array(before, np.float64), np.array(after, np.float64))
     frames = []
     for position, index in enumerate(indices):
         k = max(i for i, p in enumerate(pieces) if p.first <= position)
         frame = dict(by_index[k][index])
         into = position - pieces[k].first            # frames since the seam
-        if k > 0 and into < overlap and index in by_index[k - 1]:
-            weight = into / overlap               # 0 on the seam's frame: the chunk before's
-            frame["strokes"] = blend(by_index[k - 1][index]["strokes"], frame["strokes"], weight)
+        if k in weights and into < len(weights[k]):  # 0 on the seam's frame: the chunk before's
+            frame["strokes"] = blend(by_index[k - 1][index]["strokes"], frame["strokes"], weights[k][into])
         frames.append(frame)
     return frames
 
