@@ -129,6 +129,21 @@ class Letterbox:
         return np.clip((distance - 0.5) / width, 0.0, 1.0).astype(np.float32)
 
 
+THIN_COVERAGE = 0.15        # a canvas pixel a thin part covers this much of is the subject's
+
+
+def subject_pixels(coverage: np.ndarray) -> np.ndarray:
+    """The subject's canvas pixels ``(C, C)`` float32 in {0, 1} from the mask resized onto the
+    canvas (``coverage``: how much of each canvas pixel the subject covers, 0..1). Over half
+    covered is the subject; so is a thin part (a string, a pole, a paraglider's lines: under
+    three canvas pixels wide, which shrinking leaves a fraction of a pixel wide) where it
+    covers ``THIN_COVERAGE``, so that it stays one line rather than a row of dashes."""
+    coverage = np.asarray(coverage, np.float32)
+    faint = (coverage > THIN_COVERAGE).astype(np.uint8)
+    thin = faint & ~cv2.morphologyEx(faint, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    return ((coverage >= 0.5) | thin).astype(np.float32)
+
+
 def subject_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """The bounding box ``x0, y0, x1, y1`` (exclusive) of a mask ``(H, W)``; None if empty."""
     ys, xs = np.nonzero(mask > 0.5)

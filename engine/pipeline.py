@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import revisions
-from .canvas import Letterbox, SubjectFraming
+from .canvas import Letterbox, SubjectFraming, subject_pixels
 from .devices import pick_device
 from .colour import ShownColours
 from .errors import EngineError, Interrupted
@@ -104,7 +104,7 @@ class CanvasFrames:
             if should_stop():
                 raise Interrupted()
             if mask is not None:
-                m = torch.from_numpy(mask).to(device)[None].round()
+                m = torch.from_numpy(subject_pixels(mask)).to(device)[None]
             else:                                       # without a mask the subject is the frame
                 if box not in faded:
                     area = torch.from_numpy(box.faded()).to(device)[None]

@@ -7,7 +7,7 @@ import torch
 
 from bench.metrics import control_points
 from engine.bezier import evaluate
-from engine.canvas import Letterbox, SubjectFraming, subject_window
+from engine.canvas import Letterbox, SubjectFraming, subject_pixels, subject_window
 from media import write_video
 from test_cli import dynasketch
 
@@ -65,6 +65,28 @@ def test_the_window_is_steady_and_keeps_the_subject_in_view():
     assert steps[:, 0].max() <= 16                                    # no jumps beyond the motion
     mask[:] = 0
     assert framing(mask).window == windows[-1]                        # an empty mask keeps it
+
+
+def test_a_thin_part_of_the_subject_stays_one_line_on_the_canvas():
+    """A paraglider's line, a leash, a pole: one source pixel wide, shrunk 2.3x onto the canvas
+    it covers under half of each canvas pixel. It stays an unbroken line of the subject; the
+    body's outline does not grow."""
+    import cv2
+
+    mask = np.zeros((900, 900), np.float32)
+    cv2.circle(mask, (450, 250), 150, 1.0, -1)                       # the body
+    cv2.line(mask, (450, 400), (200, 850), 1.0, 1)                   # a line hanging from it
+    coverage = cv2.resize(mask, (384, 384), interpolation=cv2.INTER_AREA)
+    halves = coverage >= 0.5
+    pixels = subject_pixels(coverage) > 0.5
+    count, labels = cv2.connectedComponents(pixels.astype(np.uint8), connectivity=8)
+    assert count == 2                                                # the body and its line, one piece
+    line = np.zeros_like(pixels)
+    line[200:, :] = True                                             # below the body
+    assert (pixels & line).sum() > 0.9 * 450 / 2.34                  # all along the line's length
+    assert (halves & line).sum() < 0.5 * (pixels & line).sum()       # which "over half" broke up
+    body = cv2.circle(np.zeros((384, 384), np.uint8), (192, 107), 64, 1, -1) > 0
+    assert abs(int((pixels & ~line).sum()) - int((halves & ~line).sum())) < 0.02 * body.sum()
 
 
 def test_strokes_come_back_on_the_subject_in_source_pixels(tmp_path):
