@@ -165,3 +165,42 @@ def test_more_strokes_draw_the_inner_marks_a_person_would_draw():
     assert kinds.sum() >= 4
     nose = bezier_all(eight[~kinds])
     assert (np.abs(np.hypot(nose[..., 0] - 112, nose[..., 1] - 140) - 10).mean(-1) < 3).any()
+
+
+def test_a_thin_line_of_the_subject_is_drawn_along_its_length_once(tmp_path):
+    """A ball on a string, the string one pixel wide in a 960x720 frame (about a third of a
+    canvas pixel once the subject is fitted to the canvas), swinging: a stroke runs along the
+    string on every frame, not a row of dashes, and no second stroke doubles it."""
+    import cv2
+    from PIL import Image
+
+    frames, strings = 6, []
+    (tmp_path / "clip").mkdir()
+    for t in range(frames):
+        rgb = np.full((720, 960, 3), 235, np.uint8)
+        mask = np.zeros((720, 960), np.uint8)
+        top, bottom = (480, 60), (480 + 14 * t, 560)
+        for image, colour in ((rgb, (40, 40, 40)), (mask, 255)):
+            cv2.line(image, top, bottom, colour, 1)
+            cv2.circle(image, bottom, 90, (200, 60, 40) if image is rgb else 255, -1)
+            cv2.rectangle(image, (430, 40), (530, 62), (30, 90, 160) if image is rgb else 255, -1)
+        Image.fromarray(rgb).save(tmp_path / "clip" / f"f_{t:03d}.png")
+        Image.fromarray(mask).save(tmp_path / "clip" / f"m_{t:03d}.png")
+        strings.append((np.array(top, float), np.array(bottom, float) - (0, 90)))   # the string above the ball
+    out = tmp_path / "out"
+    result = dynasketch("sketch", tmp_path / "clip" / "f_%03d.png", "--mask", tmp_path / "clip" / "m_%03d.png",
+                        "--out", out, "--preset", "fast", "--strokes", 6, "--seeds", 1, "--no-preview")
+    assert result.returncode == 0, result.stderr
+    sketch = json.loads((out / "sketch.json").read_text())
+    for frame, (a, b) in zip(sketch["frames"], strings):
+        along = []
+        for stroke in frame["strokes"]:
+            pts = np.array(stroke["points"], float)
+            pieces = [bezier(pts[i:i + 4]) for i in range(0, len(pts) - 1, 3)]
+            pts = np.concatenate(pieces)
+            u = np.clip(((pts - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+            near = np.linalg.norm(pts - (a + u[:, None] * (b - a)), axis=1) < 12      # 2.5% of the subject
+            along.append(np.ptp(u[near]) if near.mean() > 0.5 else 0.0)    # how much of the string it spans
+        along = np.array(along)
+        assert along.max() > 0.6, (frame["index"], along.round(2).tolist())     # one stroke runs along it
+        assert (along > 0.3).sum() == 1, (frame["index"], along.round(2).tolist())   # and only one

@@ -51,23 +51,42 @@ def _diagonal(region: np.ndarray) -> float:
     return float(np.hypot(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))
 
 
+def _stretches(flags: np.ndarray) -> np.ndarray:
+    """For each True of ``flags`` the length of the stretch of consecutive Trues it is in (0
+    for a False)."""
+    out = np.zeros(len(flags), np.int64)
+    change = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    for a, b in zip(change[::2], change[1::2]):
+        out[a:b] = b - a
+    return out
+
+
 def silhouette_runs(mask: np.ndarray, frame: np.ndarray, min_points: int = 6) -> list[np.ndarray]:
     """The outer contours of ``mask`` as ordered point runs ``(K, 2)`` (x, y at pixel centres),
     longest first, cut where they touch the frame's edge (``frame``: the canvas pixels that
-    show the frame); a contour that never touches it stays closed (first point repeated)."""
+    show the frame) and where they come back over pixels they passed already for
+    ``min_points`` or more: round a part one or two pixels wide (a string, a pole) a contour
+    runs out along it and back over the same pixels, and that is one line, not two. A contour
+    that does neither stays closed (first point repeated)."""
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     # the frame's edge, one pixel in: a mask boundary there is the subject leaving the frame
     edge = frame & ~cv2.erode(frame.astype(np.uint8), np.ones((5, 5), np.uint8), borderValue=0).astype(bool)
     runs = []
     for contour in contours:
         pts = contour[:, 0, :]
-        on_edge = edge[pts[:, 1], pts[:, 0]]
-        if not on_edge.any():
+        keys = pts[:, 1].astype(np.int64) * mask.shape[1] + pts[:, 0]
+        first = np.zeros(len(pts), bool)
+        first[np.unique(keys, return_index=True)[1]] = True         # a pixel's first visit
+        back = _stretches(~first)
+        back[back < min_points] = 0                                  # a one-pixel neck is no line
+        keep = (back == 0) & ~edge[pts[:, 1], pts[:, 0]]
+        if keep.all():
             runs.append(np.vstack([pts, pts[:1]]).astype(np.float64) + 0.5)
             continue
-        # rotate so the contour starts on the edge, then split into the runs off it
-        pts, on_edge = np.roll(pts, -int(np.argmax(on_edge)), 0), np.roll(on_edge, -int(np.argmax(on_edge)))
-        change = np.flatnonzero(np.diff(on_edge.astype(np.int8)))
+        # rotate so the contour starts where it is cut, then split into the runs kept
+        shift = int(np.argmin(keep))
+        pts, keep = np.roll(pts, -shift, 0), np.roll(keep, -shift)
+        change = np.flatnonzero(np.diff(keep.astype(np.int8)))
         starts, stops = change[::2] + 1, np.append(change[1::2] + 1, len(pts))[:len(change[::2])]
         runs.extend(pts[a:b].astype(np.float64) + 0.5 for a, b in zip(starts, stops))
     runs = [r for r in runs if len(r) >= min_points]
