@@ -204,3 +204,25 @@ def test_a_thin_line_of_the_subject_is_drawn_along_its_length_once(tmp_path):
         along = np.array(along)
         assert along.max() > 0.6, (frame["index"], along.round(2).tolist())     # one stroke runs along it
         assert (along > 0.3).sum() == 1, (frame["index"], along.round(2).tolist())   # and only one
+
+
+def test_the_lines_between_the_outer_ones_of_a_fan_are_lines_too():
+    """A paraglider: a wing, a pilot and five one-pixel lines fanning between them. The mask's
+    outline takes only the two outermost lines (the ones between border holes of the mask);
+    the three between are lines of the subject all the same."""
+    import cv2
+
+    rgb = np.full((224, 224, 3), 200, np.uint8)
+    mask = np.zeros((224, 224), np.uint8)
+    ends = [(40 + 36 * k, 60) for k in range(5)]
+    for image, value in ((rgb, (30, 30, 30)), (mask, 1)):
+        cv2.ellipse(image, (112, 45), (90, 18), 0, 0, 360, (180, 90, 40) if image is rgb else 1, -1)
+        for end in ends:
+            cv2.line(image, end, (112, 180), value, 1)
+        cv2.circle(image, (112, 188), 10, (40, 60, 150) if image is rgb else 1, -1)
+    lines = extract_lines(rgb, mask.astype(bool), np.ones((224, 224), bool))
+    for end in ends[1:-1]:
+        t = np.linspace(0.15, 0.85, 40)[:, None]
+        along = np.round((1 - t) * np.array(end) + t * np.array((112, 180))).astype(int)
+        near = np.array([lines.image[max(y - 2, 0):y + 3, max(x - 2, 0):x + 3].any() for x, y in along])
+        assert near.mean() > 0.8, (end, near.mean())

@@ -5,7 +5,8 @@ subject mask ``(C, C)`` bool or None, and the canvas pixels that show the frame)
 ``Lines``: the silhouette as ordered runs of boundary points (the mask's outer contours,
 cut where they run along the frame's edge, which is no line of the subject), the interior
 lines as one-pixel centrelines (Canny on the blurred frame inside the eroded mask, thinned,
-connected runs shorter than ``min_run`` of the subject's diagonal dropped), the inner marks
+connected runs shorter than ``min_run`` of the subject's diagonal dropped; and the
+centrelines of parts under three pixels wide, which the erosion leaves out), the inner marks
 (``marks``: eyes, wheels, a logo; with a mask), and the line image they all make, which
 the chamfer loss and the re-seeding measure distances to.
 """
@@ -93,6 +94,24 @@ def silhouette_runs(mask: np.ndarray, frame: np.ndarray, min_points: int = 6) ->
     return sorted(runs, key=len, reverse=True)
 
 
+def thin_lines(subject: np.ndarray, least: float) -> np.ndarray:
+    """The centrelines ``(C, C)`` bool of the subject's parts under three pixels wide (a
+    paraglider's lines, a string, a pole) in runs of at least ``least`` pixels: lines of the
+    subject that the eroded interior leaves out and whose outline, where several meet, is
+    only the outermost (the lines between lie on holes of the mask)."""
+    from skimage.morphology import skeletonize
+
+    region = subject.astype(np.uint8)
+    thin = region & (1 - cv2.morphologyEx(region, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))
+    if not thin.any():
+        return np.zeros(subject.shape, bool)
+    centre = skeletonize(thin.astype(bool))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(centre.astype(np.uint8), connectivity=8)
+    long_enough = np.zeros(count, bool)
+    long_enough[1:] = stats[1:, cv2.CC_STAT_AREA] >= least
+    return long_enough[labels]
+
+
 def extract_lines(rgb: np.ndarray, mask: np.ndarray | None, frame: np.ndarray,
                   min_run: float = 0.1, sigma: float = 1.5) -> Lines:
     """The lines of one canvas frame; see the module docstring."""
@@ -126,6 +145,8 @@ def extract_lines(rgb: np.ndarray, mask: np.ndarray | None, frame: np.ndarray,
         long_enough[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_run * diagonal
         interior = long_enough[labels]
         strength = np.clip(magnitude / max(float(values.max()), 1e-6), 0, 1).astype(np.float32)
+    if mask is not None:
+        interior |= thin_lines(subject, min_run * diagonal)
     marks = find_marks(plain, inner, diagonal) if mask is not None else []
     for mark in marks:               # a mark's outline is a line the strokes are drawn to
         image[mark.outline[:, 1].astype(int), mark.outline[:, 0].astype(int)] = True
