@@ -77,6 +77,12 @@ def _even_along(m: int, s: int, device: torch.device, dtype: torch.dtype) -> tup
     return _along(torch.linspace(0.0, 1.0, m, device=device, dtype=dtype), s, device, dtype)
 
 
+def lengths(control: Tensor, samples: int = 16) -> Tensor:
+    """Each curve's length ``(...)``, along ``samples`` points evenly spaced in arc length."""
+    pts = evaluate_along(control, samples)
+    return (pts[..., 1:, :] - pts[..., :-1, :]).norm(dim=-1).sum(-1)
+
+
 def control_polygon_length(control: Tensor) -> Tensor:
     """Length of the control polygon ``(...)``: an upper bound of the curve's length."""
     return (control[..., 1:, :] - control[..., :-1, :]).norm(dim=-1).sum(-1)

@@ -132,6 +132,13 @@ class Letterbox:
 THIN_COVERAGE = 0.15        # a canvas pixel a thin part covers this much of is the subject's
 
 
+def thin_parts(region: np.ndarray) -> np.ndarray:
+    """The pixels ``(H, W)`` bool of ``region`` (bool or 0/1) in parts under three pixels wide:
+    what an opening by a 3x3 square takes away."""
+    region = region.astype(np.uint8)
+    return (region & (1 - cv2.morphologyEx(region, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))).astype(bool)
+
+
 def subject_pixels(coverage: np.ndarray) -> np.ndarray:
     """The subject's canvas pixels ``(C, C)`` float32 in {0, 1} from the mask resized onto the
     canvas (``coverage``: how much of each canvas pixel the subject covers, 0..1). Over half
@@ -139,9 +146,7 @@ def subject_pixels(coverage: np.ndarray) -> np.ndarray:
     three canvas pixels wide, which shrinking leaves a fraction of a pixel wide) where it
     covers ``THIN_COVERAGE``, so that it stays one line rather than a row of dashes."""
     coverage = np.asarray(coverage, np.float32)
-    faint = (coverage > THIN_COVERAGE).astype(np.uint8)
-    thin = faint & ~cv2.morphologyEx(faint, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
-    return ((coverage >= 0.5) | thin).astype(np.float32)
+    return ((coverage >= 0.5) | thin_parts(coverage > THIN_COVERAGE)).astype(np.float32)
 
 
 def subject_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -15,7 +15,6 @@ from torch import Tensor
 from . import bezier
 from .initialise import random_strokes, sample_starts
 from .lines import line_strokes
-from .temporal.checks import lengths as stroke_lengths
 from .losses import (coverage_loss, group_loss, length_loss, overlap_loss, shape_loss, track_distance_loss,
                      track_loss, triplet_shape_loss)
 from .settings import Settings
@@ -106,7 +105,7 @@ class StrokeOptimiser:
 
     def lengths(self, points: Tensor) -> Tensor:
         """Each stroke's length along its tracked points, ``(..., N)``, canvas px."""
-        return stroke_lengths(points)
+        return bezier.lengths(points)
 
     def sketch_loss(self, points: Tensor, target, anchor: Tensor | None = None) -> Tensor:
         """The guidance ``(B,)``; with the chamfer guidance also its priors: each stroke keeps

@@ -16,6 +16,7 @@ import sys
 import time
 
 from ..errors import EngineError
+from ..progress import Progress
 from . import chunks
 from .record import BatchRecord, now
 from .report import make_report
@@ -62,40 +63,34 @@ def post(board, item: dict) -> None:
         pass
 
 
-class BoardProgress:
+class BoardProgress(Progress):
     """A sketch run's progress (engine.progress.Progress) sent to the driver's queue."""
 
-    def __new__(cls, *args, **kwargs):
-        from ..progress import Progress
+    def __init__(self, board, shot: str, part: str):
+        super().__init__()
+        self.board, self.shot, self.part = board, shot, part
+        self.error = None
 
-        class _BoardProgress(Progress):
-            def __init__(self, board, shot: str, part: str):
-                super().__init__()
-                self.board, self.shot, self.part = board, shot, part
-                self.error = None
+    def send(self, kind: str, **values) -> None:
+        post(self.board, {"kind": kind, "shot": self.shot, "part": self.part, **values})
 
-            def send(self, kind: str, **values) -> None:
-                post(self.board, {"kind": kind, "shot": self.shot, "part": self.part, **values})
+    def start(self, total, message, out):
+        super().start(total, message, out)
+        self.send("progress", stage="decode", done=0, total=total, message=message)
 
-            def start(self, total, message, out):
-                super().start(total, message, out)
-                self.send("progress", stage="decode", done=0, total=total, message=message)
+    def stage(self, stage, done, total, message=""):
+        super().stage(stage, done, total, message)
+        self.send("progress", stage=stage, done=done, total=total, message=message)
 
-            def stage(self, stage, done, total, message=""):
-                super().stage(stage, done, total, message)
-                self.send("progress", stage=stage, done=done, total=total, message=message)
+    def warn(self, message):
+        self.log(f"warning: {message}")
+        self.send("warning", message=message)
 
-            def warn(self, message):
-                self.log(f"warning: {message}")
-                self.send("warning", message=message)
+    def failed(self, message, log):
+        self.error = message
 
-            def failed(self, message, log):
-                self.error = message
-
-            def interrupted(self, message):
-                self.error = message
-
-        return _BoardProgress(*args, **kwargs)
+    def interrupted(self, message):
+        self.error = message
 
 
 def where_am_i() -> dict:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..canvas import thin_parts
 from .marks import find_marks
 
 
@@ -57,8 +58,8 @@ def _stretches(flags: np.ndarray) -> np.ndarray:
     for a False)."""
     out = np.zeros(len(flags), np.int64)
     change = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
-    for a, b in zip(change[::2], change[1::2]):
-        out[a:b] = b - a
+    size = change[1::2] - change[::2]
+    out[flags.astype(bool)] = np.repeat(size, size)
     return out
 
 
@@ -101,11 +102,10 @@ def thin_lines(subject: np.ndarray, least: float) -> np.ndarray:
     only the outermost (the lines between lie on holes of the mask)."""
     from skimage.morphology import skeletonize
 
-    region = subject.astype(np.uint8)
-    thin = region & (1 - cv2.morphologyEx(region, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))
+    thin = thin_parts(subject)
     if not thin.any():
         return np.zeros(subject.shape, bool)
-    centre = skeletonize(thin.astype(bool))
+    centre = skeletonize(thin)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(centre.astype(np.uint8), connectivity=8)
     long_enough = np.zeros(count, bool)
     long_enough[1:] = stats[1:, cv2.CC_STAT_AREA] >= least

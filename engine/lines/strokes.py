@@ -5,8 +5,9 @@ The silhouette first: its runs are fitted in as many cubics as its share of the 
 still the outline. Then the inner marks (eyes, wheels, a logo: ``marks``), one closed
 stroke each, ``mark_share(N)`` of them: none of 4 strokes, 1 of 8, 3 of 16, 7 of 32. Then the
 interior lines, longest and highest-contrast first, each path fitted with Schneider's
-algorithm and its pieces taken while they are not near-duplicates of strokes already chosen. ``line_strokes`` returns fewer than N strokes
-only when the frame has too few lines; the caller fills the rest.
+algorithm and its pieces taken while they are not near-duplicates of strokes already
+chosen. ``line_strokes`` returns fewer than N strokes only when the frame has too few
+lines; the caller fills the rest.
 """
 from __future__ import annotations
 

@@ -16,8 +16,7 @@ GROWTH = 1.3                 # a stroke longer than its keyframe length x the su
 
 def lengths(strokes: Tensor) -> Tensor:
     """Each stroke's length ``(..., N)``, canvas px."""
-    pts = bezier.evaluate_along(strokes, SAMPLES)
-    return (pts[..., 1:, :] - pts[..., :-1, :]).norm(dim=-1).sum(-1)
+    return bezier.lengths(strokes, SAMPLES)
 
 
 def duplicates(strokes: Tensor, lines: list) -> Tensor:
