@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.masks.files import MaskFileMasker
-from engine.masks.subject import SubjectMasker, resolve_boxes
+from engine.masks.subject import GROW, SETTLE, SubjectMasker, resolve_boxes, settled
 from engine.masks.trust import HOLD, TrustedMasker, judge
 from engine.video import FrameRange, open_video
 from media import two_subjects, write_video
@@ -66,6 +66,19 @@ def test_the_network_masks_the_boxed_subject_and_not_the_other(two, setup_isnet)
         scores = [iou(m, two[chosen][t]) for t, m in enumerate(masks)]
         assert np.mean(scores) >= 0.85 and min(scores) >= 0.7, (chosen, scores)
         assert all((m & two[other][t]).sum() == 0 for t, m in enumerate(masks)), chosen
+
+
+def test_the_followed_box_moves_with_the_mask_but_does_not_widen_with_what_it_takes_in():
+    """A mask that takes in background beside the subject (a stripe behind it: bounds three
+    times as wide) widens the box by at most 2% a frame, so the crop does not open onto more
+    background; a mask that moves takes the box along, a fifth of the way a frame."""
+    box = (100.0, 100.0, 200.0, 200.0)
+    for _ in range(10):
+        box = settled(box, (0, 100, 300, 200))
+    assert box[2] - box[0] <= 100 * (1 + GROW) ** 10 + 1e-6
+    assert abs((box[0] + box[2]) / 2 - 150) < 1e-6                      # still centred on the subject
+    moved = settled((100.0, 100.0, 200.0, 200.0), (150, 100, 250, 200))
+    assert moved == pytest.approx((100 + 50 * SETTLE, 100, 200 + 50 * SETTLE, 200))
 
 
 @pytest.mark.parametrize("box, why", [

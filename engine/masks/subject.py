@@ -7,9 +7,11 @@ frame and keeps the pieces of its mask that lie in the box and on the subject ca
 the frame before, never further out than the box grown by ``GATE_MARGIN``. The box moves with
 the subject (the shift and zoom that carry the subject's pixels by optical flow, so it does
 not grow with whatever the mask takes in) and settles a fifth of the way towards the mask's
-bounds each frame, so it follows changes of shape. A box the artist gives on a later frame corrects the follow there. The trust
-check (``trust.MaskTrust``) holds the carried mask where the crop's mask jumps. Without a
-network (no weights) the followed box itself is the mask.
+bounds each frame, growing at most 2% a frame beyond that zoom, so it follows changes of
+shape. The crop is tight (1.25 times the box): the less background the network sees, the
+less of it it calls the subject. A box the artist gives on a later frame corrects the
+follow there. The trust check (``trust.MaskTrust``) holds the carried mask where the crop's
+mask jumps. Without a network (no weights) the followed box itself is the mask.
 """
 from __future__ import annotations
 
@@ -25,12 +27,13 @@ from ..video import FrameRange
 from .flow import backward, flow_grey, new_flow, warp
 from .trust import HOLD, MaskTrust
 
-CROP_MARGIN = 1.6        # the crop's side, times the box's longer side
+CROP_MARGIN = 1.25       # the crop's side, times the box's longer side (docs/BENCHMARKS.md: subjects)
 GATE_MARGIN = 0.15       # a piece of the crop's mask is the subject's when it lies in the box grown by this
 KEEP_INSIDE = 0.7        # ... by at least this share of its area (and on the carried subject)
 CROP_SIZE = 512          # ISNet's input on the crop (docs/BENCHMARKS.md: masks)
 MIN_CROP = 96            # source pixels
 SETTLE = 0.2             # each frame the box moves this share of the way to the mask's bounds
+GROW = 0.02              # ... but grows by at most this share of its size beyond the flow's zoom
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,16 @@ def carried_box(box: tuple, carried: np.ndarray, back: np.ndarray, width: int, h
 
 def settled(box: tuple, found: tuple | None) -> tuple:
     """The box moved ``SETTLE`` of the way towards the bounds of the subject's mask, so it
-    takes the subject's changes of shape over a few frames but no sudden grab."""
+    takes the subject's changes of shape over a few frames but no sudden grab; it grows by
+    at most ``GROW`` of its width and height a frame (the subject's own growth is the zoom
+    ``carried_box`` already gave it), so background the mask takes in cannot widen it fast."""
     if found is None:
         return box
-    return tuple(a + SETTLE * (b - a) for a, b in zip(box, found))
+    x0, y0, x1, y1 = (a + SETTLE * (b - a) for a, b in zip(box, found))
+    w = min(x1 - x0, (box[2] - box[0]) * (1 + GROW))
+    h = min(y1 - y0, (box[3] - box[1]) * (1 + GROW))
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    return cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0
 
 
 def crop_around(box: tuple, width: int, height: int) -> tuple[int, int, int, int]:
