@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 from ..errors import EngineError
@@ -299,17 +300,19 @@ def run_batch(args, kind: str) -> int:
 
     where = connect(ray, args.address)
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, stop)           # after Ray's start, whose own handler would exit at once
+    # SIGTERM (the add-on's Cancel) asks the wait loop to stop. Set after Ray's start, whose own
+    # handler would exit at once; raised from the handler, the interrupt could land inside Ray's
+    # code and come out as another error (exit 1, not 130).
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     try:
-        return _run(ray, args, shots, maps, root, record, report, where)
+        return _run(ray, args, shots, maps, root, record, report, where, stopping)
     finally:
         report.close()
         ray.shutdown()
 
 
-def _run(ray, args, shots, maps, root, record, report, where) -> int:
+def _run(ray, args, shots, maps, root, record, report, where, stopping: threading.Event) -> int:
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     board = ray.remote(num_cpus=0)(Board).remote()
     remote = remote_functions(ray)
@@ -350,7 +353,9 @@ def _run(ray, args, shots, maps, root, record, report, where) -> int:
 
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            if stopping.is_set():
+                raise KeyboardInterrupt
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
             drain(board, record, report)
             for ref in ready:
                 shot = pending.pop(ref)
@@ -358,7 +363,10 @@ def _run(ray, args, shots, maps, root, record, report, where) -> int:
         drain(board, record, report)
     except KeyboardInterrupt:
         for ref, shot in pending.items():
-            ray.cancel(ref, force=True, recursive=True)
+            try:
+                ray.cancel(ref, force=True, recursive=True)
+            except Exception:            # it ended just now: recorded as stopped all the same
+                pass
             record.update(shot.out, state="interrupted", finished=now(),
                           error="stopped; run the same batch again to resume")
         report.end(f"stopped: {len(pending)} shots not finished; run the same batch again to resume",

@@ -83,7 +83,7 @@ def test_each_strip_is_built_as_it_finishes_and_cancel_stops_the_batch(blender, 
         assert time.monotonic() < deadline
         time.sleep(0.1)
     run.job.cancel()
-    assert run.job.process.returncode() == 130                # the batch stopped itself (not killed)
+    assert run.job.process.returncode() == 130, run.job.process.stderr[-12:]   # it stopped itself (not killed)
     assert run.finish(run.job.state)[0] == {"CANCELLED"}
     assert scene.dynasketch.status.startswith("Cancelled:") and not scene.dynasketch.running
     assert len(sketch_objects(bpy)) == 2
