@@ -95,21 +95,24 @@ def silhouette_runs(mask: np.ndarray, frame: np.ndarray, min_points: int = 6) ->
     return sorted(runs, key=len, reverse=True)
 
 
+def centrelines(region: np.ndarray, least: float) -> np.ndarray:
+    """The one-pixel centrelines ``(C, C)`` bool of ``region`` in connected runs of at least
+    ``least`` pixels."""
+    from skimage.morphology import skeletonize
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(skeletonize(region).astype(np.uint8),
+                                                               connectivity=8)
+    long_enough = np.zeros(count, bool)
+    long_enough[1:] = stats[1:, cv2.CC_STAT_AREA] >= least
+    return long_enough[labels]
+
+
 def thin_lines(subject: np.ndarray, least: float) -> np.ndarray:
     """The centrelines ``(C, C)`` bool of the subject's parts under three pixels wide (a
     paraglider's lines, a string, a pole) in runs of at least ``least`` pixels: lines of the
     subject that the eroded interior leaves out and whose outline, where several meet, is
     only the outermost (the lines between lie on holes of the mask)."""
-    from skimage.morphology import skeletonize
-
-    thin = thin_parts(subject)
-    if not thin.any():
-        return np.zeros(subject.shape, bool)
-    centre = skeletonize(thin)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(centre.astype(np.uint8), connectivity=8)
-    long_enough = np.zeros(count, bool)
-    long_enough[1:] = stats[1:, cv2.CC_STAT_AREA] >= least
-    return long_enough[labels]
+    return centrelines(thin_parts(subject), least)
 
 
 def extract_lines(rgb: np.ndarray, mask: np.ndarray | None, frame: np.ndarray,
@@ -137,13 +140,7 @@ def extract_lines(rgb: np.ndarray, mask: np.ndarray | None, frame: np.ndarray,
     if values.size and values.max() > 1e-3:
         high = float(np.percentile(values, 90))
         edges = cv2.Canny(grey, max(1.0, 0.5 * high), max(2.0, high), L2gradient=True) > 0
-        edges &= inner
-        from skimage.morphology import skeletonize
-        edges = skeletonize(edges)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(edges.astype(np.uint8), connectivity=8)
-        long_enough = np.zeros(count, bool)
-        long_enough[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_run * diagonal
-        interior = long_enough[labels]
+        interior = centrelines(edges & inner, min_run * diagonal)
         strength = np.clip(magnitude / max(float(values.max()), 1e-6), 0, 1).astype(np.float32)
     if mask is not None:
         interior |= thin_lines(subject, min_run * diagonal)
