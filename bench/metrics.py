@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from engine.canvas import Letterbox
+from engine.lines.extract import line_direction
 from engine.masks.files import MaskFileMasker
 from engine.rasterizer import SplatRasterizer
 from engine.video import FrameRange, open_video
@@ -151,15 +152,6 @@ def reference_lines(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, floa
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= 0.1 * diagonal
     lines |= keep[labels].astype(np.uint8)
     return lines.astype(bool), max(1.5, 0.03 * diagonal)
-
-
-def line_direction(lines: np.ndarray, sigma: float) -> np.ndarray:
-    """The direction of the lines around each pixel (radians, mod pi), from the structure
-    tensor of the line map."""
-    f = cv2.GaussianBlur(lines.astype(np.float32), (0, 0), 1.0)
-    gx, gy = cv2.Sobel(f, cv2.CV_32F, 1, 0), cv2.Sobel(f, cv2.CV_32F, 0, 1)
-    jxx, jxy, jyy = (cv2.GaussianBlur(a, (0, 0), sigma) for a in (gx * gx, gx * gy, gy * gy))
-    return 0.5 * np.arctan2(2 * jxy, jxx - jyy) + np.pi / 2          # across the gradient
 
 
 def aligned_share(strokes: list[np.ndarray], lines: np.ndarray, tolerance: float) -> tuple[float, float]:

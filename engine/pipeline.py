@@ -34,7 +34,7 @@ from .optimise import StrokeOptimiser
 from .prefetch import Prefetcher
 from .preview import write_preview
 from .settings import Settings
-from .temporal import crossings, duplicates, knotted, lengthened, off_lines, scaled_anchor
+from .temporal import across, crossings, duplicates, knotted, lengthened, off_lines, scaled_anchor
 from .temporal.checks import CROSSED
 from .tracking import grid_queries, with_grid_fallback
 from .video import FrameRange, open_video, parse_frame_range
@@ -260,7 +260,8 @@ class Sketcher:
         if lines is not None:       # on lines, a stroke the tracker lost may still lie on its line
             off, outside = off_lines(opt.samples(init), lines, s.reseed_distance)
             tangled = (duplicates(init, lines) | (crossings(init) >= CROSSED)    # thin parts, knots
-                       | lengthened(init, anchor))                             # longer than the subject grew
+                       | lengthened(init, anchor)                              # longer than the subject grew
+                       | across(opt.samples(init), lines))                     # across close lines, not along
             lost[1:] = (lost[1:] & outside) | off | tangled
             self.no_lines = [f.index for f, item in zip(frames, lines) if item.empty]
         restart = torch.zeros(w, n, dtype=torch.bool, device=self.device)

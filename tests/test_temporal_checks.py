@@ -1,10 +1,12 @@
 """The checks that decide which carried strokes are re-seeded (engine/temporal): knots,
-strokes that grow faster than the subject, two strokes on one thin line."""
+strokes that grow faster than the subject, two strokes on one thin line, a stroke across
+close lines."""
 import numpy as np
 import torch
 
+from engine import bezier
 from engine.lines import Lines
-from engine.temporal import crossings, duplicates, lengthened, scaled_anchor
+from engine.temporal import across, crossings, duplicates, lengthened, scaled_anchor
 from engine.temporal.checks import CROSSED, lengths
 
 
@@ -43,3 +45,14 @@ def test_two_strokes_on_one_thin_line_are_one_too_many():
     beside = line(40, 140, 150, 140)
     found = duplicates(torch.stack([leash, along, beside])[None], lines_of(200.0))[0]
     assert found.tolist() == [False, True, False]
+
+
+def test_a_stroke_across_close_lines_is_found_though_every_point_is_near_one():
+    image = np.zeros((224, 224), bool)
+    image[20:200, 40:180:8] = True                                                # hatching, 8 px apart
+    hatching = [Lines(image, subject=np.ones_like(image), diagonal=200.0)]         # reach: 6 px
+    samples = lambda stroke: bezier.evaluate_along(stroke[None, None], 8)          # noqa: E731
+    along, across_them = line(48, 30, 48, 190), line(45, 100, 170, 120)
+    assert not across(samples(along), hatching)[0, 0]
+    assert across(samples(across_them), hatching)[0, 0]
+    assert (hatching[0].distance()[100, 45:170] <= 6).all()                        # near a line everywhere

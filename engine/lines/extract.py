@@ -45,6 +45,22 @@ class Lines:
                 self._distance = cv2.distanceTransform((~self.image).astype(np.uint8), cv2.DIST_L2, 5)
         return self._distance
 
+    def direction(self) -> np.ndarray:
+        """``(C, C)`` float32: the direction of the lines around each pixel (radians, mod pi),
+        smoothed over half the reach of a line (1.5% of the subject's diagonal); made once."""
+        if getattr(self, "_direction", None) is None:
+            self._direction = line_direction(self.image, max(1.0, 0.015 * self.diagonal))
+        return self._direction
+
+
+def line_direction(lines: np.ndarray, sigma: float) -> np.ndarray:
+    """The direction of the lines ``(H, W)`` bool around each pixel (radians, mod pi), from
+    the structure tensor of the line image smoothed over ``sigma`` px."""
+    f = cv2.GaussianBlur(lines.astype(np.float32), (0, 0), 1.0)
+    gx, gy = cv2.Sobel(f, cv2.CV_32F, 1, 0), cv2.Sobel(f, cv2.CV_32F, 0, 1)
+    jxx, jxy, jyy = (cv2.GaussianBlur(a, (0, 0), sigma) for a in (gx * gx, gx * gy, gy * gy))
+    return (0.5 * np.arctan2(2 * jxy, jxx - jyy) + np.pi / 2).astype(np.float32)   # across the gradient
+
 
 def _diagonal(region: np.ndarray) -> float:
     ys, xs = np.nonzero(region)

@@ -112,6 +112,31 @@ def line_distance(samples: Tensor, lines: list) -> Tensor:
     return torch.from_numpy(out).to(samples.device)
 
 
+ALONG = 0.35                 # a stroke with less of its length along the lines lies across them
+TURNED = np.radians(30)      # ... "along": near a line and within this angle of its direction
+
+
+def across(samples: Tensor, lines: list) -> Tensor:
+    """Which strokes (their points ``samples`` ``(T, N, M, 2)``) lie across the lines rather than
+    along them ``(T, N)``: under ``ALONG`` of their pieces (between neighbouring points) are
+    within a line's reach (3% of the subject's diagonal) and within ``TURNED`` of its
+    direction. Where lines lie close together (a fan of strings, hatching) a stroke can be
+    near lines everywhere and still draw none of them."""
+    pts = samples.detach().cpu().numpy()
+    out = np.zeros(pts.shape[:2], bool)
+    for t, item in enumerate(lines):
+        if item.empty:
+            continue
+        mid = (pts[t, :, 1:] + pts[t, :, :-1]) / 2                           # (N, M-1, 2)
+        step = pts[t, :, 1:] - pts[t, :, :-1]
+        xs, ys = _pixels(mid, item)
+        angle = np.arctan2(step[..., 1], step[..., 0])
+        turn = np.abs((angle - item.direction()[ys, xs] + np.pi / 2) % np.pi - np.pi / 2)
+        along = (item.distance()[ys, xs] <= max(1.5, 0.03 * item.diagonal)) & (turn <= TURNED)
+        out[t] = along.mean(-1) < ALONG
+    return torch.from_numpy(out).to(samples.device)
+
+
 def knotted(samples: Tensor, strokes: Tensor, lines: list) -> Tensor:
     """After a window's optimisation, which strokes ``(T, N)`` to re-seed: those that cross
     another stroke (or themselves) while lying ``KNOT_DISTANCE`` off the lines, and those
