@@ -15,11 +15,12 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import cv2
 import numpy as np
 import torch
 
 from . import revisions
-from .canvas import Letterbox, SubjectFraming, subject_pixels
+from .canvas import Letterbox, SubjectFraming, subject_pixels, thin_parts
 from .devices import pick_device
 from .colour import ShownColours
 from .errors import EngineError, Interrupted
@@ -35,8 +36,8 @@ from .prefetch import Prefetcher
 from .preview import write_preview
 from .settings import Settings
 from .temporal import across, crossings, duplicates, knotted, lengthened, off_lines, scaled_anchor
-from .temporal.checks import CROSSED
-from .tracking import grid_queries, with_grid_fallback
+from .temporal.checks import CROSSED, TIPS
+from .tracking import STRAY, grid_queries, thin_parts_with_grid, with_grid_fallback
 from .video import FrameRange, open_video, parse_frame_range
 
 
@@ -230,13 +231,18 @@ class Sketcher:
         boxes = [previous.box] + [f.box for f in frames]
         self.frame_on([previous] + frames)
         points = opt.samples(strokes)                                          # (N, M, 2)
-        # The strokes' points and a grid inside the subject (on the frame before the window)
-        # are tracked together; a stroke point the tracker loses goes on with the grid.
-        grid = grid_queries(None if previous.mask is None else previous.mask[0],
-                            opt.area, s.track_grid, device=self.device)
+        # The strokes' points and a grid inside the subject's solid parts (on the frame before
+        # the window) are tracked together; a stroke point the tracker loses goes on with the
+        # grid, and so does one on a thin part (a string, a strap) whose track strays from the
+        # solid parts' motion: the tracker's window there sees mostly what lies behind it.
+        solid, thin = solid_and_thin(previous.mask)
+        grid = grid_queries(solid, opt.area, s.track_grid, device=self.device)
         both, seen = self.track(video, torch.cat([points.reshape(-1, 2), grid]), boxes)
         grid_tracks, grid_visible = both[:, n * m:], seen[:, n * m:]
         tracks, visible = with_grid_fallback(both[:, :n * m], seen[:, :n * m], grid_tracks, grid_visible)
+        if thin is not None:
+            tracks, visible = thin_parts_with_grid(tracks, visible, points.reshape(-1, 2), thin,
+                                                   grid_tracks, grid_visible, STRAY * opt.unit)
         tracks, visible = tracks.view(w + 1, n, m, 2), visible.view(w + 1, n, m)
         init = self._follow(strokes, tracks, visible)
         groups = find_groups(points, s.touch * opt.unit)
@@ -259,7 +265,12 @@ class Sketcher:
         self.no_lines = []
         if lines is not None:       # on lines, a stroke the tracker lost may still lie on its line
             off, outside = off_lines(opt.samples(init), lines, s.reseed_distance)
-            tangled = (duplicates(init, lines) | (crossings(init) >= CROSSED)    # thin parts, knots
+            # two strokes the tracks carried onto one line (a thin part; not two that shared it on
+            # the frame before, where lines converge), a stroke carried into a knot (crossing
+            # others along its length, not where strokes meet at their ends), ...
+            before = self.lines_of([previous])
+            tangled = ((duplicates(init, lines) & ~duplicates(strokes[None], before))
+                       | (crossings(init, ends=TIPS) >= CROSSED)
                        | lengthened(init, anchor)                              # longer than the subject grew
                        | across(opt.samples(init), lines))                     # across close lines, not along
             lost[1:] = (lost[1:] & outside) | off | tangled
@@ -358,6 +369,17 @@ class Sketcher:
         if any(f.mask is None for f in frames):
             return images, None
         return images, torch.stack([f.mask for f in frames])
+
+
+def solid_and_thin(mask: torch.Tensor | None) -> tuple[torch.Tensor | None, np.ndarray | None]:
+    """A canvas mask ``(1, C, C)`` split into its solid parts ``(C, C)`` (on its device) and
+    the pixels within one of its thin parts ``(C, C)`` bool (``canvas.thin_parts``, grown by a
+    pixel); None and None without a mask."""
+    if mask is None:
+        return None, None
+    subject = mask[0].cpu().numpy() > 0.5
+    thin = cv2.dilate(thin_parts(subject).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return mask[0] * torch.from_numpy(~thin).to(mask), thin
 
 
 def out_of_memory(device: torch.device) -> str:

@@ -90,6 +90,29 @@ def with_grid_fallback(tracks: Tensor, visible: Tensor, grid_tracks: Tensor, gri
             visible | via_visible)
 
 
+STRAY = 4.0                  # 224-canvas px a thin part's point may stray from the solid parts' motion
+
+
+def thin_parts_with_grid(tracks: Tensor, visible: Tensor, points: Tensor, thin: np.ndarray,
+                         grid_tracks: Tensor, grid_visible: Tensor, stray: float) -> tuple[Tensor, Tensor]:
+    """``tracks`` ``(T, Q, 2)`` and ``visible`` of ``points`` ``(Q, 2)`` (frame 0) where each
+    point on ``thin`` (``(H, W)`` bool: the subject's thin parts) whose track strays more than
+    ``stray`` px on some frame from the motion of the grid around it (``follow_grid``: the
+    subject's solid parts) takes that motion instead. A one-pixel string fills a sliver of
+    the tracker's window, which then follows the background behind it."""
+    h, w = thin.shape
+    p = points.detach().cpu().numpy()
+    on = thin[np.clip(p[:, 1].astype(int), 0, h - 1), np.clip(p[:, 0].astype(int), 0, w - 1)]
+    if not on.any():
+        return tracks, visible
+    index = torch.from_numpy(np.flatnonzero(on)).to(points.device)
+    via, via_visible = follow_grid(grid_tracks, grid_visible, points[index])
+    strays = ((tracks[:, index] - via).norm(dim=-1) > stray).any(0)
+    tracks, visible = tracks.clone(), visible.clone()
+    tracks[:, index[strays]], visible[:, index[strays]] = via[:, strays], via_visible[:, strays]
+    return tracks, visible
+
+
 class LucasKanadeTracker:
     """OpenCV pyramidal Lucas-Kanade, chained frame to frame, with a forward-backward check."""
 

@@ -56,3 +56,14 @@ def test_a_stroke_across_close_lines_is_found_though_every_point_is_near_one():
     assert not across(samples(along), hatching)[0, 0]
     assert across(samples(across_them), hatching)[0, 0]
     assert (hatching[0].distance()[100, 45:170] <= 6).all()                        # near a line everywhere
+
+
+def test_strokes_that_meet_at_their_ends_are_no_knot_but_a_crossing_along_them_is():
+    from engine.temporal.checks import TIPS
+
+    left, right = line(20, 20, 103, 200), line(180, 20, 97, 200)                   # a fan's two strings,
+    strokes = torch.stack([left, right])[None]                                     # overlapping at the pilot
+    assert crossings(strokes)[0].tolist() == [1, 1]
+    assert crossings(strokes, ends=TIPS)[0].tolist() == [0, 0]
+    knot = torch.stack([line(20, 20, 180, 200), line(180, 20, 20, 200)])[None]     # an X: crossing mid-way
+    assert crossings(knot, ends=TIPS)[0].tolist() == [1, 1]

@@ -124,3 +124,38 @@ def test_the_grid_is_made_where_the_strokes_are(device):
     assert grid_queries(None, area, 8, device=device).device.type == device.type
     mask = torch.ones(224, 224, device=device)
     assert grid_queries(mask, area, 8).device.type == device.type
+
+
+def test_a_one_pixel_string_moves_with_its_subject_not_with_the_background_behind_it():
+    import cv2
+
+    from engine.pipeline import solid_and_thin
+    from engine.tracking import STRAY, grid_queries, thin_parts_with_grid, with_grid_fallback
+
+    background, body = textured(224, seed=1) // 4 + 96, textured(224, seed=2)    # faint hills, a bold subject
+    frames, masks = [], []
+    for t in range(6):                   # the background slides right, the subject (a block
+        dx, dy = 3 * t, 2 * t            # on a string) moves down
+        frame = np.roll(background, dx, axis=1).copy()
+        mask = np.zeros((224, 224), bool)
+        mask[40 + dy:100 + dy, 80:140] = True
+        frame[mask] = np.roll(body, dy, axis=0)[mask]
+        mask[100 + dy:180 + dy, 110] = True
+        frame[100 + dy:180 + dy, 110] = 0
+        frames.append(frame)
+        masks.append(mask)
+    video = np.stack(frames)
+    string = np.stack([np.full(6, 110.0), np.linspace(115, 170, 6)], 1).astype(np.float32)   # (6, 2)
+    truth = string[None] + np.array([0.0, 2.0])[None, None] * np.arange(6)[:, None, None]
+    solid, thin = solid_and_thin(torch.from_numpy(masks[0]).float()[None])
+    assert thin[130, 110] and not thin[70, 110]
+    grid = grid_queries(solid, (0, 0, 224, 224), 40)
+    tracker = LucasKanadeTracker()
+    both, seen = (torch.from_numpy(a) for a in tracker.track(video, np.concatenate([string, grid.numpy()])))
+    tracks, visible = with_grid_fallback(both[:, :6], seen[:, :6], both[:, 6:], seen[:, 6:])
+    assert (tracks[-1] - torch.from_numpy(truth[-1])).norm(dim=-1).max() > 5       # the tracker slid with the hills
+    held, held_visible = thin_parts_with_grid(tracks, visible, torch.from_numpy(string), thin,
+                                              both[:, 6:], seen[:, 6:], STRAY)
+    assert held_visible.all()
+    off = (held - torch.from_numpy(truth)).norm(dim=-1)
+    assert off.max() < STRAY and off[-1].median() < 1.0       # a track may stray up to STRAY and stay its own

@@ -12,6 +12,7 @@ from .. import bezier
 SAMPLES = 16                 # points along a stroke for the geometric checks
 CROSSED = 2                  # a stroke crossing others (or itself) this often is tangled
 GROWTH = 1.3                 # a stroke longer than its keyframe length x the subject's growth x this
+TIPS = 2                     # pieces (of SAMPLES - 1) at each end of a stroke where meeting others is no knot
 
 
 def lengths(strokes: Tensor) -> Tensor:
@@ -55,10 +56,12 @@ def _pixels(pts: np.ndarray, item) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(pts[..., 0].astype(int), 0, w - 1), np.clip(pts[..., 1].astype(int), 0, h - 1)
 
 
-def crossings(strokes: Tensor) -> Tensor:
+def crossings(strokes: Tensor, ends: int = 0) -> Tensor:
     """How often each stroke ``(T, N)`` properly crosses the others and itself (adjacent pieces
     of one stroke and a closed stroke's meeting ends excepted): the per-frame drawing has
-    almost none; strokes the tracks carry into a knot have several."""
+    almost none; strokes the tracks carry into a knot have several. With ``ends``, crossings
+    of another stroke within that many pieces of either stroke's end are not counted: strokes
+    on lines that meet (a fan of strings at the pilot, a T-junction) overlap there a little."""
     pts = bezier.evaluate_along(strokes.detach(), SAMPLES)                     # (T, N, S, 2)
     t, n, s, _ = pts.shape
     a = pts[:, :, :-1].reshape(t, -1, 2)                                        # (T, K, 2) segment starts
@@ -75,6 +78,9 @@ def crossings(strokes: Tensor) -> Tensor:
     same = owner[:, None] == owner[None, :]
     gap = (order[:, None] - order[None, :]).abs()
     near = same & ((gap <= 1) | (gap >= s - 2))                               # neighbours; closed ends
+    if ends:                      # strokes that meet where lines meet cross at their ends
+        tip = (order < ends) | (order >= s - 1 - ends)
+        near = near | (~same & (tip[:, None] | tip[None, :]))
     hits = (proper & ~near).float()
     per_segment = hits.sum(-1)                                                  # (T, K)
     return per_segment.view(t, n, s - 1).sum(-1)
