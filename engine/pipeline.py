@@ -15,12 +15,11 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 import torch
 
 from . import revisions
-from .canvas import Letterbox, SubjectFraming, subject_pixels, thin_parts
+from .canvas import Letterbox, SubjectFraming, subject_pixels
 from .devices import pick_device
 from .colour import ShownColours
 from .errors import EngineError, Interrupted
@@ -37,7 +36,7 @@ from .preview import write_preview
 from .settings import Settings
 from .temporal import across, crossings, duplicates, knotted, lengthened, off_lines, scaled_anchor
 from .temporal.checks import CROSSED, TIPS
-from .tracking import STRAY, grid_queries, thin_parts_with_grid, with_grid_fallback
+from .tracking import STRAY, grid_queries, solid_and_thin, thin_parts_with_grid, with_grid_fallback
 from .video import FrameRange, open_video, parse_frame_range
 
 
@@ -264,7 +263,8 @@ class Sketcher:
         lost = visible.float().mean(-1) < s.lost_fraction                     # (W+1, N)
         self.no_lines = []
         if lines is not None:       # on lines, a stroke the tracker lost may still lie on its line
-            off, outside = off_lines(opt.samples(init), lines, s.reseed_distance)
+            carried = opt.samples(init)
+            off, outside = off_lines(carried, lines, s.reseed_distance)
             # two strokes the tracks carried onto one line (a thin part; not two that shared it on
             # the frame before, where lines converge), a stroke carried into a knot (crossing
             # others along its length, not where strokes meet at their ends), ...
@@ -272,7 +272,7 @@ class Sketcher:
             tangled = ((duplicates(init, lines) & ~duplicates(strokes[None], before))
                        | (crossings(init, ends=TIPS) >= CROSSED)
                        | lengthened(init, anchor)                              # longer than the subject grew
-                       | across(opt.samples(init), lines))                     # across close lines, not along
+                       | across(carried, lines))                               # across close lines, not along
             lost[1:] = (lost[1:] & outside) | off | tangled
             self.no_lines = [f.index for f, item in zip(frames, lines) if item.empty]
         restart = torch.zeros(w, n, dtype=torch.bool, device=self.device)
@@ -369,17 +369,6 @@ class Sketcher:
         if any(f.mask is None for f in frames):
             return images, None
         return images, torch.stack([f.mask for f in frames])
-
-
-def solid_and_thin(mask: torch.Tensor | None) -> tuple[torch.Tensor | None, np.ndarray | None]:
-    """A canvas mask ``(1, C, C)`` split into its solid parts ``(C, C)`` (on its device) and
-    the pixels within one of its thin parts ``(C, C)`` bool (``canvas.thin_parts``, grown by a
-    pixel); None and None without a mask."""
-    if mask is None:
-        return None, None
-    subject = mask[0].cpu().numpy() > 0.5
-    thin = cv2.dilate(thin_parts(subject).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    return mask[0] * torch.from_numpy(~thin).to(mask), thin
 
 
 def out_of_memory(device: torch.device) -> str:

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .canvas import thin_parts
+
 
 def grid_queries(mask: Tensor | None, area: tuple[float, float, float, float], size: int,
                  least: int = 16, device: torch.device | None = None) -> Tensor:
@@ -88,6 +90,17 @@ def with_grid_fallback(tracks: Tensor, visible: Tensor, grid_tracks: Tensor, gri
     offset = last_seen(tracks, visible) - last_seen(via, visible)
     return (torch.where(visible[..., None], tracks, via + offset[None]),
             visible | via_visible)
+
+
+def solid_and_thin(mask: Tensor | None) -> tuple[Tensor | None, np.ndarray | None]:
+    """A canvas mask ``(1, C, C)`` split into its solid parts ``(C, C)`` (on its device) and
+    the pixels within one of its thin parts ``(C, C)`` bool (``canvas.thin_parts``, grown by a
+    pixel); None and None without a mask."""
+    if mask is None:
+        return None, None
+    subject = mask[0].cpu().numpy() > 0.5
+    thin = cv2.dilate(thin_parts(subject).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return mask[0] * torch.from_numpy(~thin).to(mask), thin
 
 
 STRAY = 4.0                  # 224-canvas px a thin part's point may stray from the solid parts' motion

@@ -7,7 +7,7 @@ import torch
 from engine import bezier
 from engine.lines import Lines
 from engine.temporal import across, crossings, duplicates, lengthened, scaled_anchor
-from engine.temporal.checks import CROSSED, lengths
+from engine.temporal.checks import CROSSED, TIPS, lengths
 
 
 def lines_of(diagonal, count=1):
@@ -59,8 +59,6 @@ def test_a_stroke_across_close_lines_is_found_though_every_point_is_near_one():
 
 
 def test_strokes_that_meet_at_their_ends_are_no_knot_but_a_crossing_along_them_is():
-    from engine.temporal.checks import TIPS
-
     left, right = line(20, 20, 103, 200), line(180, 20, 97, 200)                   # a fan's two strings,
     strokes = torch.stack([left, right])[None]                                     # overlapping at the pilot
     assert crossings(strokes)[0].tolist() == [1, 1]

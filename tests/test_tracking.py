@@ -127,10 +127,7 @@ def test_the_grid_is_made_where_the_strokes_are(device):
 
 
 def test_a_one_pixel_string_moves_with_its_subject_not_with_the_background_behind_it():
-    import cv2
-
-    from engine.pipeline import solid_and_thin
-    from engine.tracking import STRAY, grid_queries, thin_parts_with_grid, with_grid_fallback
+    from engine.tracking import STRAY, grid_queries, solid_and_thin, thin_parts_with_grid, with_grid_fallback
 
     background, body = textured(224, seed=1) // 4 + 96, textured(224, seed=2)    # faint hills, a bold subject
     frames, masks = [], []
