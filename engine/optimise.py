@@ -20,6 +20,21 @@ from .losses import (coverage_loss, group_loss, length_loss, overlap_loss, shape
 from .settings import Settings
 
 
+BETAS, EPS = (0.9, 0.999), 1e-8       # torch.optim.Adam's defaults
+
+
+def adam_step(points: Tensor, moments: tuple[Tensor, Tensor], step: int, lr: float) -> None:
+    """One Adam step on ``points`` in place from its ``.grad`` (Kingma and Ba, written as
+    torch.optim.Adam does). Written out because ``torch.optim`` imports TorchDynamo on
+    first use, a second or two of every run's start-up on a CPU."""
+    first, second = moments
+    grad = points.grad
+    first.lerp_(grad, 1.0 - BETAS[0])
+    second.mul_(BETAS[1]).addcmul_(grad, grad, value=1.0 - BETAS[1])
+    denom = (second.sqrt() / (1.0 - BETAS[1] ** step) ** 0.5).add_(EPS)
+    points.addcdiv_(first, denom, value=-lr / (1.0 - BETAS[0] ** step))
+
+
 def adam(points: Tensor, steps: int, lr: float, loss_fn: Callable[[Tensor], Tensor],
          should_stop: Callable[[], bool], trainable: Tensor | None = None,
          area: tuple[float, float, float, float] | None = None,
@@ -33,7 +48,7 @@ def adam(points: Tensor, steps: int, lr: float, loss_fn: Callable[[Tensor], Tens
     best evaluated iterate); without it, the last points and ``loss_fn`` of them.
     """
     points = points.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([points], lr=lr, fused=True)     # one kernel a step, not a dozen
+    moments = (torch.zeros_like(points), torch.zeros_like(points))
     keep = None if trainable is None else trainable[..., None, None].to(points.dtype)
     best, best_loss = None, None
 
@@ -53,13 +68,13 @@ def adam(points: Tensor, steps: int, lr: float, loss_fn: Callable[[Tensor], Tens
             break
         if evaluate is not None and step % every == 0:
             rate()
-        opt.zero_grad(set_to_none=True)
+        points.grad = None
         loss_fn(points).sum().backward()
-        if keep is not None:
-            points.grad.mul_(keep)
-        opt.step()
-        if area is not None:
-            with torch.no_grad():
+        with torch.no_grad():
+            if keep is not None:
+                points.grad.mul_(keep)
+            adam_step(points, moments, step + 1, lr)
+            if area is not None:
                 points[..., 0].clamp_(area[0], area[2])
                 points[..., 1].clamp_(area[1], area[3])
     if evaluate is not None:

@@ -112,3 +112,31 @@ def test_length_loss_holds_each_stroke_to_its_keyframe_length():
     assert length_loss(line * 1.5, anchor).item() == pytest.approx(0.25, rel=1e-4)
     assert length_loss(line * 0.5, anchor).item() == pytest.approx(0.25, rel=1e-4)
 
+
+
+def test_adam_matches_torchs_adam_with_frozen_strokes_and_a_clamped_area():
+    """The optimiser's written-out Adam (engine/optimise.py) takes the steps torch.optim.Adam
+    takes, frozen strokes stay put and no point leaves the area."""
+    from engine.optimise import adam
+
+    gen = torch.Generator().manual_seed(0)
+    start = torch.rand(2, 3, 4, 2, generator=gen) * 50
+    goal = torch.rand(2, 3, 4, 2, generator=gen) * 80
+    trainable = torch.tensor([[True, False, True], [True, True, True]])
+
+    def loss_fn(x):
+        return ((x - goal) ** 2).sum((1, 2, 3))
+
+    mine, _ = adam(start, 60, 0.7, loss_fn, lambda: False, trainable, area=(0, 0, 60, 60))
+    reference = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([reference], lr=0.7)
+    for _ in range(60):
+        opt.zero_grad()
+        loss_fn(reference).sum().backward()
+        reference.grad.mul_(trainable[..., None, None])
+        opt.step()
+        with torch.no_grad():
+            reference.clamp_(0, 60)
+    assert torch.allclose(mine, reference.detach(), atol=1e-4)
+    assert torch.equal(mine[0, 1], start[0, 1])
+    assert mine.max() <= 60 and (mine - start).abs().max() > 5
