@@ -226,3 +226,35 @@ def test_the_lines_between_the_outer_ones_of_a_fan_are_lines_too():
         along = np.round((1 - t) * np.array(end) + t * np.array((112, 180))).astype(int)
         near = np.array([lines.image[max(y - 2, 0):y + 3, max(x - 2, 0):x + 3].any() for x, y in along])
         assert near.mean() > 0.8, (end, near.mean())
+
+
+
+def wavy_blob(dx=0.0, size=224):
+    """A grey five-lobed blob (a curvy outline that takes many cubics), moved ``dx`` px right."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    theta, r = np.arctan2(yy - 112, xx - 112 - dx), np.hypot(yy - 112, xx - 112 - dx)
+    mask = r <= 62 + 14 * np.sin(5 * theta)
+    rgb = np.full((size, size, 3), 255, np.uint8)
+    rgb[mask] = 150
+    return extract_lines(rgb, mask, np.ones(mask.shape, bool)), mask
+
+
+@pytest.mark.parametrize("count", [8, 16])
+def test_a_reseeded_stroke_takes_the_whole_stretch_of_outline_left_undrawn(count):
+    """Re-seeding one stroke of a drawing carried 3 px with its subject: the new stroke fills
+    the stretch of outline the strokes kept leave undrawn, as long as the stroke it replaces
+    (not a short piece of a finer cut, which shortens the drawing at every re-seed)."""
+    lines, _ = wavy_blob()
+    drawn, kinds = line_strokes(lines, count)
+    moved, mask = wavy_blob(3.0)
+
+    def length(c):
+        return float(np.linalg.norm(np.diff(bezier(c), axis=0), axis=1).sum())
+
+    for gone in np.flatnonzero(kinds)[:3]:        # each of the three longest outline strokes in turn
+        kept = np.delete(drawn, gone, axis=0) + np.array([3.0, 0.0])
+        new, _ = line_strokes(moved, count, avoid=kept)
+        assert np.median(distance_to_outline(bezier(new[0]), mask)) < 3
+        assert length(new[0]) >= 0.9 * length(drawn[gone])
+        # where the stroke that went was, not on a stroke kept
+        assert np.abs(bezier(new[0]) - bezier(drawn[gone] + [3.0, 0.0])).max() < 0.15 * length(drawn[gone])

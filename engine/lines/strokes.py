@@ -7,7 +7,9 @@ stroke each, ``mark_share(N)`` of them: none of 4 strokes, 1 of 8, 3 of 16, 7 of
 interior lines, longest and highest-contrast first, each path fitted with Schneider's
 algorithm and its pieces taken while they are not near-duplicates of strokes already
 chosen. ``line_strokes`` returns fewer than N strokes only when the frame has too few
-lines; the caller fills the rest.
+lines; the caller fills the rest. Re-seeding (strokes already drawn to ``avoid``), the
+outline is cut as for a keyframe and each piece cut down to its longest stretch not drawn
+yet, so a new stroke fills the gap the stroke it replaces left.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from .marks import loop_cubic
 from .vectorise import fit_cubics, fit_in, path_length, prune_and_join, split_cubic, sub_cubic, trace_paths
 
 TRIM = 0.05            # of each piece's parameter left off at either end
+GAP_SAMPLES = 33       # a re-seeded outline piece is cut to its longest stretch not drawn, sampled so,
+GAP_MIN_DRAWN = 4      # ... where at least this many samples in a row lie on a drawn stroke
 COARSE = 0.03          # 16 strokes' outline pieces stay this close to it (x the subject diagonal)
 
 
@@ -120,6 +124,21 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
         near = np.linalg.norm(pts[:, None] - others[None], axis=-1).min(1)
         return float(np.mean(near < duplicate)) < 0.5
 
+    def gap(c: np.ndarray) -> np.ndarray | None:
+        """The longest stretch of ``c`` that no drawn stroke already covers, as a cubic."""
+        pts = _samples(c, GAP_SAMPLES)
+        near = np.linalg.norm(pts[:, None] - np.concatenate(drawn)[None], axis=-1).min(1) < duplicate
+        edges = np.diff(np.concatenate([[0], near.astype(np.int8), [0]]))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            if b - a < GAP_MIN_DRAWN:        # a neighbour's end touching it: no stretch drawn
+                near[a:b] = False
+        free = np.diff(np.concatenate([[0], (~near).astype(np.int8), [0]]))
+        starts, stops = np.flatnonzero(free == 1), np.flatnonzero(free == -1)
+        if not len(starts):
+            return None
+        k = int(np.argmax(stops - starts))
+        return sub_cubic(c, starts[k] / (GAP_SAMPLES - 1), (stops[k] - 1) / (GAP_SAMPLES - 1))
+
     chosen, kinds = [], []
     if drawn:                              # re-seeding: the marks not drawn, then the whole outline
         for c in marks:
@@ -127,9 +146,12 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
                 chosen.append(c)
                 kinds.append(False)
                 taken.append(_samples(c))
-        marks, budget = [], count + len(drawn)
+        marks = []
     coarse = COARSE * max(1.0, 16.0 / count) ** 0.5   # fewer strokes: a simpler outline, still whole
-    for c in silhouette_cubics(lines, budget, coarse):
+    outline = silhouette_cubics(lines, budget, coarse)
+    if drawn:                              # re-seeding: each piece's longest stretch not drawn yet
+        outline = sorted((g for g in map(gap, outline) if g is not None), key=lambda c: -_cubic_length(c))
+    for c in outline:
         # the outline's pieces meet end to end: only what is drawn already can duplicate them
         if len(chosen) < count and _cubic_length(c) >= shortest and fresh(c, drawn):
             chosen.append(c)
