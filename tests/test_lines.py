@@ -228,7 +228,6 @@ def test_the_lines_between_the_outer_ones_of_a_fan_are_lines_too():
         assert near.mean() > 0.8, (end, near.mean())
 
 
-
 def wavy_blob(dx=0.0, size=224):
     """A grey five-lobed blob (a curvy outline that takes many cubics), moved ``dx`` px right."""
     yy, xx = np.mgrid[0:size, 0:size]

@@ -113,7 +113,6 @@ def test_length_loss_holds_each_stroke_to_its_keyframe_length():
     assert length_loss(line * 0.5, anchor).item() == pytest.approx(0.25, rel=1e-4)
 
 
-
 def test_adam_matches_torchs_adam_with_frozen_strokes_and_a_clamped_area():
     """The optimiser's written-out Adam (engine/optimise.py) takes the steps torch.optim.Adam
     takes, frozen strokes stay put and no point leaves the area."""

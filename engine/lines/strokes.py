@@ -43,6 +43,17 @@ def _polyline_samples(control: np.ndarray, count: int = 16) -> np.ndarray:
     return np.concatenate([_samples(c, max(4, count // len(pieces))) for c in pieces])
 
 
+def _nearest(points: np.ndarray, against: list[np.ndarray]) -> np.ndarray:
+    """Each of ``points`` ``(K, 2)``'s distance to the nearest point of the ``against`` arrays."""
+    return np.linalg.norm(points[:, None] - np.concatenate(against)[None], axis=-1).min(1)
+
+
+def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the runs of True in ``flags`` start and stop (exclusive)."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
 def _cubic_length(c: np.ndarray) -> float:
     return path_length(_samples(c))
 
@@ -119,21 +130,15 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
     def fresh(c: np.ndarray, against: list) -> bool:
         if not against:
             return True
-        pts = _samples(c)
-        others = np.concatenate(against)
-        near = np.linalg.norm(pts[:, None] - others[None], axis=-1).min(1)
-        return float(np.mean(near < duplicate)) < 0.5
+        return float(np.mean(_nearest(_samples(c), against) < duplicate)) < 0.5
 
     def gap(c: np.ndarray) -> np.ndarray | None:
         """The longest stretch of ``c`` that no drawn stroke already covers, as a cubic."""
-        pts = _samples(c, GAP_SAMPLES)
-        near = np.linalg.norm(pts[:, None] - np.concatenate(drawn)[None], axis=-1).min(1) < duplicate
-        edges = np.diff(np.concatenate([[0], near.astype(np.int8), [0]]))
-        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        near = _nearest(_samples(c, GAP_SAMPLES), drawn) < duplicate
+        for a, b in zip(*_runs(near)):
             if b - a < GAP_MIN_DRAWN:        # a neighbour's end touching it: no stretch drawn
                 near[a:b] = False
-        free = np.diff(np.concatenate([[0], (~near).astype(np.int8), [0]]))
-        starts, stops = np.flatnonzero(free == 1), np.flatnonzero(free == -1)
+        starts, stops = _runs(~near)
         if not len(starts):
             return None
         k = int(np.argmax(stops - starts))
