@@ -4,8 +4,8 @@
         [--strokes 16] [--sheets FOLDER] [--masks FOLDER]
 
 For every clip (default: the shared clips in ../shared/clips), with its mask
-(``<name>.mask.mp4`` where there is one, else ISNet's masks, made once with the default
-masker and kept as ``<masks>/<name>.isnet.mkv``): both modes are sketched from the first
+(``<name>.mask.mp4`` where there is one, else the masks ``--mask auto`` gives: ISNet with
+the trust check, made once and kept as ``<masks>/<name>.auto-<frames>.mkv``): both modes are sketched from the first
 ``--frames`` frames and measured (bench/metrics.py): seconds per frame (mask excluded),
 aligned ink, crossings per stroke, silhouette recall, length drift (raw and against the
 subject's size), flow-warped flicker (also per unit of ink, and the floor: the mask's
@@ -40,21 +40,20 @@ CLIPS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "clips")
 
 
 def mask_for(clip: str, count: int, folder: str) -> str:
-    """The clip's own mask video, or ISNet's masks of its first ``count`` frames."""
+    """The clip's own mask video, or the masks ``--mask auto`` gives its first ``count``
+    frames (ISNet with the trust check, as a run masks them)."""
     own = clip.replace(".mp4", ".mask.mp4")
     if os.path.exists(own):
         return own
-    path = os.path.join(folder, os.path.basename(clip).replace(".mp4", f".isnet-{count}.mkv"))
+    path = os.path.join(folder, os.path.basename(clip).replace(".mp4", f".auto-{count}.mkv"))
     if not os.path.exists(path):
         from bench.masks import write_mask_video
-        from engine.masks.choose import require_isnet
-        from engine.masks.isnet import ISNetMasker
+        from engine.masks.choose import build_masker
 
         source = open_video(clip)
         frames = FrameRange(0, count)
-        with tempfile.TemporaryDirectory() as cache:
-            masker = ISNetMasker(require_isnet("isnet"), source, frames, "cpu", cache)
-            write_mask_video(path, [masker(i, rgb, a) > 0.5 for i, rgb, a in source.frames(frames)])
+        masker = build_masker("isnet", source, frames, "cpu")
+        write_mask_video(path, [masker(i, rgb, a) > 0.5 for i, rgb, a in source.frames(frames)])
     return path
 
 

@@ -4,9 +4,9 @@ stay the outline; more add the inner marks (eyes, wheels, a logo) and then inner
     python -m bench.stroke_counts OUT.png CLIP [--counts 4,8,16,32] [--frames 12]
         [--preset default] [--rows 3] [--no-source] [--masks FOLDER]
 
-The clip's mask is ``bench.quality.mask_for``'s (its own mask video, else ISNet's masks). The
-sketches are kept in a temporary folder; prints the folder of each count's sketch.json and its
-share of strokes that are closed loops (the marks).
+The clip's mask is ``bench.quality.mask_for``'s (its own mask video, else the masks
+``--mask auto`` gives). The sketches are kept in a temporary folder; prints the folder of
+each count's sketch.json and its share of strokes that are closed loops (the marks).
 """
 from __future__ import annotations
 
