@@ -5,14 +5,14 @@
 
 For every clip (default: the shared clips in ../shared/clips), with its mask
 (``<name>.mask.mp4`` where there is one, else the masks ``--mask auto`` gives: ISNet with
-the trust check, made once and kept as ``<masks>/<name>.auto-<frames>.mkv``): both modes are sketched from the first
-``--frames`` frames and measured (bench/metrics.py): seconds per frame (mask excluded),
-aligned ink, crossings per stroke, silhouette recall, length drift (raw and against the
-subject's size), flow-warped flicker (also per unit of ink, and the floor: the mask's
-outline drawn as ink, as wide as the strokes), control-point jitter, ink on the subject,
-and re-seeds per stroke per second. ``--sheets`` writes a contact sheet per clip (frames 0,
-1/3, 2/3 and last; source beside sketch). Prints a Markdown table; the figures are
-recorded in docs/BENCHMARKS.md.
+the trust check, made once and kept as ``<masks>/<name>.auto-<frames>.mkv``): both modes
+are sketched from the first ``--frames`` frames and measured (bench/metrics.py): seconds
+per frame (mask excluded), aligned ink, crossings per stroke, silhouette recall, length
+drift (raw and against the subject's size), flow-warped flicker (also per unit of ink, and
+the floor: the mask's outline drawn as ink, as wide as the strokes), control-point jitter,
+ink on the subject, and re-seeds per stroke per second. ``--sheets`` writes a contact
+sheet per clip (frames 0, 1/3, 2/3 and last; source beside sketch). Prints a Markdown
+table; the figures are recorded in docs/BENCHMARKS.md.
 
 The temporal sketch is chaotic: a rounding-level difference (another machine's arithmetic)
 re-seeds another stroke somewhere and moves the figures of a clip. ``--draws K`` sketches
