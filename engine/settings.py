@@ -42,7 +42,7 @@ class Settings:
     anchor_weight: float = 2.0
     coverage_weight: float = 0.3    # ... and the strokes cover the silhouette (losses.coverage_loss)
     overlap_weight: float = 0.5     # ... and no two strokes draw one line (losses.overlap_loss)
-    reseed_distance: float = 0.03   # re-seed a stroke further than this (x subject diagonal) off the lines
+    reseed_distance: float = 0.025  # re-seed a stroke further than this (x subject diagonal) off the lines
     # temporal terms (squared with the chamfer guidance; distances with CLIP, as DynaSketch:
     # optimise.StrokeOptimiser.window)
     track_points: int = 8           # points sampled along each stroke for the track term
