@@ -280,13 +280,13 @@ class Sketcher:
                                                          device=self.device)
         trainable = None if self.locked is None else (~self.locked).expand(w, n)
         result = init
-        # Two passes on lines: what the optimisation itself knotted or left off the lines is
-        # re-seeded from the first frame it is, and the window optimised once more for
+        # Two passes on lines: what the optimisation itself knotted, drew twice or left off the
+        # lines is re-seeded from the first frame it is, and the window optimised once more for
         # ``repair_steps`` (never worse than drawing each frame on its own; not in the fast preset).
         for attempt in range(2 if lines is not None and s.repair_steps > 0 else 1):
             if attempt:
                 lost = torch.zeros(w + 1, n, dtype=torch.bool, device=self.device)
-                lost[1:] = knotted(opt.samples(result), result, lines)
+                lost[1:] = knotted(opt.samples(result), result, lines, strokes, before)
                 init = result.detach().clone()
             lost[0] = False
             if self.locked is not None:             # strokes kept as drawn are never re-seeded

@@ -257,3 +257,30 @@ def test_a_reseeded_stroke_takes_the_whole_stretch_of_outline_left_undrawn(count
         assert length(new[0]) >= 0.9 * length(drawn[gone])
         # where the stroke that went was, not on a stroke kept
         assert np.abs(bezier(new[0]) - bezier(drawn[gone] + [3.0, 0.0])).max() < 0.15 * length(drawn[gone])
+
+
+def test_a_reseed_takes_a_long_inner_line_before_a_sliver_of_outline():
+    """Re-seeding where the strokes kept leave only a sliver of the outline undrawn and a long
+    inner line free: the new stroke draws the inner line (a stroke keeps its length as its
+    anchor, so a re-seed onto a sliver stays a sliver and the drawing shortens)."""
+    import cv2
+
+    yy, xx = np.mgrid[0:224, 0:224]
+    mask = np.hypot(yy - 112, xx - 112) <= 62 + 14 * np.sin(5 * np.arctan2(yy - 112, xx - 112))
+    rgb = np.full((224, 224, 3), 255, np.uint8)
+    rgb[mask] = 150
+    cv2.line(rgb, (82, 120), (142, 104), (20, 20, 20), 2)
+    lines = extract_lines(rgb, mask, np.ones(mask.shape, bool))
+    drawn, kinds = line_strokes(lines, 16)
+    assert len(kinds) == len(drawn) and not kinds.all()
+    inner = drawn[~kinds][0]
+    assert np.abs(bezier(inner)[[0, -1]].mean(0) - (112, 112)).max() < 6       # the line across
+    kept = drawn[kinds].copy()
+    kept[0] = sub_cubic(kept[0], 0.2, 1.0)                                      # a sliver left undrawn
+
+    def length(c):
+        return float(np.linalg.norm(np.diff(bezier(c), axis=0), axis=1).sum())
+
+    new, _ = line_strokes(lines, 16, avoid=kept)
+    assert length(new[0]) >= 0.8 * length(inner)
+    assert np.abs(bezier(new[0]) - bezier(inner)).max() < 6 or np.abs(bezier(new[0])[::-1] - bezier(inner)).max() < 6

@@ -65,3 +65,22 @@ def test_strokes_that_meet_at_their_ends_are_no_knot_but_a_crossing_along_them_i
     assert crossings(strokes, ends=TIPS)[0].tolist() == [0, 0]
     knot = torch.stack([line(20, 20, 180, 200), line(180, 20, 20, 200)])[None]     # an X: crossing mid-way
     assert crossings(knot, ends=TIPS)[0].tolist() == [1, 1]
+
+
+def test_after_optimising_a_string_drawn_twice_is_re_seeded_but_strings_that_met_before_are_not():
+    """The window's second pass re-seeds a stroke the optimisation pulled onto another's line,
+    and leaves two that already shared a line on the frame before the window (lines that
+    converge, as a fan of strings at the pilot, are drawn so on every frame)."""
+    from engine.temporal.checks import knotted
+
+    hatch = np.zeros((224, 224), bool)
+    hatch[100, 20:201] = hatch[140, 40:151] = True
+    lines = [Lines(hatch, subject=np.ones_like(hatch), diagonal=200.0)]
+    string, other = line(20, 100, 200, 100), line(40, 140, 150, 140)
+    pulled = torch.stack([string, line(40, 101, 150, 101)])                      # now on one string
+    samples = bezier.evaluate_along(pulled[None], 8)
+    assert not knotted(samples, pulled[None], lines)[0].any()                   # on the lines, no knot
+    found = knotted(samples, pulled[None], lines, torch.stack([string, other]), lines)[0]
+    assert found.tolist() == [False, True]
+    shared = knotted(samples, pulled[None], lines, pulled, lines)[0]             # as on the frame before
+    assert not shared.any()

@@ -22,6 +22,7 @@ from .vectorise import fit_cubics, fit_in, path_length, prune_and_join, split_cu
 TRIM = 0.05            # of each piece's parameter left off at either end
 GAP_SAMPLES = 33       # a re-seeded outline piece is cut to its longest stretch not drawn, sampled so,
 GAP_MIN_DRAWN = 4      # ... where at least this many samples in a row lie on a drawn stroke
+RESEED_LENGTH = 0.5    # a re-seed takes pieces at least this share of the kept strokes' median length first
 COARSE = 0.03          # 16 strokes' outline pieces stay this close to it (x the subject diagonal)
 
 
@@ -114,7 +115,8 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
                  duplicate: float | None = None, avoid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``count`` strokes ``(K, 3 * segments + 1, 2)`` on the frame's lines, and whether
     each is a silhouette piece ``(K,)``. ``avoid`` ``(J, P, 2)``: strokes already drawn
-    (re-seeding): pieces that duplicate them are passed over."""
+    (re-seeding): pieces that duplicate them are passed over, and pieces at least
+    ``RESEED_LENGTH`` of their median length are taken before shorter ones."""
     if lines.empty:
         return np.zeros((0, 3 * segments + 1, 2)), np.zeros(0, bool)
     duplicate = duplicate if duplicate is not None else max(1.5, 0.03 * lines.diagonal)
@@ -156,35 +158,49 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
     outline = silhouette_cubics(lines, budget, coarse)
     if drawn:                              # re-seeding: each piece's longest stretch not drawn yet
         outline = sorted((g for g in map(gap, outline) if g is not None), key=lambda c: -_cubic_length(c))
-    for c in outline:
-        # the outline's pieces meet end to end: only what is drawn already can duplicate them
-        if len(chosen) < count and _cubic_length(c) >= shortest and fresh(c, drawn):
-            chosen.append(c)
-            kinds.append(True)
-            taken.append(_samples(c))
-    for c in marks:
-        if len(chosen) < count and fresh(c, taken):
-            chosen.append(c)
-            kinds.append(False)
-            taken.append(_samples(c))
+    fitted = {}
 
-    for path, _ in inner:
-        if len(chosen) >= count:
-            break
-        for c in sorted(fit_cubics(path, max(1.0, 0.01 * lines.diagonal)), key=lambda c: -_cubic_length(c)):
-            if len(chosen) >= count:
-                break
-            if _cubic_length(c) >= shortest and fresh(c, taken):
+    def inner_pieces(i: int) -> list:
+        if i not in fitted:
+            fitted[i] = sorted(fit_cubics(inner[i][0], max(1.0, 0.01 * lines.diagonal)),
+                               key=lambda c: -_cubic_length(c))
+        return fitted[i]
+
+    # a re-seed takes long pieces first (outline, then inner lines): a short stroke stays short,
+    # its length being its anchor; short pieces only where nothing longer is free
+    floors = [shortest]
+    if drawn:
+        floors.insert(0, max(shortest, RESEED_LENGTH * float(np.median([path_length(d) for d in drawn]))))
+    for floor in floors:
+        for c in outline:
+            # the outline's pieces meet end to end: only what is drawn already can duplicate them
+            if len(chosen) < count and _cubic_length(c) >= floor and fresh(c, taken if drawn else drawn):
+                chosen.append(c)
+                kinds.append(True)
+                taken.append(_samples(c))
+        for c in marks:
+            if len(chosen) < count and fresh(c, taken):
                 chosen.append(c)
                 kinds.append(False)
                 taken.append(_samples(c))
+        marks = []
+        for i in range(len(inner)):
+            if len(chosen) >= count:
+                break
+            for c in inner_pieces(i):
+                if len(chosen) >= count:
+                    break
+                if _cubic_length(c) >= floor and fresh(c, taken):
+                    chosen.append(c)
+                    kinds.append(False)
+                    taken.append(_samples(c))
     if len(chosen) < count and lines.silhouette and not drawn:   # few interior lines: more outline
         more = [c for c in silhouette_cubics(lines, count - len(chosen) + kinds.count(True), coarse)
                 if _cubic_length(c) >= shortest]
         if len(more) > kinds.count(True):
             inside = [c for c, k in zip(chosen, kinds) if not k]
-            chosen = more[:count - len(inside)] + inside
-            kinds = [True] * len(chosen[:count - len(inside)]) + [False] * len(inside)
+            outer = more[:count - len(inside)]
+            chosen, kinds = outer + inside, [True] * len(outer) + [False] * len(inside)
     # a little short of each end: pieces that meet end to end would cross once optimised
     strokes = np.array([split_cubic(sub_cubic(c, TRIM, 1 - TRIM), segments)
                         for c in chosen]).reshape(-1, 3 * segments + 1, 2)
