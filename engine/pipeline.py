@@ -269,7 +269,8 @@ class Sketcher:
             # the frame before, where lines converge), a stroke carried into a knot (crossing
             # others along its length, not where strokes meet at their ends), ...
             before = self.lines_of([previous])
-            tangled = ((duplicates(init, lines) & ~duplicates(strokes[None], before))
+            doubled_before = duplicates(strokes[None], before)                 # (1, N)
+            tangled = ((duplicates(init, lines) & ~doubled_before)
                        | (crossings(init, ends=TIPS) >= CROSSED)
                        | lengthened(init, anchor)                              # longer than the subject grew
                        | across(carried, lines))                               # across close lines, not along
@@ -286,7 +287,7 @@ class Sketcher:
         for attempt in range(2 if lines is not None and s.repair_steps > 0 else 1):
             if attempt:
                 lost = torch.zeros(w + 1, n, dtype=torch.bool, device=self.device)
-                lost[1:] = knotted(opt.samples(result), result, lines, strokes, before)
+                lost[1:] = knotted(opt.samples(result), result, lines, doubled_before)
                 init = result.detach().clone()
             lost[0] = False
             if self.locked is not None:             # strokes kept as drawn are never re-seeded

@@ -228,14 +228,23 @@ def test_the_lines_between_the_outer_ones_of_a_fan_are_lines_too():
         assert near.mean() > 0.8, (end, near.mean())
 
 
-def wavy_blob(dx=0.0, size=224):
-    """A grey five-lobed blob (a curvy outline that takes many cubics), moved ``dx`` px right."""
+def wavy_blob(dx=0.0, size=224, inner=None):
+    """A grey five-lobed blob (a curvy outline that takes many cubics), moved ``dx`` px right;
+    ``inner``: the ends of a dark line drawn across it."""
+    import cv2
+
     yy, xx = np.mgrid[0:size, 0:size]
     theta, r = np.arctan2(yy - 112, xx - 112 - dx), np.hypot(yy - 112, xx - 112 - dx)
     mask = r <= 62 + 14 * np.sin(5 * theta)
     rgb = np.full((size, size, 3), 255, np.uint8)
     rgb[mask] = 150
+    if inner is not None:
+        cv2.line(rgb, *inner, (20, 20, 20), 2)
     return extract_lines(rgb, mask, np.ones(mask.shape, bool)), mask
+
+
+def cubic_length(c):
+    return float(np.linalg.norm(np.diff(bezier(c), axis=0), axis=1).sum())
 
 
 @pytest.mark.parametrize("count", [8, 16])
@@ -247,40 +256,26 @@ def test_a_reseeded_stroke_takes_the_whole_stretch_of_outline_left_undrawn(count
     drawn, kinds = line_strokes(lines, count)
     moved, mask = wavy_blob(3.0)
 
-    def length(c):
-        return float(np.linalg.norm(np.diff(bezier(c), axis=0), axis=1).sum())
-
     for gone in np.flatnonzero(kinds)[:3]:        # each of the three longest outline strokes in turn
         kept = np.delete(drawn, gone, axis=0) + np.array([3.0, 0.0])
         new, _ = line_strokes(moved, count, avoid=kept)
         assert np.median(distance_to_outline(bezier(new[0]), mask)) < 3
-        assert length(new[0]) >= 0.9 * length(drawn[gone])
+        assert cubic_length(new[0]) >= 0.9 * cubic_length(drawn[gone])
         # where the stroke that went was, not on a stroke kept
-        assert np.abs(bezier(new[0]) - bezier(drawn[gone] + [3.0, 0.0])).max() < 0.15 * length(drawn[gone])
+        assert np.abs(bezier(new[0]) - bezier(drawn[gone] + [3.0, 0.0])).max() < 0.15 * cubic_length(drawn[gone])
 
 
 def test_a_reseed_takes_a_long_inner_line_before_a_sliver_of_outline():
     """Re-seeding where the strokes kept leave only a sliver of the outline undrawn and a long
     inner line free: the new stroke draws the inner line (a stroke keeps its length as its
     anchor, so a re-seed onto a sliver stays a sliver and the drawing shortens)."""
-    import cv2
-
-    yy, xx = np.mgrid[0:224, 0:224]
-    mask = np.hypot(yy - 112, xx - 112) <= 62 + 14 * np.sin(5 * np.arctan2(yy - 112, xx - 112))
-    rgb = np.full((224, 224, 3), 255, np.uint8)
-    rgb[mask] = 150
-    cv2.line(rgb, (82, 120), (142, 104), (20, 20, 20), 2)
-    lines = extract_lines(rgb, mask, np.ones(mask.shape, bool))
+    lines, _ = wavy_blob(inner=((82, 120), (142, 104)))
     drawn, kinds = line_strokes(lines, 16)
     assert len(kinds) == len(drawn) and not kinds.all()
     inner = drawn[~kinds][0]
     assert np.abs(bezier(inner)[[0, -1]].mean(0) - (112, 112)).max() < 6       # the line across
     kept = drawn[kinds].copy()
     kept[0] = sub_cubic(kept[0], 0.2, 1.0)                                      # a sliver left undrawn
-
-    def length(c):
-        return float(np.linalg.norm(np.diff(bezier(c), axis=0), axis=1).sum())
-
     new, _ = line_strokes(lines, 16, avoid=kept)
-    assert length(new[0]) >= 0.8 * length(inner)
+    assert cubic_length(new[0]) >= 0.8 * cubic_length(inner)
     assert np.abs(bezier(new[0]) - bezier(inner)).max() < 6 or np.abs(bezier(new[0])[::-1] - bezier(inner)).max() < 6

@@ -80,7 +80,7 @@ def test_after_optimising_a_string_drawn_twice_is_re_seeded_but_strings_that_met
     pulled = torch.stack([string, line(40, 101, 150, 101)])                      # now on one string
     samples = bezier.evaluate_along(pulled[None], 8)
     assert not knotted(samples, pulled[None], lines)[0].any()                   # on the lines, no knot
-    found = knotted(samples, pulled[None], lines, torch.stack([string, other]), lines)[0]
+    found = knotted(samples, pulled[None], lines, duplicates(torch.stack([string, other])[None], lines))[0]
     assert found.tolist() == [False, True]
-    shared = knotted(samples, pulled[None], lines, pulled, lines)[0]             # as on the frame before
+    shared = knotted(samples, pulled[None], lines, duplicates(pulled[None], lines))[0]    # as on the frame before
     assert not shared.any()

@@ -171,19 +171,19 @@ def line_strokes(lines: Lines, count: int, segments: int = 1, silhouette_share: 
     floors = [shortest]
     if drawn:
         floors.insert(0, max(shortest, RESEED_LENGTH * float(np.median([path_length(d) for d in drawn]))))
+    # a keyframe's outline pieces meet end to end: only what is drawn already can duplicate
+    # them; a re-seed's second, shorter pass must not take a piece of its first again
     for floor in floors:
         for c in outline:
-            # the outline's pieces meet end to end: only what is drawn already can duplicate them
-            if len(chosen) < count and _cubic_length(c) >= floor and fresh(c, taken if drawn else drawn):
+            if len(chosen) < count and _cubic_length(c) >= floor and fresh(c, taken if drawn else []):
                 chosen.append(c)
                 kinds.append(True)
                 taken.append(_samples(c))
-        for c in marks:
+        for c in marks:                    # a keyframe's marks (a re-seed took its marks above)
             if len(chosen) < count and fresh(c, taken):
                 chosen.append(c)
                 kinds.append(False)
                 taken.append(_samples(c))
-        marks = []
         for i in range(len(inner)):
             if len(chosen) >= count:
                 break

@@ -143,16 +143,15 @@ def across(samples: Tensor, lines: list) -> Tensor:
     return torch.from_numpy(out).to(samples.device)
 
 
-def knotted(samples: Tensor, strokes: Tensor, lines: list, before: Tensor | None = None,
-            lines_before: list | None = None) -> Tensor:
+def knotted(samples: Tensor, strokes: Tensor, lines: list, doubled_before: Tensor | None = None) -> Tensor:
     """After a window's optimisation, which strokes ``(T, N)`` to re-seed: those that cross
     another stroke (or themselves) while lying ``KNOT_DISTANCE`` off the lines, and those
     ``OFF_DISTANCE`` off them; the drawing of each frame on its own has neither. With
-    ``before`` (the strokes ``(N, P, 2)`` on the frame before the window, on ``lines_before``),
+    ``doubled_before`` (``duplicates`` of the strokes on the frame before the window, ``(1, N)``),
     also those it drew over another stroke's line (a string drawn twice), but not two that
     shared a line there already (where lines converge, as a fan of strings at the pilot)."""
     distance = line_distance(samples, lines)
     out = ((crossings(strokes) >= 1) & (distance > KNOT_DISTANCE)) | (distance > OFF_DISTANCE)
-    if before is not None:
-        out = out | (duplicates(strokes, lines) & ~duplicates(before[None], lines_before))
+    if doubled_before is not None:
+        out = out | (duplicates(strokes, lines) & ~doubled_before)
     return out
