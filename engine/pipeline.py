@@ -195,10 +195,30 @@ class Sketcher:
         strokes, _ = self.optimiser.keyframe(frame.image[None], mask, self.generator(frame.index),
                                              saliency=saliency, lines=self.lines_of([frame]))
         self.check_stop()
+        if frame.lines is not None and self.s.repair_steps > 0:
+            strokes = self.repaired_keyframe(frame, mask, strokes)
         self.anchor = self.optimiser.lengths(strokes[0]).detach()
         if frame.lines is not None:
             self.anchor_size = self.anchor.new_full(self.anchor.shape, max(frame.lines.diagonal, 1.0))
         return strokes[0], saliency[0]
+
+    def repaired_keyframe(self, frame: CanvasFrame, mask, strokes: torch.Tensor) -> torch.Tensor:
+        """The keyframe's strokes ``(1, N, P, 2)`` held to a window's second pass (``knotted``):
+        one drawn over another's line (a string drawn twice), knotted or off the lines is
+        re-seeded where nothing is drawn yet and refined."""
+        opt = self.optimiser
+        shared_before = torch.zeros(strokes.shape[:2], dtype=torch.bool, device=strokes.device)  # no frame before
+        lost = knotted(opt.samples(strokes), strokes, [frame.lines], shared_before)    # (1, N)
+        if not lost.any():
+            return strokes
+        k = int(lost.sum())
+        new = opt.new_strokes(frame.image[None], mask, k, self.generator(frame.index),
+                              lines=[frame.lines], keep=[strokes[0][~lost[0]]])
+        fresh = strokes.clone()
+        fresh[0, lost[0]] = new[0, :k]
+        fresh = opt.refine(frame.image[None], mask, fresh, trainable=lost, lines=[frame.lines])
+        self.check_stop()
+        return fresh
 
     def independent(self, frames: list[CanvasFrame]) -> torch.Tensor:
         """``--no-temporal``: every frame from scratch, one seed each, ``(W, N, P, 2)``."""

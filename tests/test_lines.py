@@ -206,6 +206,46 @@ def test_a_thin_line_of_the_subject_is_drawn_along_its_length_once(tmp_path):
         assert (along > 0.3).sum() == 1, (frame["index"], along.round(2).tolist())   # and only one
 
 
+@pytest.mark.parametrize("strings", [7, 9])
+def test_the_first_frame_draws_each_string_of_a_fan_once(tmp_path, strings):
+    """A paraglider's fan of one-pixel strings, 16 strokes: the first frame (drawn from scratch,
+    then held to a window's second pass) has no string drawn twice along any stretch; where
+    no line is left free a stroke may be a dash, but never a second stroke along a string."""
+    import cv2
+
+    t_len, size, pilot = 3, 320, (160, 260)
+    frames = np.full((t_len, size, size, 3), 200, np.uint8)
+    masks = np.zeros((t_len, size, size, 3), np.uint8)
+    ends = [(50 + round(220 * k / (strings - 1)), 90) for k in range(strings)]
+    for rgb, mask in zip(frames, masks):
+        cv2.ellipse(rgb, (160, 70), (130, 26), 0, 0, 360, (180, 90, 40), -1)
+        cv2.ellipse(mask, (160, 70), (130, 26), 0, 0, 360, (255, 255, 255), -1)
+        for end in ends:
+            cv2.line(rgb, end, pilot, (30, 30, 30), 1)
+            cv2.line(mask, end, pilot, (255, 255, 255), 1)
+        cv2.circle(rgb, (160, 272), 14, (40, 60, 150), -1)
+        cv2.circle(mask, (160, 272), 14, (255, 255, 255), -1)
+    clip = write_video(str(tmp_path / "clip.mp4"), frames)
+    mask = write_video(str(tmp_path / "clip.mask.mp4"), masks)
+    out = tmp_path / "out"
+    result = dynasketch("sketch", clip, "--mask", mask, "--out", out, "--strokes", 16, "--no-preview")
+    assert result.returncode == 0, result.stderr
+    first = json.loads((out / "sketch.json").read_text())["frames"][0]
+    drawn = np.zeros((strings, 20), int)          # strokes along each twentieth of each string
+    for stroke in first["strokes"]:
+        pts = np.array(stroke["points"], float)
+        pts = np.concatenate([bezier(pts[i:i + 4]) for i in range(0, len(pts) - 1, 3)])
+        for k, end in enumerate(ends):
+            a, b = np.array(end, float), np.array(pilot, float)
+            u = np.clip(((pts - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+            near = np.linalg.norm(pts - (a + u[:, None] * (b - a)), axis=1) < 4
+            if near.mean() > 0.5 and np.ptp(u[near]) > 0.1:          # along it, not a dash across
+                drawn[k, np.unique((u[near] * 19.999).astype(int))] += 1
+    twice = drawn[:, 2:15].max(1)                 # away from the wing and the pilot, where strings meet
+    assert (twice <= 1).all(), twice.tolist()
+    assert (drawn.max(1) >= 1).sum() >= strings - 1, drawn.max(1).tolist()   # and the strings are drawn
+
+
 def test_the_lines_between_the_outer_ones_of_a_fan_are_lines_too():
     """A paraglider: a wing, a pilot and five one-pixel lines fanning between them. The mask's
     outline takes only the two outermost lines (the ones between border holes of the mask);
