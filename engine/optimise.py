@@ -200,6 +200,18 @@ class StrokeOptimiser:
                                lambda x: self.sketch_loss(x, target, anchor), trainable)
         return points
 
+    def reseed(self, frames: Tensor, masks: Tensor | None, strokes: Tensor, which: Tensor,
+               generator: torch.Generator, lines: list | None = None, count: int | None = None) -> Tensor:
+        """``strokes`` ``(B, N, P, 2)`` with the ``which`` ``(B, N)`` ones drawn anew (``new_strokes``
+        of ``count`` per frame, N by default, avoiding the strokes kept; the new ones take the
+        lost ids in order) and refined. Returns ``(B, N, P, 2)``."""
+        keep = [s[~w] for s, w in zip(strokes, which)]
+        new = self.new_strokes(frames, masks, count or strokes.shape[1], generator, lines=lines, keep=keep)
+        fresh = strokes.clone()
+        for b in range(len(fresh)):
+            fresh[b, which[b]] = new[b, :int(which[b].sum())]
+        return self.refine(frames, masks, fresh, trainable=which, lines=lines)
+
     def window(self, frames: Tensor, masks: Tensor | None, init: Tensor, previous: Tensor,
                tracks: Tensor, visible: Tensor, groups: Tensor,
                restart: Tensor | None = None, lines: list | None = None,

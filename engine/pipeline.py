@@ -211,12 +211,8 @@ class Sketcher:
         lost = knotted(opt.samples(strokes), strokes, [frame.lines], shared_before)    # (1, N)
         if not lost.any():
             return strokes
-        k = int(lost.sum())
-        new = opt.new_strokes(frame.image[None], mask, k, self.generator(frame.index),
-                              lines=[frame.lines], keep=[strokes[0][~lost[0]]])
-        fresh = strokes.clone()
-        fresh[0, lost[0]] = new[0, :k]
-        fresh = opt.refine(frame.image[None], mask, fresh, trainable=lost, lines=[frame.lines])
+        fresh = opt.reseed(frame.image[None], mask, strokes, lost, self.generator(frame.index),
+                           [frame.lines], count=int(lost.sum()))
         self.check_stop()
         return fresh
 
@@ -321,13 +317,7 @@ class Sketcher:
                 which = torch.stack([first_lost == j for j in lost_at])            # (J, N)
                 image, mask = images[at], None if masks is None else masks[at]
                 at_lines = None if lines is None else [lines[t] for t in at]
-                kept = [init[t][~which[i]] for i, t in enumerate(at)]
-                new = opt.new_strokes(image, mask, n, self.generator(frames[at[0]].index),
-                                      lines=at_lines, keep=kept)
-                fresh = init[at].clone()
-                for i in range(len(at)):                 # the new strokes take the lost ids
-                    fresh[i, which[i]] = new[i, :int(which[i].sum())]
-                fresh = opt.refine(image, mask, fresh, trainable=which, lines=at_lines)
+                fresh = opt.reseed(image, mask, init[at], which, self.generator(frames[at[0]].index), at_lines)
                 self.check_stop()
                 counts = which.sum(1).tolist()                                     # strokes per frame
                 queries = opt.samples(fresh[which]).reshape(-1, 2)                 # (sum k * M, 2)
